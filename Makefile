@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.archspec-installed
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test lint fuzz bench docs-images clean graphviz
+
+setup: $(STAMP) graphviz
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# The `dot` program renders SVG/PNG; DOT and Mermaid output work without it.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null) \
+	      || echo "warning: could not install graphviz; SVG/PNG rendering is unavailable"; \
+	  else echo "warning: graphviz 'dot' not found; install it (apt-get install graphviz) for SVG/PNG"; fi; }
+
+demo: setup
+	$(VENV)/bin/archspec build specs/unet.yaml --render -o build/unet
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check archspec tests
+
+clean:
+	rm -rf build .pytest_cache

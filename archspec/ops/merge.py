@@ -1,0 +1,151 @@
+"""Merges: ``add``, ``mul``, ``lerp`` (element-wise; auto-projected) and ``concat``.
+
+``add``/``mul``/``lerp`` need equal shapes; when they differ, the project pass inserts a
+projection on every input whose shape differs from input 0 before inference sees them.
+``concat`` never projects: all dims but ``dim`` must match.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from ..errors import ShapeError
+from .base import Op, OpAttrs, Shape, fmt, register_op, same_shapes
+
+
+class NoAttrs(OpAttrs):
+    pass
+
+
+class _Elementwise(Op):
+    family = "merge"
+    projectable = True
+
+    def infer(self, a: NoAttrs, shapes: Sequence[Shape]) -> Shape:
+        return same_shapes(self.name, shapes)
+
+
+@register_op
+class Add(_Elementwise):
+    """Sum of two or more tensors of one shape — the residual merge."""
+
+    name = "add"
+    arity = (2, None)
+
+    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return operator.add, tuple(args), {}
+
+    def emit(self, graph: Any, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Any:
+        # Three or more inputs: a left-to-right chain of binary adds, as Python writes a + b + c.
+        node = graph.call_function(operator.add, (args[0], args[1]))
+        for arg in args[2:]:
+            node = graph.call_function(operator.add, (node, arg))
+        return node
+
+
+@register_op
+class Mul(_Elementwise):
+    """Element-wise product of two or more tensors of one shape (gates, attention)."""
+
+    name = "mul"
+    arity = (2, None)
+
+    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return operator.mul, tuple(args), {}
+
+
+@register_op
+class Lerp(_Elementwise):
+    """``torch.lerp(x, h, t) = t*h + (1-t)*x`` — the highway gate; inputs ``[x, h, t]``.
+
+    ``x`` is the carried input, ``h`` the transform, ``t`` the gate (usually a sigmoid).
+    """
+
+    name = "lerp"
+    arity = (3, 3)
+
+    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        import torch
+
+        return torch.lerp, tuple(args), {}
+
+
+class ConcatAttrs(OpAttrs):
+    dim: int = 0  # per-sample dim: 0 is channels
+
+
+@register_op
+class Concat(Op):
+    """Concatenation along ``dim`` (channels by default); other dims must match."""
+
+    name = "concat"
+    family = "merge"
+    Attrs = ConcatAttrs
+    arity = (1, None)
+
+    def infer(self, a: ConcatAttrs, shapes: Sequence[Shape]) -> Shape:
+        first = shapes[0]
+        rank = len(first)
+        if not -rank <= a.dim < rank:
+            raise ShapeError(f"concat: dim {a.dim} is out of range for {rank}-d inputs {fmt(first)}",
+                             expected=f"-{rank} <= dim < {rank}", got=str(a.dim))
+        d = a.dim % rank
+        total = 0
+        for i, s in enumerate(shapes):
+            if len(s) != rank or any(x != y for j, (x, y) in enumerate(zip(s, first, strict=True)) if j != d):
+                what = "channels" if d == 0 else f"dim {a.dim}"
+                raise ShapeError(
+                    f"concat: input {i} is {fmt(s)} but input 0 is {fmt(first)}; "
+                    f"all dims except {what} must match",
+                    expected=fmt(first[:d] + ("*",) + first[d + 1:]),  # type: ignore[operator]
+                    got=fmt(s),
+                    fix="resample one input (upsample, pool or a strided conv) so the sizes agree",
+                )
+            total += s[d]
+        return first[:d] + (total,) + first[d + 1:]
+
+    def call(self, a: ConcatAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        import torch
+
+        d = a.dim % len(shapes[0]) + 1  # + batch
+        return torch.cat, (tuple(args),), {"dim": d}
+
+
+class ZeroPadAttrs(OpAttrs):
+    out: Annotated[int, Field(ge=1)]
+    stride: Annotated[int, Field(ge=1)] = 1
+
+
+def zero_pad_shortcut(x: Any, stride: int, extra: int) -> Any:
+    """ResNet option A: keep every ``stride``-th position, append ``extra`` zero channels."""
+    import torch.nn.functional as F
+
+    if stride > 1:
+        x = x[(slice(None), slice(None)) + (slice(None, None, stride),) * (x.dim() - 2)]
+    return F.pad(x, (0, 0) * (x.dim() - 2) + (0, extra)) if extra else x
+
+
+@register_op
+class ZeroPad(Op):
+    """Parameter-free shortcut (ResNet option A): stride by sub-sampling, then zero
+    channels appended up to ``out``. ``(C, *S) -> (out, *ceil(S/stride))``."""
+
+    name = "zero_pad"
+    family = "merge"
+    Attrs = ZeroPadAttrs
+
+    def infer(self, a: ZeroPadAttrs, shapes: Sequence[Shape]) -> Shape:
+        (x,) = shapes
+        if len(x) < 2:
+            raise ShapeError(f"zero_pad expects a (C, *spatial) input, got {fmt(x)}", got=fmt(x))
+        if a.out < x[0]:
+            raise ShapeError(f"zero_pad: out={a.out} is fewer than the {x[0]} input channels",
+                             expected=f"out >= {x[0]}", got=str(a.out))
+        return (a.out, *(-(-n // a.stride) for n in x[1:]))
+
+    def call(self, a: ZeroPadAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        return zero_pad_shortcut, (args[0], a.stride, a.out - shapes[0][0]), {}
