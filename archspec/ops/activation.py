@@ -1,1 +1,168 @@
-"""(family being written)"""
+"""Activations: point-wise, stateless, shape-preserving (``x -> x``).
+
+Every activation is emitted as a plain function call (``torch.relu``,
+``torch.nn.functional.gelu``, ...), never in-place: an in-place activation would
+overwrite a tensor that a residual branch may still read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from ..errors import ShapeError
+from .base import Op, OpAttrs, Shape, fmt, register_op
+
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class NoAttrs(OpAttrs):
+    pass
+
+
+class _Pointwise(Op):
+    """Shape rule of every activation: the output has the input's shape."""
+
+    family = "activation"
+    Attrs = NoAttrs
+
+    def infer(self, a: Any, shapes: Sequence[Shape]) -> Shape:
+        return shapes[0]
+
+
+@register_op
+class ReLU(_Pointwise):
+    """``max(x, 0)``. Shape kept."""
+
+    name = "relu"
+
+    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch
+
+        return torch.relu, (args[0],), {}
+
+
+class LeakyReLUAttrs(OpAttrs):
+    slope: float = 0.01  # negative_slope
+
+
+@register_op
+class LeakyReLU(_Pointwise):
+    """``x if x > 0 else slope * x``. Shape kept."""
+
+    name = "leaky_relu"
+    Attrs = LeakyReLUAttrs
+
+    def call(self, a: LeakyReLUAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.leaky_relu, (args[0],), {"negative_slope": a.slope}
+
+
+class GELUAttrs(OpAttrs):
+    approximate: Literal["none", "tanh"] = "none"
+
+
+@register_op
+class GELU(_Pointwise):
+    """Gaussian error linear unit, exact (``none``) or its ``tanh`` approximation. Shape kept."""
+
+    name = "gelu"
+    Attrs = GELUAttrs
+
+    def call(self, a: GELUAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.gelu, (args[0],), {"approximate": a.approximate}
+
+
+@register_op
+class SiLU(_Pointwise):
+    """``x * sigmoid(x)`` (swish). Shape kept."""
+
+    name = "silu"
+
+    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.silu, (args[0],), {}
+
+
+@register_op
+class Sigmoid(_Pointwise):
+    """``1 / (1 + exp(-x))``. Shape kept."""
+
+    name = "sigmoid"
+
+    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch
+
+        return torch.sigmoid, (args[0],), {}
+
+
+@register_op
+class Tanh(_Pointwise):
+    """Hyperbolic tangent. Shape kept."""
+
+    name = "tanh"
+
+    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch
+
+        return torch.tanh, (args[0],), {}
+
+
+@register_op
+class Hardswish(_Pointwise):
+    """``x * relu6(x + 3) / 6`` (MobileNetV3). Shape kept."""
+
+    name = "hardswish"
+
+    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.hardswish, (args[0],), {}
+
+
+class ELUAttrs(OpAttrs):
+    alpha: float = 1.0
+
+
+@register_op
+class ELU(_Pointwise):
+    """``x if x > 0 else alpha * (exp(x) - 1)``. Shape kept."""
+
+    name = "elu"
+    Attrs = ELUAttrs
+
+    def call(self, a: ELUAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.elu, (args[0],), {"alpha": a.alpha}
+
+
+class SoftmaxAttrs(OpAttrs):
+    dim: int = 0  # per-sample dim: 0 is channels (or the features of an (F,) vector)
+
+
+@register_op
+class Softmax(_Pointwise):
+    """Softmax along per-sample ``dim`` (default 0: channels / features). Shape kept;
+    ``dim`` must lie in ``[-rank, rank)`` of the per-sample shape."""
+
+    name = "softmax"
+    Attrs = SoftmaxAttrs
+
+    def infer(self, a: SoftmaxAttrs, shapes: Sequence[Shape]) -> Shape:
+        (x,) = shapes
+        rank = len(x)
+        if not -rank <= a.dim < rank:
+            raise ShapeError(f"softmax: dim {a.dim} is out of range for the {rank}-d input {fmt(x)}",
+                             expected=f"-{rank} <= dim < {rank}", got=str(a.dim))
+        return x
+
+    def call(self, a: SoftmaxAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch
+
+        return torch.softmax, (args[0],), {"dim": a.dim % len(shapes[0]) + 1}  # + batch
+

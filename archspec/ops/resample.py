@@ -1,1 +1,107 @@
-"""(family being written)"""
+"""Resampling: ``upsample`` (``torch.nn.functional.interpolate``), stateless.
+
+Give exactly one of ``scale`` (a factor per spatial dim) or ``size`` (the output
+spatial size). The interpolating modes need a matching number of spatial dims:
+``linear`` 1, ``bilinear``/``bicubic`` 2, ``trilinear`` 3; ``nearest`` takes any.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..errors import ShapeError
+from .base import Op, OpAttrs, Shape, Window, fmt, register_op, spatial_rank, tuplify
+
+PosInt = Annotated[int, Field(ge=1)]
+PosFloat = Annotated[float, Field(gt=0)]
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+Mode = Literal["nearest", "linear", "bilinear", "bicubic", "trilinear"]
+MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+MODE_KERNEL = {"nearest": 1, "linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}
+
+
+class UpsampleAttrs(OpAttrs):
+    scale: PosFloat | list[PosFloat] | None = None
+    size: PosInt | list[PosInt] | None = None
+    mode: Mode = "nearest"
+    align_corners: bool | None = None  # interpolating modes only; None is torch's False
+
+    @model_validator(mode="after")
+    def _check(self) -> UpsampleAttrs:
+        if (self.scale is None) == (self.size is None):
+            raise ValueError("upsample needs exactly one of scale or size")
+        if self.align_corners is not None and self.mode == "nearest":
+            raise ValueError("align_corners can only be set with the interpolating modes "
+                             "linear, bilinear, bicubic, trilinear, not with nearest")
+        return self
+
+
+def _scales(a: UpsampleAttrs, r: int) -> tuple[float, ...]:
+    assert a.scale is not None
+    if isinstance(a.scale, float):
+        return (a.scale,) * r
+    if len(a.scale) != r:
+        raise ShapeError(f"scale has {len(a.scale)} entries but the input has {r} spatial dims",
+                         expected=f"a number or a list of {r}", got=str(a.scale))
+    return tuple(a.scale)
+
+
+@register_op
+class Upsample(Op):
+    """Interpolation to ``size``, or by ``scale`` per spatial dim with PyTorch's rule
+    ``floor(n * scale)`` (which must stay >= 1). ``(C, *S) -> (C, *S')``."""
+
+    name = "upsample"
+    family = "resample"
+    Attrs = UpsampleAttrs
+
+    def _out(self, a: UpsampleAttrs, x: Shape) -> tuple[int, ...]:
+        r = spatial_rank("upsample", x)
+        need = MODE_RANK.get(a.mode)
+        if need is not None and need != r:
+            raise ShapeError(
+                f"upsample: mode {a.mode} needs {need} spatial dim{'s' if need > 1 else ''}, "
+                f"but the input {fmt(x)} has {r}",
+                expected=f"a {need + 1}-d per-sample input", got=fmt(x),
+                fix="use mode " + {1: "linear", 2: "bilinear", 3: "trilinear"}[r] + " or nearest",
+            )
+        if a.size is not None:
+            return tuplify(a.size, r, "size")
+        sizes = tuple(math.floor(float(n) * s) for n, s in zip(x[1:], _scales(a, r), strict=True))
+        if any(n < 1 for n in sizes):
+            raise ShapeError(f"upsample: scale {a.scale} turns the input {fmt(x)} into an empty output {fmt(sizes)}",
+                             expected="floor(size * scale) >= 1", got=fmt(sizes))
+        return sizes
+
+    def infer(self, a: UpsampleAttrs, shapes: Sequence[Shape]) -> Shape:
+        (x,) = shapes
+        return (x[0], *self._out(a, x))
+
+    def window(self, a: UpsampleAttrs, shapes: Sequence[Shape]) -> Window:
+        x = shapes[0]
+        out = self._out(a, x)
+        r = len(out)
+        if a.size is not None:
+            stride = tuple(n / o for n, o in zip(x[1:], out, strict=True))
+        else:
+            stride = tuple(1.0 / s for s in _scales(a, r))
+        return Window(kernel=(MODE_KERNEL[a.mode],) * r, stride=stride, dilation=(1,) * r)
+
+    def call(self, a: UpsampleAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        x = shapes[0]
+        r = len(x) - 1
+        kwargs: dict[str, Any] = {"mode": a.mode}
+        if a.size is not None:
+            kwargs["size"] = tuplify(a.size, r, "size")
+        else:
+            kwargs["scale_factor"] = _scales(a, r)
+        if a.align_corners is not None:
+            kwargs["align_corners"] = a.align_corners
+        return F.interpolate, (args[0],), kwargs

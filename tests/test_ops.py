@@ -1,0 +1,501 @@
+"""Op shape rules, attribute validation, and agreement with real torch.
+
+Three layers: per-op tables of expected shapes and expected errors (pure Python), a
+check over EVERY registered op that the emitted torch code runs on real and meta
+tensors with the inferred shape, parameter count and MAC count, and property tests of
+the pooling / interpolation size rules against torch itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from torch.utils.flop_counter import FlopCounterMode
+
+from archspec.errors import ShapeError
+from archspec.ops import REGISTRY, Window
+from archspec.ops.pool import pool_out
+
+Shapes = list[tuple[int, ...]]
+
+
+def op_attrs(name: str, attrs: dict[str, Any]) -> tuple[Any, Any]:
+    op = REGISTRY.get(name)
+    return op, op.Attrs.model_validate(attrs)
+
+
+def infer(name: str, attrs: dict[str, Any], *shapes: tuple[int, ...]) -> tuple[int, ...]:
+    op, a = op_attrs(name, attrs)
+    return op.infer(a, list(shapes))
+
+
+# --------------------------------------------------------------------------------------
+# Shape tables: (op, attrs, input shapes, expected output shape)
+# --------------------------------------------------------------------------------------
+
+SHAPES: list[tuple[str, dict[str, Any], Shapes, tuple[int, ...]]] = [
+    # activations keep the shape, on any rank
+    *[(n, {}, [s], s) for n in ("relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "elu", "leaky_relu")
+      for s in [(7,), (3, 5), (4, 7, 9), (2, 3, 5, 7)]],
+    ("leaky_relu", {"slope": 0.2}, [(8, 5, 5)], (8, 5, 5)),
+    ("gelu", {"approximate": "tanh"}, [(8, 5, 5)], (8, 5, 5)),
+    ("elu", {"alpha": 0.5}, [(8, 5)], (8, 5)),
+    ("softmax", {}, [(10,)], (10,)),
+    ("softmax", {"dim": -1}, [(4, 6, 6)], (4, 6, 6)),
+    ("softmax", {"dim": 2}, [(4, 6, 6)], (4, 6, 6)),
+    # norms keep the shape
+    ("bn", {}, [(16,)], (16,)),
+    ("bn", {}, [(16, 9)], (16, 9)),
+    ("bn", {}, [(16, 7, 5)], (16, 7, 5)),
+    ("bn", {"affine": False, "momentum": None}, [(4, 3, 5, 7)], (4, 3, 5, 7)),
+    ("layernorm", {}, [(10,)], (10,)),
+    ("layernorm", {"dims": 3}, [(4, 7, 7)], (4, 7, 7)),
+    ("groupnorm", {"groups": 4}, [(8, 5, 5)], (8, 5, 5)),
+    ("groupnorm", {"groups": 3}, [(9,)], (9,)),
+    ("instancenorm", {}, [(3, 2)], (3, 2)),
+    ("instancenorm", {"affine": True}, [(3, 1, 2, 1)], (3, 1, 2, 1)),
+    # max/avg pool: floor rule, stride defaults to k
+    ("maxpool", {"k": 2}, [(3, 32, 32)], (3, 16, 16)),
+    ("maxpool", {"k": 2}, [(3, 7, 7)], (3, 3, 3)),
+    ("maxpool", {"k": 3, "stride": 2, "padding": 1}, [(64, 112, 112)], (64, 56, 56)),
+    ("maxpool", {"k": 3, "stride": 2, "padding": 1}, [(64, 7)], (64, 4)),
+    ("maxpool", {"k": 2, "ceil_mode": True}, [(3, 7, 7)], (3, 4, 4)),
+    ("maxpool", {"k": 3, "stride": 1, "dilation": 2}, [(3, 9, 9)], (3, 5, 5)),
+    ("maxpool", {"k": [1, 2, 2]}, [(3, 5, 8, 9)], (3, 5, 4, 4)),
+    ("maxpool", {"k": [3, 1], "stride": [1, 3]}, [(3, 5, 8)], (3, 3, 3)),
+    ("maxpool", {"k": 1, "stride": 3}, [(3, 4, 4)], (3, 2, 2)),
+    # ceil mode drops a last window that would start in the right padding
+    ("maxpool", {"k": 2, "stride": 2, "padding": 1, "ceil_mode": True}, [(1, 5, 6)], (1, 3, 4)),
+    ("maxpool", {"k": 3, "stride": 3, "padding": 1, "ceil_mode": True}, [(1, 4)], (1, 2)),
+    ("avgpool", {"k": 2}, [(3, 9)], (3, 4)),
+    ("avgpool", {"k": 2, "stride": 2, "padding": 1}, [(3, 7, 7)], (3, 4, 4)),
+    ("avgpool", {"k": 2, "padding": 1, "ceil_mode": True}, [(3, 5, 6, 7)], (3, 3, 4, 4)),
+    ("avgpool", {"k": 3, "stride": 1, "padding": 1, "count_include_pad": False}, [(3, 5, 5)], (3, 5, 5)),
+    # adaptive pools: fixed output, larger than the input allowed
+    ("adaptive_avgpool", {}, [(512, 7, 7)], (512, 1, 1)),
+    ("adaptive_avgpool", {"size": [5, 7]}, [(3, 3, 3)], (3, 5, 7)),
+    ("adaptive_avgpool", {"size": 4}, [(3, 10)], (3, 4)),
+    ("adaptive_maxpool", {"size": [2, 3, 1]}, [(3, 5, 7, 9)], (3, 2, 3, 1)),
+    ("adaptive_maxpool", {"size": 1}, [(3, 7)], (3, 1)),
+    # upsample: floor(n * scale), or an explicit size
+    ("upsample", {"scale": 2}, [(3, 7, 7)], (3, 14, 14)),
+    ("upsample", {"scale": 1.5, "mode": "bilinear"}, [(3, 7, 7)], (3, 10, 10)),
+    ("upsample", {"scale": 0.3}, [(3, 7, 7)], (3, 2, 2)),
+    ("upsample", {"scale": [1.5, 2, 0.5], "mode": "trilinear"}, [(3, 4, 5, 6)], (3, 6, 10, 3)),
+    ("upsample", {"scale": 3, "mode": "linear", "align_corners": True}, [(3, 5)], (3, 15)),
+    ("upsample", {"size": [5, 9], "mode": "bicubic"}, [(3, 7, 7)], (3, 5, 9)),
+    ("upsample", {"size": 4}, [(3, 2, 2, 2)], (3, 4, 4, 4)),
+    # linear family
+    ("linear", {"out": 10}, [(512,)], (10,)),
+    ("linear", {"out": 3, "bias": False}, [(4, 7)], (4, 3)),
+    ("linear", {"out": 6}, [(2, 3, 5)], (2, 3, 6)),
+    ("flatten", {}, [(64, 7, 7)], (3136,)),
+    ("flatten", {}, [(10,)], (10,)),
+    ("flatten", {"start": 1}, [(4, 5, 6)], (4, 30)),
+    ("flatten", {"start": 0, "end": 1}, [(4, 5, 6)], (20, 6)),
+    ("flatten", {"start": -2, "end": -2}, [(4, 5, 6)], (4, 5, 6)),
+    ("reshape", {"shape": [4, 25]}, [(100,)], (4, 25)),
+    ("reshape", {"shape": [-1, 5]}, [(4, 5, 5)], (20, 5)),
+    ("reshape", {"shape": [2, -1, 3]}, [(6, 7)], (2, 7, 3)),
+    ("dropout", {}, [(3, 5, 5)], (3, 5, 5)),
+    ("dropout", {"p": 0}, [(10,)], (10,)),
+    ("identity", {}, [(3, 5, 5)], (3, 5, 5)),
+]
+
+
+@pytest.mark.parametrize(("name", "attrs", "shapes", "expected"), SHAPES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(SHAPES)])
+def test_shape_rule(name: str, attrs: dict[str, Any], shapes: Shapes, expected: tuple[int, ...]) -> None:
+    assert infer(name, attrs, *shapes) == expected
+
+
+# --------------------------------------------------------------------------------------
+# Failing cases: (op, attrs, input shapes, error type, message regex)
+# ShapeError from the shape rule, ValidationError from the attributes.
+# --------------------------------------------------------------------------------------
+
+ERRORS: list[tuple[str, dict[str, Any], Shapes, type[Exception], str]] = [
+    ("softmax", {"dim": 3}, [(4, 6, 6)], ShapeError, r"softmax: dim 3 is out of range for the 3-d input 4x6x6"),
+    ("softmax", {"dim": -2}, [(10,)], ShapeError, r"dim -2 is out of range for the 1-d input 10"),
+    ("bn", {}, [(2, 3, 4, 5, 6)], ShapeError, r"bn expects a 1-d \(C\) or 2-d \(C, L\) or .* got 2x3x4x5x6"),
+    ("layernorm", {"dims": 2}, [(10,)], ShapeError, r"layernorm: dims=2 exceeds the rank of the 1-d input 10"),
+    ("groupnorm", {"groups": 3}, [(8, 5, 5)], ShapeError, r"groupnorm: groups=3 does not divide the 8 input channels"),
+    ("groupnorm", {"groups": 1}, [()], ShapeError, r"groupnorm expects a \(C, \*\) per-sample input, got scalar"),
+    ("instancenorm", {}, [(16,)], ShapeError, r"instancenorm expects a 2-d \(C, L\) .* got 16"),
+    ("instancenorm", {}, [(16, 1, 1)], ShapeError, r"instancenorm needs more than 1 spatial element per channel, got 16x1x1"),
+    ("maxpool", {"k": 3, "padding": 2}, [(3, 9, 9)], ShapeError, r"maxpool: padding 2x2 is more than half the kernel 3x3"),
+    # torch checks the plain kernel for max pool too, not the dilated one
+    ("maxpool", {"k": 3, "padding": 2, "dilation": 2}, [(3, 9)], ShapeError, r"padding 2 is more than half the kernel 3"),
+    ("avgpool", {"k": [2, 4], "padding": [1, 3]}, [(3, 9, 9)], ShapeError, r"avgpool: padding 1x3 is more than half the kernel 2x4"),
+    ("maxpool", {"k": 3}, [(3, 2, 2)], ShapeError, r"maxpool: kernel 3x3 \(dilation 1x1, padding 0x0\) is larger than the input 2x2"),
+    ("avgpool", {"k": 3, "stride": 1}, [(3, 8, 2)], ShapeError, r"avgpool: kernel 3x3 .* larger than the input 8x2"),
+    ("maxpool", {"k": 2, "dilation": 3}, [(3, 3)], ShapeError, r"kernel 2 \(dilation 3, padding 0\) is larger than the input 3"),
+    ("maxpool", {"k": 2}, [(10,)], ShapeError, r"maxpool expects a 2-d \(C, L\) or 3-d \(C, H, W\) or 4-d \(C, D, H, W\) per-sample input, got 10"),
+    ("maxpool", {"k": [2, 2, 2]}, [(3, 8, 8)], ShapeError, r"k has 3 entries but the input has 2 spatial dims"),
+    ("avgpool", {"k": 2, "stride": [1]}, [(3, 8, 8)], ShapeError, r"stride has 1 entries but the input has 2 spatial dims"),
+    ("adaptive_avgpool", {"size": [2, 2]}, [(3, 8)], ShapeError, r"size has 2 entries but the input has 1 spatial dims"),
+    ("adaptive_maxpool", {}, [(512,)], ShapeError, r"adaptive_maxpool expects .* got 512"),
+    ("upsample", {"scale": 2, "mode": "bilinear"}, [(3, 8)], ShapeError, r"upsample: mode bilinear needs 2 spatial dims, but the input 3x8 has 1"),
+    ("upsample", {"scale": 2, "mode": "linear"}, [(3, 8, 8)], ShapeError, r"upsample: mode linear needs 1 spatial dim, but the input 3x8x8 has 2"),
+    ("upsample", {"size": 4, "mode": "trilinear"}, [(3, 8, 8)], ShapeError, r"mode trilinear needs 3 spatial dims"),
+    ("upsample", {"scale": 2, "mode": "bicubic"}, [(3, 2, 8, 8)], ShapeError, r"mode bicubic needs 2 spatial dims, but the input 3x2x8x8 has 3"),
+    ("upsample", {"scale": 0.1}, [(3, 7, 7)], ShapeError, r"upsample: scale 0.1 turns the input 3x7x7 into an empty output 0x0"),
+    ("upsample", {"scale": [2, 2]}, [(3, 7)], ShapeError, r"scale has 2 entries but the input has 1 spatial dims"),
+    ("upsample", {"size": [2, 2, 2]}, [(3, 7, 7)], ShapeError, r"size has 3 entries but the input has 2 spatial dims"),
+    ("upsample", {"scale": 2}, [(3,)], ShapeError, r"upsample expects .* got 3"),
+    ("linear", {"out": 3}, [()], ShapeError, r"linear expects a \(\.\.\., F\) per-sample input, got scalar"),
+    ("flatten", {"start": 3}, [(4, 5, 6)], ShapeError, r"flatten: start 3 is out of range for the 3-d input 4x5x6"),
+    ("flatten", {"end": -4}, [(4, 5, 6)], ShapeError, r"flatten: end -4 is out of range for the 3-d input 4x5x6"),
+    ("flatten", {"start": 2, "end": 1}, [(4, 5, 6)], ShapeError, r"flatten: start 2 comes after end 1 in the input 4x5x6"),
+    ("reshape", {"shape": [-1, 7]}, [(4, 5)], ShapeError, r"reshape: the 20 elements of 4x5 do not divide into \[-1, 7\]"),
+    ("reshape", {"shape": [4, 6]}, [(4, 5)], ShapeError, r"reshape: \[4, 6\] holds 24 elements but the input 4x5 has 20"),
+    # attribute validation (strict pydantic models)
+    ("bn", {"affine": 1}, [(3,)], ValidationError, r"affine\n  Input should be a valid boolean"),
+    ("relu", {"inplace": True}, [(3,)], ValidationError, r"inplace\n  Extra inputs are not permitted"),
+    ("linear", {"out": 3.0}, [(3,)], ValidationError, r"out\n  Input should be a valid integer"),
+    ("linear", {"out": "3"}, [(3,)], ValidationError, r"Input should be a valid integer"),
+    ("linear", {}, [(3,)], ValidationError, r"out\n  Field required"),
+    ("groupnorm", {}, [(4,)], ValidationError, r"groups\n  Field required"),
+    ("gelu", {"approximate": "fast"}, [(3,)], ValidationError, r"Input should be 'none' or 'tanh'"),
+    ("dropout", {"p": 1.5}, [(3,)], ValidationError, r"less than or equal to 1"),
+    ("bn", {"eps": 0}, [(3,)], ValidationError, r"eps\n  Input should be greater than 0"),
+    ("maxpool", {"k": 0}, [(3, 4)], ValidationError, r"greater than or equal to 1"),
+    ("avgpool", {"k": 2, "dilation": 2}, [(3, 4)], ValidationError, r"dilation\n  Extra inputs are not permitted"),
+    ("maxpool", {"k": 2, "count_include_pad": False}, [(3, 4)], ValidationError, r"Extra inputs are not permitted"),
+    ("upsample", {}, [(3, 4)], ValidationError, r"upsample needs exactly one of scale or size"),
+    ("upsample", {"scale": 2, "size": 8}, [(3, 4)], ValidationError, r"upsample needs exactly one of scale or size"),
+    ("upsample", {"scale": 0}, [(3, 4)], ValidationError, r"greater than 0"),
+    ("upsample", {"scale": 2, "align_corners": True}, [(3, 4)], ValidationError,
+     r"align_corners can only be set with the interpolating modes"),
+    ("upsample", {"scale": 2, "mode": "area"}, [(3, 4)], ValidationError, r"Input should be 'nearest', 'linear'"),
+    ("reshape", {"shape": [-1, -1]}, [(4,)], ValidationError, r"reshape: at most one entry may be -1"),
+    ("reshape", {"shape": [0, 4]}, [(4,)], ValidationError, r"every entry must be >= 1, or -1"),
+    ("reshape", {"shape": []}, [(4,)], ValidationError, r"at least 1 item"),
+    ("softmax", {"dim": True}, [(4,)], ValidationError, r"Input should be a valid integer"),
+]
+
+
+@pytest.mark.parametrize(("name", "attrs", "shapes", "exc", "match"), ERRORS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(ERRORS)])
+def test_errors(name: str, attrs: dict[str, Any], shapes: Shapes, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        infer(name, attrs, *shapes)
+
+
+def test_shape_errors_say_expected_and_got() -> None:
+    with pytest.raises(ShapeError) as ei:
+        infer("groupnorm", {"groups": 3}, (8, 5, 5))
+    assert ei.value.expected == "channels divisible by 3"
+    assert ei.value.got == "8x5x5"
+    with pytest.raises(ShapeError) as ei:
+        infer("maxpool", {"k": 3, "padding": 2}, (3, 9, 9))
+    assert (ei.value.expected, ei.value.got) == ("padding <= 1x1", "2x2")
+
+
+# Where our rule refuses a pool / upsample, torch refuses too (the rule is not stricter).
+TORCH_REFUSES = [
+    ("maxpool", {"k": 3, "padding": 2}, (3, 9, 9)),
+    ("maxpool", {"k": 3, "padding": 2, "dilation": 2}, (3, 9)),
+    ("maxpool", {"k": 3, "padding": 2, "dilation": 2}, (3, 9, 9)),
+    ("maxpool", {"k": 3, "padding": 2, "dilation": 2}, (3, 9, 9, 9)),
+    ("avgpool", {"k": [2, 4], "padding": [1, 3]}, (3, 9, 9)),
+    ("avgpool", {"k": 2, "padding": 2}, (3, 9)),
+    ("maxpool", {"k": 3}, (3, 2, 2)),
+    ("maxpool", {"k": 3}, (3, 2)),
+    ("avgpool", {"k": 3, "stride": 1}, (3, 8, 2)),
+    ("maxpool", {"k": 2, "dilation": 3}, (3, 3)),
+    ("upsample", {"scale": 2, "mode": "bilinear"}, (3, 8)),
+    ("upsample", {"scale": 2, "mode": "linear"}, (3, 8, 8)),
+    ("upsample", {"scale": 2, "mode": "bicubic"}, (3, 2, 8, 8)),
+    ("upsample", {"scale": 0.1}, (3, 7, 7)),
+]
+
+
+@pytest.mark.parametrize(("name", "attrs", "shape"), TORCH_REFUSES)
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_torch_refuses_what_we_refuse(name: str, attrs: dict[str, Any], shape: tuple[int, ...], device: str) -> None:
+    op, a = op_attrs(name, attrs)
+    with pytest.raises(ShapeError):
+        op.infer(a, [shape])
+    fn, args, kwargs = op.call(a, [shape], [torch.randn(2, *shape, device=device)])
+    with pytest.raises((RuntimeError, NotImplementedError, ValueError)):
+        fn(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# Every registered op against torch: shape (real and meta), params, MACs.
+# --------------------------------------------------------------------------------------
+
+TORCH_CASES: dict[str, list[tuple[dict[str, Any], Shapes]]] = {
+    "conv": [
+        ({"out": 8, "k": 3}, [(3, 9, 9)]),
+        ({"out": 8, "k": 3, "stride": 2}, [(3, 9, 8)]),
+        ({"out": 6, "k": [3, 1], "padding": [0, 1], "bias": False}, [(4, 7, 7)]),
+        ({"out": 6, "k": 5, "groups": 2, "dilation": 2}, [(4, 17)]),
+        ({"out": 4, "k": 3, "padding": "same", "padding_mode": "reflect"}, [(2, 5, 6, 7)]),
+        ({"out": 4, "k": 2, "padding": "valid"}, [(2, 5, 6, 7)]),
+    ],
+    "conv_transpose": [
+        ({"out": 8, "k": 2, "stride": 2}, [(4, 5, 5)]),
+        ({"out": 6, "k": 3, "stride": 2, "padding": 1, "output_padding": 1}, [(4, 7)]),
+        ({"out": 6, "k": 3, "groups": 2, "dilation": 2, "bias": False}, [(4, 3, 4, 5)]),
+    ],
+    "add": [({}, [(3, 5, 5), (3, 5, 5)]), ({}, [(7,), (7,), (7,)])],
+    "mul": [({}, [(3, 5), (3, 5)])],
+    "lerp": [({}, [(3, 5, 5)] * 3)],
+    "concat": [({}, [(3, 5, 5), (4, 5, 5)]), ({"dim": -1}, [(3, 5), (3, 2), (3, 1)])],
+    "zero_pad": [({"out": 8, "stride": 2}, [(4, 7, 7)]), ({"out": 4}, [(4, 9)])],
+    "relu": [({}, [(3, 5, 5)])],
+    "leaky_relu": [({"slope": 0.2}, [(3, 5)])],
+    "gelu": [({}, [(7,)]), ({"approximate": "tanh"}, [(3, 4, 5)])],
+    "silu": [({}, [(3, 5, 5)])],
+    "sigmoid": [({}, [(3, 5)])],
+    "tanh": [({}, [(3, 2, 2, 2)])],
+    "hardswish": [({}, [(3, 5, 5)])],
+    "elu": [({"alpha": 0.5}, [(6,)])],
+    "softmax": [({}, [(10,)]), ({"dim": 1}, [(3, 4, 5)]), ({"dim": -1}, [(3, 4, 5)])],
+    "bn": [
+        ({}, [(8,)]),
+        ({}, [(8, 5)]),
+        ({"affine": False}, [(8, 5, 5)]),
+        ({"track_running_stats": False, "momentum": None}, [(4, 3, 3, 3)]),
+    ],
+    "layernorm": [
+        ({}, [(10,)]),
+        ({"dims": 2}, [(3, 4, 5)]),
+        ({"bias": False}, [(3, 4)]),
+        ({"elementwise_affine": False}, [(3, 4)]),
+    ],
+    "groupnorm": [({"groups": 4}, [(8, 5, 5)]), ({"groups": 2, "affine": False}, [(6, 7)]), ({"groups": 3}, [(6,)])],
+    "instancenorm": [({}, [(4, 5)]), ({"affine": True}, [(4, 3, 3)]), ({"track_running_stats": True}, [(4, 2, 2, 2)])],
+    "maxpool": [
+        ({"k": 2}, [(3, 7, 7)]),
+        ({"k": 3, "stride": 2, "padding": 1}, [(3, 9)]),
+        ({"k": 2, "padding": 1, "ceil_mode": True}, [(3, 5, 6, 7)]),
+        ({"k": 3, "stride": 1, "dilation": 2, "padding": 1}, [(3, 9, 8)]),
+    ],
+    "avgpool": [
+        ({"k": 2}, [(3, 7, 7)]),
+        ({"k": 3, "stride": 2, "padding": 1, "count_include_pad": False}, [(3, 9)]),
+        ({"k": [1, 2, 3], "padding": [0, 1, 1], "ceil_mode": True}, [(3, 5, 6, 7)]),
+    ],
+    "adaptive_avgpool": [({}, [(8, 7, 7)]), ({"size": 3}, [(8, 10)]), ({"size": [2, 3, 4]}, [(2, 5, 5, 5)])],
+    "adaptive_maxpool": [({}, [(8, 7, 7)]), ({"size": 3}, [(8, 10)]), ({"size": [6, 5]}, [(2, 3, 4)])],
+    "upsample": [
+        ({"scale": 2}, [(3, 5, 5)]),
+        ({"scale": 1.5, "mode": "bilinear"}, [(3, 7, 7)]),
+        ({"scale": [1.5, 2, 0.5], "mode": "trilinear", "align_corners": False}, [(3, 4, 5, 6)]),
+        ({"size": 9, "mode": "linear", "align_corners": True}, [(3, 4)]),
+        ({"size": [5, 9], "mode": "bicubic"}, [(3, 7, 7)]),
+        ({"scale": 0.3}, [(3, 7)]),
+    ],
+    "linear": [({"out": 10}, [(32,)]), ({"out": 3, "bias": False}, [(4, 7)]), ({"out": 6}, [(2, 3, 5)])],
+    "flatten": [({}, [(4, 3, 3)]), ({"start": 1}, [(4, 3, 3)]), ({"start": -3, "end": -2}, [(4, 3, 3)])],
+    "reshape": [({"shape": [2, -1]}, [(4, 3, 3)]), ({"shape": [36]}, [(4, 3, 3)])],
+    "dropout": [({}, [(3, 5, 5)]), ({"p": 0.1}, [(10,)])],
+    "identity": [({}, [(3, 5, 5)])],
+}
+
+
+def test_every_registered_op_has_torch_cases() -> None:
+    missing = sorted(set(REGISTRY.names()) - set(TORCH_CASES))
+    assert not missing, f"ops without torch cases in TORCH_CASES: {missing}"
+    assert all(TORCH_CASES[n] for n in REGISTRY.names())
+
+
+def build(op: Any, a: Any, shapes: Shapes, device: str) -> torch.nn.Module:
+    """The torch side of one op: its module, or an fx graph of its emitted call."""
+    with torch.device(device):
+        if not op.stateless:
+            return op.module(a, shapes)
+        graph = torch.fx.Graph()
+        placeholders = [graph.placeholder(f"x{i}") for i in range(len(shapes))]
+        graph.output(op.emit(graph, a, shapes, placeholders))
+        return torch.fx.GraphModule(torch.nn.Module(), graph)
+
+
+TORCH_PARAMS = [(n, attrs, shapes) for n, cases in TORCH_CASES.items() for attrs, shapes in cases]
+
+
+@pytest.mark.parametrize(("name", "attrs", "shapes"), TORCH_PARAMS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(TORCH_PARAMS)])
+def test_op_matches_torch(name: str, attrs: dict[str, Any], shapes: Shapes) -> None:
+    op, a = op_attrs(name, attrs)
+    lo, hi = op.arity
+    assert lo <= len(shapes) and (hi is None or len(shapes) <= hi)
+    out = op.infer(a, shapes)
+
+    for device in ("cpu", "meta"):
+        m = build(op, a, shapes, device)
+        assert m.training
+        y = m(*[torch.randn(2, *s, device=device) for s in shapes])
+        assert tuple(y.shape) == (2, *out), f"{device}: torch gives {tuple(y.shape)}, rule gives {(2, *out)}"
+        assert y.device.type == device
+
+    m = build(op, a, shapes, "cpu")
+    assert op.params(a, shapes) == sum(p.numel() for p in m.parameters())
+    if op.stateless:
+        assert not list(m.parameters())
+
+    m.eval()
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        m(*[torch.randn(1, *s) for s in shapes])
+    assert op.macs(a, shapes, out) == fc.get_total_flops() // 2
+
+
+def test_stateless_ops_emit_no_inplace_and_right_values() -> None:
+    x = torch.randn(2, 3, 4, 5)
+
+    def run(name: str, attrs: dict[str, Any], *xs: torch.Tensor) -> torch.Tensor:
+        op, a = op_attrs(name, attrs)
+        m = build(op, a, [tuple(t.shape[1:]) for t in xs], "cpu")
+        return m(*xs)
+
+    for name in ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "elu", "softmax"):
+        before = x.clone()
+        run(name, {}, x)
+        assert torch.equal(x, before), f"{name} changed its input"
+    torch.testing.assert_close(run("softmax", {}, x), torch.softmax(x, dim=1))
+    torch.testing.assert_close(run("softmax", {"dim": -2}, x), torch.softmax(x, dim=-2))
+    torch.testing.assert_close(run("leaky_relu", {"slope": 0.3}, x), torch.nn.functional.leaky_relu(x, 0.3))
+    torch.testing.assert_close(run("gelu", {"approximate": "tanh"}, x), torch.nn.functional.gelu(x, approximate="tanh"))
+    torch.testing.assert_close(run("flatten", {"start": 1}, x), x.flatten(2))
+    torch.testing.assert_close(run("reshape", {"shape": [-1, 4]}, x), x.reshape(2, 15, 4))
+    torch.testing.assert_close(run("adaptive_avgpool", {}, x), x.mean(dim=(2, 3), keepdim=True))
+    assert run("identity", {}, x) is x
+
+
+def test_identity_emits_no_node() -> None:
+    op, a = op_attrs("identity", {})
+    graph = torch.fx.Graph()
+    p = graph.placeholder("x")
+    assert op.emit(graph, a, [(3,)], [p]) is p
+    assert len(graph.nodes) == 1
+
+
+def test_dropout_is_off_in_eval() -> None:
+    op, a = op_attrs("dropout", {"p": 0.9})
+    m = op.module(a, [(100,)])
+    x = torch.randn(4, 100)
+    assert not torch.equal(m(x), x)
+    assert torch.equal(m.eval()(x), x)
+
+
+# --------------------------------------------------------------------------------------
+# Receptive-field windows
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "attrs", "shape", "window"), [
+    ("maxpool", {"k": 3, "stride": 2, "padding": 1}, (3, 9, 9), Window((3, 3), (2.0, 2.0), (1, 1))),
+    ("maxpool", {"k": [2, 3], "dilation": [1, 2]}, (3, 9, 9), Window((2, 3), (2.0, 3.0), (1, 2))),
+    ("avgpool", {"k": 2}, (3, 8), Window((2,), (2.0,), (1,))),
+    ("adaptive_avgpool", {}, (3, 7, 7), Window(glob=True)),
+    ("adaptive_maxpool", {"size": [1, 1, 1]}, (3, 2, 7, 7), Window(glob=True)),
+    ("adaptive_avgpool", {"size": 2}, (3, 8, 8), Window((4, 4), (4.0, 4.0), (1, 1))),
+    ("adaptive_avgpool", {"size": 3}, (3, 10), Window((4,), (10 / 3,), (1,))),
+    ("adaptive_maxpool", {"size": 4}, (3, 2), Window((1,), (0.5,), (1,))),
+    ("upsample", {"scale": 2}, (3, 8, 8), Window((1, 1), (0.5, 0.5), (1, 1))),
+    ("upsample", {"scale": [2, 4], "mode": "bilinear"}, (3, 8, 8), Window((2, 2), (0.5, 0.25), (1, 1))),
+    ("upsample", {"size": 16, "mode": "linear"}, (3, 4), Window((2,), (0.25,), (1,))),
+    ("upsample", {"size": [4, 4], "mode": "bicubic"}, (3, 8, 8), Window((4, 4), (2.0, 2.0), (1, 1))),
+    ("linear", {"out": 3}, (10,), Window(glob=True)),
+])
+def test_window(name: str, attrs: dict[str, Any], shape: tuple[int, ...], window: Window) -> None:
+    op, a = op_attrs(name, attrs)
+    assert op.window(a, [shape]) == window
+
+
+@pytest.mark.parametrize("name", ["relu", "softmax", "bn", "layernorm", "groupnorm", "instancenorm",
+                                  "dropout", "identity", "flatten"])
+def test_pointwise_ops_have_no_window(name: str) -> None:
+    attrs = {"groups": 1} if name == "groupnorm" else {}
+    op, a = op_attrs(name, attrs)
+    assert op.window(a, [(4, 5, 5)]) is None
+
+
+def test_adaptive_window_is_the_longest_bin() -> None:
+    """Brute force: the adaptive kernel is the longest bin torch uses."""
+    from archspec.ops.pool import adaptive_window_len
+
+    for n in range(1, 20):
+        for out in range(1, 25):
+            bins = [-(-((i + 1) * n) // out) - (i * n) // out for i in range(out)]
+            assert adaptive_window_len(n, out) == max(bins)
+            # torch agrees: each output of an adaptive max pool over arange sees its bin
+            x = torch.arange(n, dtype=torch.float32).view(1, 1, n)
+            y = torch.nn.functional.adaptive_max_pool1d(x, out).flatten().tolist()
+            assert y == [float(-(-((i + 1) * n) // out) - 1) for i in range(out)]
+
+
+# --------------------------------------------------------------------------------------
+# The size rules against torch, on meta tensors
+# --------------------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 7), s=st.integers(1, 5), d=st.integers(1, 3),
+       p=st.integers(0, 3), ceil_mode=st.booleans(), avg=st.booleans())
+def test_pool_size_rule_matches_torch(n: int, k: int, s: int, d: int, p: int, ceil_mode: bool, avg: bool) -> None:
+    name = "avgpool" if avg else "maxpool"
+    attrs: dict[str, Any] = {"k": k, "stride": s, "padding": p, "ceil_mode": ceil_mode}
+    if not avg:
+        attrs["dilation"] = d
+    op, a = op_attrs(name, attrs)
+    fn, args, kwargs = op.call(a, [(1, n)], [torch.empty(1, 1, n, device="meta")])
+    try:
+        want: int | None = fn(*args, **kwargs).shape[-1]
+    except RuntimeError:
+        want = None
+    try:
+        got: int | None = op.infer(a, [(1, n)])[-1]
+    except ShapeError:
+        got = None
+    assert got == want
+    if got is not None:
+        assert got == pool_out(n, k, s, p, 1 if avg else d, ceil_mode)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 50), scale=st.one_of(st.integers(1, 5), st.floats(0.05, 4.0)),
+       mode=st.sampled_from(["nearest", "linear"]))
+def test_upsample_size_rule_matches_torch(n: int, scale: float, mode: str) -> None:
+    # On cpu: the meta kernel of upsample_linear1d accepts an empty output that cpu refuses.
+    op, a = op_attrs("upsample", {"scale": scale, "mode": mode})
+    fn, args, kwargs = op.call(a, [(1, n)], [torch.zeros(1, 1, n)])
+    try:
+        want: int | None = fn(*args, **kwargs).shape[-1]
+    except RuntimeError:
+        want = None
+    try:
+        got: int | None = op.infer(a, [(1, n)])[-1]
+    except ShapeError:
+        got = None
+    assert got == want
+
+
+# --------------------------------------------------------------------------------------
+# Housekeeping
+# --------------------------------------------------------------------------------------
+
+def test_importing_ops_does_not_import_torch() -> None:
+    code = "import archspec.ops, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_op_has_a_docstring_and_strict_attrs() -> None:
+    for name in REGISTRY.names():
+        op = REGISTRY.get(name)
+        assert (type(op).__doc__ or "").strip(), f"{name} has no docstring"
+        assert op.Attrs.model_config.get("strict") and op.Attrs.model_config.get("extra") == "forbid"
+
+
+def test_attrs_are_frozen() -> None:
+    _, a = op_attrs("maxpool", {"k": 2})
+    with pytest.raises(ValidationError, match="frozen"):
+        a.k = 3  # type: ignore[misc]
