@@ -1,0 +1,36 @@
+"""archspec: neural-network architectures as YAML graphs, checked statically, compiled to torch.fx.
+
+>>> import archspec
+>>> archspec.check("specs/resnet18_cifar.yaml").outputs
+{'fc': (10,)}
+
+Importing archspec does not import torch; only :func:`compile` does.
+"""
+
+from .api import CheckResult, analyse, check, compile, load
+from .errors import (
+    ArchSpecError,
+    ExpressionError,
+    GraphError,
+    IncludeError,
+    LimitError,
+    Loc,
+    OutputError,
+    ShapeError,
+    SpecSyntaxError,
+    SpecValidationError,
+    UnknownOpError,
+    WeightsError,
+)
+from .ir import Graph, Node, lint
+from .loader import Limits
+from .ops import Op, OpAttrs, Window, register_op
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "IncludeError", "LimitError",
+    "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecSyntaxError",
+    "SpecValidationError", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile", "lint",
+    "load", "register_op",
+]

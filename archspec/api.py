@@ -1,0 +1,118 @@
+"""The public entry points: load, check, compile.
+
+A spec source is a path (``str`` or ``Path``) to a YAML file, YAML text, a loaded
+:class:`~archspec.loader.Document`, or an already checked :class:`~archspec.ir.Graph`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ArchSpecError, SpecSyntaxError
+from .ir import Graph, Shape
+from .loader import DEFAULT_LIMITS, Document, Limits, load_file, load_text
+from .passes import check as check_pass
+from .passes import expand, infer, project
+
+if TYPE_CHECKING:
+    import torch.fx
+
+Source = str | Path | Document | Graph
+
+
+def read(source: str | Path | Document, limits: Limits = DEFAULT_LIMITS) -> Document:
+    """Load YAML from a path or from text."""
+    if isinstance(source, Document):
+        return source
+    if isinstance(source, Path):
+        return load_file(source, limits)
+    if "\n" not in source and source.strip().endswith((".yaml", ".yml")):
+        return load_file(source, limits)
+    if "\n" not in source and Path(source).is_file():
+        return load_file(source, limits)
+    if "\n" not in source and ":" not in source:
+        raise SpecSyntaxError(f"spec file '{source}' does not exist")
+    return load_text(source, "<string>", limits)
+
+
+def analyse(source: Source, params: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS) -> Graph:
+    """expand → infer → project → infer: the annotated graph, errors left on the nodes.
+
+    Use :func:`load` for a graph that is known to be valid.
+    """
+    if isinstance(source, Graph):
+        if params:
+            raise ArchSpecError("params cannot be applied to an already built graph; pass the spec instead")
+        return source
+    doc = read(source, limits)
+    return infer(project(infer(expand(doc, params, limits))))
+
+
+def load(source: Source, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS) -> Graph:
+    """The checked IR of a spec: every node with its shape, projections inserted.
+
+    >>> g = load("specs/resnet18_cifar.yaml")
+    >>> g.node("fc").shape
+    (10,)
+    """
+    return check_pass(analyse(source, params, limits), limits)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What ``archspec check`` reports: output shapes and the projections inserted."""
+
+    graph: Graph
+
+    @property
+    def outputs(self) -> dict[str, Shape]:
+        return {o: self.graph.shape_of(o) for o in self.graph.outputs}  # type: ignore[misc]
+
+    @property
+    def inputs(self) -> dict[str, Shape]:
+        return {k: tuple(v) for k, v in self.graph.inputs.items()}
+
+    @property
+    def projections(self) -> list[dict[str, Any]]:
+        """One entry per inserted projection: where, which rule, which nodes."""
+        seen: dict[tuple[str, int], dict[str, Any]] = {}
+        for n in self.graph.nodes:
+            if n.provenance != "auto":
+                continue
+            key = (n.meta["for"], n.meta["slot"])
+            entry = seen.setdefault(key, {"merge": key[0], "slot": key[1], "kind": n.meta["auto"],
+                                          "label": n.meta["label"], "rule": n.meta["rule"], "nodes": []})
+            entry["nodes"].append(n.name)
+        return list(seen.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.graph.name, "inputs": {k: list(v) for k, v in self.inputs.items()},
+                "outputs": {k: list(v) for k, v in self.outputs.items()},
+                "nodes": len(self.graph.nodes), "projections": self.projections}
+
+
+def check(source: Source, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS) -> CheckResult:
+    """Validate a spec without importing torch; raises ArchSpecError on the first problem."""
+    return CheckResult(load(source, params, limits=limits))
+
+
+def compile(source: Source, params: Mapping[str, Any] | None = None, *, weights: str | Path | None = None,
+            limits: Limits = DEFAULT_LIMITS) -> torch.fx.GraphModule:
+    """Compile a spec to a ``torch.fx.GraphModule``.
+
+    >>> model = compile("specs/resnet18_cifar.yaml", params={"num_classes": 100})
+    >>> model(torch.randn(2, 3, 32, 32)).shape
+    torch.Size([2, 100])
+    """
+    from .emit import emit
+
+    graph = load(source, params, limits=limits)
+    model = emit(graph)
+    if weights is not None:
+        from .weights import load_weights
+
+        load_weights(model, weights)
+    return model

@@ -1,0 +1,139 @@
+"""Emit: a checked :class:`~archspec.ir.Graph` becomes a ``torch.fx.GraphModule``.
+
+The fx graph is built directly, node by node, with no tracing. Ops with parameters or
+state are ``call_module`` nodes whose targets are the dotted IR names
+(``layer2.0.conv1``); stateless ops are ``call_function`` nodes (``torch.relu``,
+``operator.add``, ``torch.cat``), never in place. Modules are created in node order,
+so ``state_dict`` keys come out in the order a hand-written model gives. Every fx node
+carries ``meta["stack_trace"]`` (the YAML line) and ``meta["archspec"]``.
+
+This is the only module, with the ops' builders, that imports torch.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .errors import GraphError
+from .ir import Graph, Node
+from .ops import REGISTRY
+
+
+def emit(graph: Graph) -> fx.GraphModule:
+    """Build the GraphModule of a checked graph (shapes known, no errors)."""
+    root = nn.Module()
+    g = fx.Graph()
+    values: dict[str, Any] = {}
+    shapes = {k: tuple(v) for k, v in graph.inputs.items()}
+    lines = (graph.source or "").splitlines()
+
+    for name, shape in graph.inputs.items():
+        ph = g.placeholder(name)
+        loc = graph.input_locs.get(name)
+        ph.meta["archspec"] = {"node": name, "op": "input", "shape": tuple(shape), "provenance": "spec",
+                               "loc": str(loc) if loc else None}
+        values[name] = ph
+
+    for n in graph.nodes:
+        op = REGISTRY.get(n.op)
+        attrs = op.Attrs.model_validate(dict(n.attrs))
+        in_shapes = [shapes[i] for i in n.inputs]
+        args = [values[i] for i in n.inputs]
+        if n.module is not None:
+            if "share" not in n.meta or n.module == n.name:
+                _install(root, n, op.module(attrs, in_shapes))
+            result = g.call_module(n.module, tuple(args))
+        else:
+            result = op.emit(g, attrs, in_shapes, args)
+        if isinstance(result, fx.Node) and result not in args:
+            result._rename(n.name.replace(".", "_"))
+            result.meta["stack_trace"] = _trace(graph, n, lines)
+            result.meta["archspec"] = {
+                "node": n.name, "op": n.op, "shape": n.shape, "provenance": n.provenance,
+                "loc": str(n.loc) if n.loc else None, "path": n.path, "attrs": dict(n.attrs),
+            }
+        values[n.name] = result
+        assert n.shape is not None
+        shapes[n.name] = n.shape
+
+    outs = [values[o] for o in graph.outputs]
+    g.output(outs[0] if len(outs) == 1 else tuple(outs))
+    g.lint()
+    gm = fx.GraphModule(root, g, class_name=_class_name(graph.name))
+    _initialise(gm, graph)
+    gm.meta = {"archspec_graph": graph}  # type: ignore[assignment]
+    return gm
+
+
+def _install(root: nn.Module, n: Node, module: nn.Module) -> None:
+    """Put ``module`` at the dotted path ``n.module``, creating containers on the way."""
+    assert n.module is not None
+    parent = root
+    *scopes, leaf = n.module.split(".")
+    for part in scopes:
+        child = parent._modules.get(part)
+        if child is None:
+            child = nn.Module()
+            parent.add_module(part, child)
+        parent = child
+    if leaf in parent._modules:
+        raise GraphError(f"module path '{n.module}' is used twice", loc=n.loc)
+    if hasattr(parent, leaf):
+        raise GraphError(f"node name '{leaf}' would shadow an attribute of nn.Module", loc=n.loc,
+                         fix="rename the node")
+    parent.add_module(leaf, module)
+
+
+def _trace(graph: Graph, n: Node, lines: list[str]) -> str:
+    if n.loc is None:
+        return ""
+    text = lines[n.loc.line - 1].strip() if 0 < n.loc.line <= len(lines) else ""
+    origin = " (auto projection)" if n.provenance == "auto" else ""
+    return f'  File "{n.loc.file}", line {n.loc.line}, in {n.name}{origin}\n    {text}\n'
+
+
+def _class_name(name: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", name)
+    cls = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
+    return cls if cls[0].isalpha() else "Model" + cls
+
+
+def _initialise(gm: fx.GraphModule, graph: Graph) -> None:
+    """Apply the spec's ``init:`` policy (PyTorch's defaults are already in place)."""
+    scheme = graph.init.get("scheme", "default")
+    if scheme == "kaiming_normal":
+        for m in gm.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm)) and m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+    if graph.init.get("zero_init_residual"):
+        for norm in residual_norms(graph):
+            m = gm.get_submodule(norm)
+            if getattr(m, "weight", None) is not None:
+                with torch.no_grad():
+                    m.weight.zero_()
+
+
+def residual_norms(graph: Graph) -> list[str]:
+    """Module paths of the last norm on each residual branch: the spec node feeding
+    input 0 of every ``add`` that has a skip (zeroed by ``zero_init_residual``)."""
+    by_name = graph.index()
+    out = []
+    for n in graph.nodes:
+        if n.op != "add" or n.provenance != "spec":
+            continue
+        src = by_name.get(n.inputs[0])
+        while src is not None and src.op == "identity":
+            src = by_name.get(src.inputs[0])
+        if src is not None and src.op in ("bn", "groupnorm", "layernorm") and src.module is not None:
+            out.append(src.module)
+    return out

@@ -1,0 +1,282 @@
+"""The safe expression evaluator: ``$name`` and ``${...}`` in spec values.
+
+Expressions are parsed with :mod:`ast` and evaluated by walking a whitelist of node
+types — arithmetic, comparison, ``and``/``or``/``not``, ``a if c else b``, ``min``,
+``max``, ``abs``, ``int``, ``round``, list/dict literals and indexing — over the names
+in scope. Nothing is ever passed to ``eval``; attributes, calls of anything else,
+lambdas and comprehensions are refused. Sizes are bounded so ``9**9**9`` cannot hang.
+
+>>> evaluate_value("${2 * width}", {"width": 64})
+128
+>>> evaluate_value("$stride", {"stride": 2})
+2
+>>> evaluate_value("stage${i + 1}", {"i": 0})
+'stage1'
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import ExpressionError, close_matches
+
+MAX_EXPR_CHARS = 1000
+MAX_AST_NODES = 200
+MAX_INT = 1 << 63
+MAX_STR = 4096
+MAX_LIST = 4096
+
+_WHOLE_NAME = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
+_PIECE = re.compile(r"\$\$|\$\{|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_CMPOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+_FUNCS: dict[str, Callable[..., Any]] = {
+    "min": min, "max": max, "abs": abs, "int": int, "round": round, "len": len,
+    "ceil": math.ceil, "floor": math.floor,
+}
+
+
+def has_expr(value: Any) -> bool:
+    """True if ``value`` is a string with a ``$`` reference in it."""
+    return isinstance(value, str) and "$" in value
+
+
+def evaluate_value(value: Any, env: Mapping[str, Any]) -> Any:
+    """Resolve ``$name``/``${...}`` in a spec value; lists and dicts recursively.
+
+    A string that is exactly one reference keeps the value's type (``"$width"`` → 64);
+    a string mixing text and references is interpolated to a string; ``$$`` is a ``$``.
+    """
+    if isinstance(value, list):
+        return [evaluate_value(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: evaluate_value(v, env) for k, v in value.items()}
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    m = _WHOLE_NAME.match(value)
+    if m:
+        return _lookup(m.group(1), env)
+    pieces = _split(value)
+    if len(pieces) == 1 and not isinstance(pieces[0], str):
+        return evaluate(pieces[0][0], env)
+    out = []
+    for p in pieces:
+        out.append(p if isinstance(p, str) else _to_text(evaluate(p[0], env)))
+    text = "".join(out)
+    if len(text) > MAX_STR:
+        raise ExpressionError(f"interpolated string is longer than {MAX_STR} characters")
+    return text
+
+
+def _to_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _split(value: str) -> list[str | tuple[str]]:
+    """Literal text and ``(expr,)`` pieces of a string with references."""
+    pieces: list[str | tuple[str]] = []
+    pos = 0
+    text = ""
+    while True:
+        m = _PIECE.search(value, pos)
+        if m is None:
+            text += value[pos:]
+            break
+        text += value[pos:m.start()]
+        tok = m.group(0)
+        if tok == "$$":
+            text += "$"
+            pos = m.end()
+            continue
+        if text:
+            pieces.append(text)
+            text = ""
+        if tok == "${":
+            end = _closing_brace(value, m.end())
+            pieces.append((value[m.end():end],))
+            pos = end + 1
+        else:
+            pieces.append((m.group(1),))
+            pos = m.end()
+    if "$" in text:
+        raise ExpressionError(f"stray '$' in {value!r}",
+                              fix="write $name or ${expression}; write $$ for a literal dollar sign")
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+def _closing_brace(s: str, start: int) -> int:
+    depth = 1
+    quote = ""
+    for i in range(start, len(s)):
+        c = s[i]
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise ExpressionError(f"unclosed '${{' in {s!r}", fix="close the expression with '}'")
+
+
+def _lookup(name: str, env: Mapping[str, Any]) -> Any:
+    if name in env:
+        return env[name]
+    raise ExpressionError(f"unknown name '{name}'{close_matches(name, env)}",
+                          expected="one of: " + ", ".join(sorted(env)) if env else "a declared param",
+                          fix="declare it under params:, or pass it with -p")
+
+
+def evaluate(src: str, env: Mapping[str, Any]) -> Any:
+    """Evaluate one expression (the text inside ``${...}``) over ``env``."""
+    src = src.strip()
+    if not src:
+        raise ExpressionError("empty expression '${}'")
+    if len(src) > MAX_EXPR_CHARS:
+        raise ExpressionError(f"expression is longer than {MAX_EXPR_CHARS} characters")
+    try:
+        tree = ast.parse(src, mode="eval")
+    except SyntaxError as e:
+        raise ExpressionError(f"bad expression '{src}': {e.msg}") from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_AST_NODES:
+        raise ExpressionError(f"expression has more than {MAX_AST_NODES} parts")
+    try:
+        return _Eval(env, src).visit(tree.body)
+    except ExpressionError:
+        raise
+    except (ArithmeticError, TypeError, ValueError, KeyError, IndexError) as e:
+        raise ExpressionError(f"cannot evaluate '{src}': {type(e).__name__}: {e}") from None
+
+
+class _Eval:
+    def __init__(self, env: Mapping[str, Any], src: str) -> None:
+        self.env = env
+        self.src = src
+
+    def visit(self, node: ast.AST) -> Any:
+        method = getattr(self, "v_" + type(node).__name__, None)
+        if method is None:
+            raise ExpressionError(f"'{ast.unparse(node)}' is not allowed in an expression (in '{self.src}')",
+                                  fix="expressions allow arithmetic, comparisons, and/or/not, "
+                                      "'a if c else b', min/max/abs/int/round, lists and indexing")
+        return _bounded(method(node))
+
+    def v_Constant(self, n: ast.Constant) -> Any:
+        if isinstance(n.value, (int, float, str, bool)) or n.value is None:
+            return n.value
+        raise ExpressionError(f"constant {n.value!r} is not allowed")
+
+    def v_Name(self, n: ast.Name) -> Any:
+        consts = {"true": True, "false": False, "null": None}
+        if n.id in consts and n.id not in self.env:
+            return consts[n.id]
+        return _lookup(n.id, self.env)
+
+    def v_BinOp(self, n: ast.BinOp) -> Any:
+        op = _BINOPS.get(type(n.op))
+        if op is None:
+            raise ExpressionError(f"operator in '{ast.unparse(n)}' is not allowed")
+        a, b = self.visit(n.left), self.visit(n.right)
+        if isinstance(n.op, ast.Pow):
+            if not isinstance(b, (int, float)) or isinstance(b, bool) or abs(b) > 64 or (isinstance(a, (int, float)) and abs(a) > MAX_INT):
+                raise ExpressionError(f"exponent in '{ast.unparse(n)}' is too large (at most 64)")
+        if isinstance(n.op, ast.Mult) and (isinstance(a, (str, list)) or isinstance(b, (str, list))):
+            count = b if isinstance(a, (str, list)) else a
+            seq = a if isinstance(a, (str, list)) else b
+            if isinstance(count, int) and count * len(seq) > MAX_STR:
+                raise ExpressionError(f"'{ast.unparse(n)}' builds a sequence longer than {MAX_STR}")
+        return op(a, b)
+
+    def v_UnaryOp(self, n: ast.UnaryOp) -> Any:
+        v = self.visit(n.operand)
+        if isinstance(n.op, ast.USub):
+            return -v
+        if isinstance(n.op, ast.UAdd):
+            return +v
+        if isinstance(n.op, ast.Not):
+            return not v
+        raise ExpressionError(f"operator in '{ast.unparse(n)}' is not allowed")
+
+    def v_BoolOp(self, n: ast.BoolOp) -> Any:
+        if isinstance(n.op, ast.And):
+            v: Any = True
+            for e in n.values:
+                v = self.visit(e)
+                if not v:
+                    return v
+            return v
+        v = False
+        for e in n.values:
+            v = self.visit(e)
+            if v:
+                return v
+        return v
+
+    def v_Compare(self, n: ast.Compare) -> Any:
+        left = self.visit(n.left)
+        for op, right_node in zip(n.ops, n.comparators, strict=True):
+            right = self.visit(right_node)
+            fn = _CMPOPS.get(type(op))
+            if fn is None:
+                raise ExpressionError(f"comparison in '{ast.unparse(n)}' is not allowed")
+            if not fn(left, right):
+                return False
+            left = right
+        return True
+
+    def v_IfExp(self, n: ast.IfExp) -> Any:
+        return self.visit(n.body) if self.visit(n.test) else self.visit(n.orelse)
+
+    def v_Call(self, n: ast.Call) -> Any:
+        if not isinstance(n.func, ast.Name) or n.func.id not in _FUNCS or n.keywords:
+            raise ExpressionError(f"call '{ast.unparse(n)}' is not allowed",
+                                  fix="only " + ", ".join(sorted(_FUNCS)) + " can be called, with positional arguments")
+        return _FUNCS[n.func.id](*[self.visit(a) for a in n.args])
+
+    def v_List(self, n: ast.List) -> Any:
+        return [self.visit(e) for e in n.elts]
+
+    def v_Tuple(self, n: ast.Tuple) -> Any:
+        return [self.visit(e) for e in n.elts]
+
+    def v_Dict(self, n: ast.Dict) -> Any:
+        if any(k is None for k in n.keys):
+            raise ExpressionError("'**' is not allowed in an expression")
+        return {self.visit(k): self.visit(v) for k, v in zip(n.keys, n.values, strict=True)}  # type: ignore[arg-type]
+
+    def v_Subscript(self, n: ast.Subscript) -> Any:
+        if isinstance(n.slice, ast.Slice):
+            raise ExpressionError(f"slices are not allowed in '{ast.unparse(n)}'")
+        return self.visit(n.value)[self.visit(n.slice)]
+
+
+def _bounded(v: Any) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+        raise ExpressionError(f"integer result {str(v)[:20]}... is larger than 2**63")
+    if isinstance(v, float) and math.isfinite(v) and abs(v) > 1e300:
+        raise ExpressionError("float result is too large")
+    if isinstance(v, (str, list)) and len(v) > MAX_STR:
+        raise ExpressionError(f"result is longer than {MAX_STR}")
+    return v

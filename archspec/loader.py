@@ -1,0 +1,308 @@
+"""Hardened YAML loading that keeps file:line:col for every value.
+
+Specs are shared and downloaded, so the loader assumes they are hostile:
+
+- the pure-Python PyYAML parser (the C one segfaults on deep nesting), composing to
+  nodes only, never constructing Python objects from tags;
+- core tags only (``!!str``, ``!!int``, ...); ``!!python/*`` and every other tag refused;
+- no merge keys (``<<``); duplicate keys rejected with both lines named;
+- YAML 1.2 core-schema scalars: ``true``/``false`` are booleans, ``no``/``on``/``yes``
+  stay strings, ``1e3`` is a float, dates stay strings;
+- nesting depth, number of expanded nodes (alias bombs), file size and integer length
+  bounded before anything walks the tree.
+
+The result is a :class:`Document`: plain Python data (dict, list, str, int, float, bool,
+None) plus a table from each value's path to its :class:`~archspec.errors.Loc`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
+
+from .errors import LimitError, Loc, SpecSyntaxError
+
+PathT = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on untrusted input, all checked before the tree is walked or allocated."""
+
+    max_bytes: int = 1 << 20  # 1 MiB of YAML
+    max_depth: int = 64  # nesting of mappings and sequences
+    max_yaml_nodes: int = 100_000  # values after alias expansion
+    max_int_digits: int = 20
+    max_nodes: int = 20_000  # graph nodes after blocks and repeats are expanded
+    max_repeat: int = 1_000
+    max_block_depth: int = 16
+    max_include_depth: int = 8
+    max_channels: int = 1 << 16
+    max_params: int = 2_000_000_000
+    max_elements: int = 1 << 31  # elements of one per-sample tensor
+    max_string: int = 4096
+
+    def replace(self, **kw: int) -> Limits:
+        return Limits(**{**self.__dict__, **kw})
+
+
+DEFAULT_LIMITS = Limits()
+
+_PLAIN = "archspec:plain"  # tag the resolver gives untagged plain scalars
+_CORE = "tag:yaml.org,2002:"
+_ALLOWED_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_INT_OCT = re.compile(r"^0o[0-7]+$")
+_INT_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
+_NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+
+
+class _Resolver(BaseResolver):
+    """Resolves nothing implicitly: plain scalars are typed later by the YAML 1.2 rules."""
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        if kind is ScalarNode and implicit[0]:
+            return _PLAIN
+        return super().resolve(kind, value, implicit)
+
+
+class _Loader(Reader, Scanner, Parser, Composer, _Resolver):
+    """Reader → scanner → parser → composer, with a depth bound on composition."""
+
+    def __init__(self, stream: str, max_depth: int) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        _Resolver.__init__(self)
+        self._depth = 0
+        self._max_depth = max_depth
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        if self._depth > self._max_depth:
+            mark = self.peek_event().start_mark
+            raise LimitError(
+                f"YAML nesting is deeper than {self._max_depth} levels",
+                loc=Loc("", mark.line + 1, mark.column + 1),
+                fix="flatten the structure, or raise the limit with --max-depth",
+            )
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+@dataclass
+class Document:
+    """Loaded YAML: plain data, and where each value (and each mapping key) came from."""
+
+    data: Any
+    file: str
+    text: str
+    marks: dict[PathT, Loc] = field(default_factory=dict)
+    key_marks: dict[PathT, Loc] = field(default_factory=dict)
+
+    def loc(self, path: PathT, *, key: bool = False) -> Loc | None:
+        """The location of ``path``, or of its nearest ancestor that has one."""
+        p = tuple(path)
+        if key and p in self.key_marks:
+            return self.key_marks[p]
+        while p:
+            if p in self.marks:
+                return self.marks[p]
+            p = p[:-1]
+        return self.marks.get(())
+
+
+def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS) -> Document:
+    """Parse one YAML document safely. Raises SpecSyntaxError or LimitError."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        raise LimitError(f"spec is {size} bytes, more than the limit of {limits.max_bytes}",
+                         loc=Loc(file, 1, 1), fix="raise the limit with --max-bytes")
+    loader: _Loader | None = None
+    try:
+        loader = _Loader(text, limits.max_depth)
+        root = loader.get_single_node()
+    except LimitError as e:
+        assert e.loc is not None
+        e.loc = Loc(file, e.loc.line, e.loc.col)
+        raise e.located(e.loc, source=text) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        loc = Loc(file, mark.line + 1, mark.column + 1) if mark else Loc(file, 1, 1)
+        problem = e.problem or e.context or "invalid YAML"
+        ctx = f" ({e.context})" if e.context and e.problem else ""
+        raise SpecSyntaxError(f"YAML syntax error: {problem}{ctx}", loc=loc, source=text) from None
+    except yaml.YAMLError as e:  # reader errors (bad characters) carry a position too
+        pos = getattr(e, "position", None)
+        line, col = _line_col(text, pos) if isinstance(pos, int) else (1, 1)
+        reason = getattr(e, "reason", None) or str(e)
+        raise SpecSyntaxError(f"YAML error: {reason}", loc=Loc(file, line, col), source=text) from None
+    except RecursionError:
+        raise LimitError("YAML nesting is too deep to parse", loc=Loc(file, 1, 1), source=text) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    doc = Document(data=None, file=file, text=text)
+    if root is None:
+        raise SpecSyntaxError("the spec is empty", loc=Loc(file, 1, 1), source=text)
+    doc.data = _Builder(doc, limits).build(root, ())
+    return doc
+
+
+def load_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Document:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise SpecSyntaxError(f"cannot read spec '{path}': {e.strerror}") from None
+    if size > limits.max_bytes:
+        raise LimitError(f"spec is {size} bytes, more than the limit of {limits.max_bytes}",
+                         loc=Loc(str(path), 1, 1), fix="raise the limit with --max-bytes")
+    try:
+        raw = p.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, col = _line_col(raw[: e.start].decode("utf-8", "replace"), e.start)
+        raise SpecSyntaxError("spec is not valid UTF-8", loc=Loc(str(path), line, col)) from None
+    except OSError as e:
+        raise SpecSyntaxError(f"cannot read spec '{path}': {e.strerror}") from None
+    return load_text(text, str(path), limits)
+
+
+def _line_col(text: str, pos: int) -> tuple[int, int]:
+    before = text[:pos]
+    return before.count("\n") + 1, pos - (before.rfind("\n") + 1) + 1
+
+
+class _Builder:
+    """Walks composed nodes into plain data, counting every visit (alias bombs)."""
+
+    def __init__(self, doc: Document, limits: Limits) -> None:
+        self.doc = doc
+        self.limits = limits
+        self.count = 0
+
+    def loc(self, node: Node) -> Loc:
+        return Loc(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def error(self, cls: type[SpecSyntaxError] | type[LimitError], msg: str, node: Node, **kw: Any) -> Exception:
+        return cls(msg, loc=self.loc(node), source=self.doc.text, **kw)
+
+    def build(self, node: Node, path: PathT, depth: int = 0) -> Any:
+        self.count += 1
+        if self.count > self.limits.max_yaml_nodes:
+            raise self.error(LimitError, f"the spec expands to more than {self.limits.max_yaml_nodes} YAML values "
+                             "(aliases are expanded when counted)", node,
+                             fix="do not nest aliases of aliases; raise the limit with --max-yaml-nodes")
+        if depth > self.limits.max_depth:
+            raise self.error(LimitError, f"YAML nesting is deeper than {self.limits.max_depth} levels "
+                             "(a recursive alias?)", node)
+        tag = node.tag
+        if tag != _PLAIN and tag not in _ALLOWED_TAGS:
+            raise self.error(SpecSyntaxError, f"YAML tag '{tag}' is not allowed", node,
+                             fix="specs use plain YAML only: remove the tag")
+        self.doc.marks.setdefault(path, self.loc(node))
+        if isinstance(node, ScalarNode):
+            return self.scalar(node)
+        if isinstance(node, SequenceNode):
+            if tag not in (_CORE + "seq",):
+                raise self.error(SpecSyntaxError, f"tag '{tag}' cannot be a sequence", node)
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        assert isinstance(node, MappingNode)
+        if tag not in (_CORE + "map",):
+            raise self.error(SpecSyntaxError, f"tag '{tag}' cannot be a mapping", node)
+        out: dict[str, Any] = {}
+        key_lines: dict[str, Node] = {}
+        for knode, vnode in node.value:
+            if knode.tag == _CORE + "merge" or (isinstance(knode, ScalarNode) and knode.value == "<<" and knode.tag == _PLAIN):
+                raise self.error(SpecSyntaxError, "YAML merge keys ('<<') are not allowed", knode,
+                                 fix="write the keys out, or use a block with params for reuse")
+            if not isinstance(knode, ScalarNode):
+                raise self.error(SpecSyntaxError, "mapping keys must be plain strings", knode)
+            key = self.build(knode, path + ("<key>",), depth + 1)
+            if isinstance(key, bool) or key is None or isinstance(key, float):
+                raise self.error(SpecSyntaxError, f"mapping key {knode.value!r} must be a string", knode)
+            key = str(key)
+            if key in key_lines:
+                first = key_lines[key].start_mark.line + 1
+                raise self.error(SpecSyntaxError, f"duplicate key '{key}' (first defined on line {first})", knode,
+                                 fix="keep one of the two; YAML would silently keep the last")
+            key_lines[key] = knode
+            self.doc.key_marks[path + (key,)] = self.loc(knode)
+            out[key] = self.build(vnode, path + (key,), depth + 1)
+        self.doc.marks.pop(path + ("<key>",), None)
+        return out
+
+    def scalar(self, node: ScalarNode) -> Any:
+        v: str = node.value
+        if len(v) > self.limits.max_string:
+            raise self.error(LimitError, f"string of {len(v)} characters is longer than the limit of {self.limits.max_string}", node)
+        tag = node.tag
+        if tag == _CORE + "str":
+            return v
+        if tag == _PLAIN:
+            if _NULL.match(v):
+                return None
+            if v in _BOOL:
+                return _BOOL[v]
+            if _INT.match(v) or _INT_OCT.match(v) or _INT_HEX.match(v):
+                return self.integer(v, node)
+            if _FLOAT.match(v):
+                return self.real(v, node)
+            if _INF.match(v):
+                return -math.inf if v.startswith("-") else math.inf
+            if _NAN.match(v):
+                return math.nan
+            return v
+        # explicitly tagged scalars
+        if tag == _CORE + "null":
+            if not _NULL.match(v):
+                raise self.error(SpecSyntaxError, f"!!null value {v!r} is not null", node)
+            return None
+        if tag == _CORE + "bool":
+            if v not in _BOOL:
+                raise self.error(SpecSyntaxError, f"!!bool value {v!r} is not true or false", node)
+            return _BOOL[v]
+        if tag == _CORE + "int":
+            if not (_INT.match(v) or _INT_OCT.match(v) or _INT_HEX.match(v)):
+                raise self.error(SpecSyntaxError, f"!!int value {v!r} is not an integer", node)
+            return self.integer(v, node)
+        if tag == _CORE + "float":
+            if not (_FLOAT.match(v) or _INF.match(v) or _NAN.match(v)):
+                raise self.error(SpecSyntaxError, f"!!float value {v!r} is not a number", node)
+            return float(v.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf").replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))
+        raise self.error(SpecSyntaxError, f"tag '{tag}' cannot be a scalar", node)
+
+    def integer(self, v: str, node: ScalarNode) -> int:
+        digits = len(v.lstrip("+-"))
+        if digits > self.limits.max_int_digits:
+            raise self.error(LimitError, f"integer of {digits} digits is longer than the limit of {self.limits.max_int_digits}", node)
+        if v.startswith("0o"):
+            return int(v[2:], 8)
+        if v.startswith("0x"):
+            return int(v[2:], 16)
+        return int(v)
+
+    def real(self, v: str, node: ScalarNode) -> float:
+        if len(v) > 64:
+            raise self.error(LimitError, f"number of {len(v)} characters is longer than the limit of 64", node)
+        return float(v)

@@ -1,0 +1,773 @@
+"""Expand: a validated spec becomes a flat :class:`~archspec.ir.Graph`.
+
+Blocks are inlined under their instance's scope (``layer2.0.conv1``), repeats unrolled,
+groups flattened, expressions evaluated, op attributes checked against each op's strict
+model, references resolved to node names, ``when: false`` nodes turned into identity
+and ``share:`` nodes pointed at their owner's module. Nodes come out in topological
+order, in spec order wherever the wiring allows.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import (
+    ArchSpecError,
+    ExpressionError,
+    GraphError,
+    IncludeError,
+    LimitError,
+    Loc,
+    SpecValidationError,
+    close_matches,
+)
+from ..expr import evaluate, evaluate_value
+from ..ir import Graph, Node, Scope
+from ..loader import DEFAULT_LIMITS, Document, Limits, load_file
+from ..ops import REGISTRY
+from ..spec import validate
+
+PathT = tuple[str | int, ...]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INDEXED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[(-?[0-9]+)\]$")
+_RESERVED = {"input", "prev"}
+
+# Attributes of torch.nn.Module / fx.GraphModule that a submodule name would shadow;
+# kept here so `check` can refuse them without importing torch (a test keeps it in sync).
+MODULE_ATTRS = frozenset("""
+T_destination add_module apply bfloat16 buffers call_super_init children code compile cpu cuda
+delete_all_unused_submodules delete_submodule double dump_patches eval extra_repr float forward
+get_buffer get_extra_state get_parameter get_submodule graph half ipu load_state_dict meta
+modules mtia named_buffers named_children named_modules named_parameters parameters
+print_readable recompile register_backward_hook register_buffer register_forward_hook
+register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook
+register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
+register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+set_extra_state set_submodule share_memory smart_apply state_dict to to_empty to_folder train training
+type xpu zero_grad
+""".split())
+
+
+@dataclass
+class _BlockDef:
+    model: Any
+    doc: Document
+    path: PathT  # spec path of the block, e.g. ("blocks", "basic")
+
+
+@dataclass
+class _Ctx:
+    limits: Limits
+    params: dict[str, Any]
+    defaults: dict[str, dict[str, Any]]
+    blocks: dict[str, _BlockDef]
+    nodes: list[Node] = field(default_factory=list)
+    scopes: list[Scope] = field(default_factory=list)
+    stack: list[str] = field(default_factory=list)  # blocks being expanded (recursion)
+    calls: dict[str, tuple[Any, dict[str, Any], PathT, Document]] = field(default_factory=dict)
+    share: tuple[str, str] | None = None  # (new prefix, owner prefix) while expanding a shared block
+    order: int = 0
+
+    def add(self, node: Node) -> None:
+        if len(self.nodes) >= self.limits.max_nodes:
+            raise LimitError(f"the spec expands to more than {self.limits.max_nodes} nodes",
+                             loc=node.loc, fix="reduce repeat counts, or raise the limit with --max-nodes")
+        self.nodes.append(node)
+
+
+@dataclass
+class _Scope:
+    """Names visible while expanding one scope's nodes."""
+
+    prefix: str  # "layer1.0." or ""
+    doc: Document
+    path: PathT
+    env: dict[str, Any]  # expression names
+    outer: Mapping[str, str]  # names from outside: scope inputs, enclosing scope's nodes
+    local: dict[str, str] = field(default_factory=dict)  # local node -> IR name of its output
+    instances: dict[str, list[str]] = field(default_factory=dict)  # repeat -> instance outputs
+
+    def loc(self, *sub: str | int, key: bool = False) -> Loc | None:
+        return self.doc.loc(self.path + sub, key=key)
+
+    def err(self, cls: type[ArchSpecError], msg: str, *sub: str | int, key: bool = False, **kw: Any) -> ArchSpecError:
+        return cls(msg, loc=self.loc(*sub, key=key), path=".".join(map(str, self.path + sub)),
+                   source=self.doc.text, **kw)
+
+
+def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS,
+           spec: Any = None) -> Graph:
+    """Validate and expand a loaded spec into a Graph."""
+    spec = spec if spec is not None else validate(doc)
+    top = _Scope(prefix="", doc=doc, path=(), env={}, outer={})
+    resolved = _resolve_params(spec, params or {}, top)
+    blocks = _collect_blocks(spec, doc, limits)
+    defaults = {op: m.model_dump(exclude_none=True) for op in REGISTRY.names()
+                if (m := getattr(spec.defaults, op, None)) is not None}
+    ctx = _Ctx(limits=limits, params=resolved, defaults=defaults, blocks=blocks)
+
+    inputs: dict[str, tuple[int, ...]] = {}
+    input_locs: dict[str, Loc] = {}
+    for name, dims in spec.inputs.items():
+        _check_name(top, name, ("inputs", name))
+        shape = []
+        for k, d in enumerate(dims):
+            if isinstance(d, str):
+                if d not in resolved:
+                    raise top.err(SpecValidationError, f"input '{name}' has symbolic size '{d}' with no value",
+                                  "inputs", name, k,
+                                  fix=f"declare '{d}' under params: (or pass -p {d}=...), or give a number")
+                d = resolved[d]
+                if not isinstance(d, int) or isinstance(d, bool) or d < 1:
+                    raise top.err(SpecValidationError, f"input size '{dims[k]}' must be a positive int, got {d!r}",
+                                  "inputs", name, k)
+            shape.append(d)
+        _check_elements(top, shape, ("inputs", name), limits)
+        inputs[name] = tuple(shape)
+        input_locs[name] = top.loc("inputs", name) or Loc(doc.file, 1, 1)
+
+    top.env = dict(resolved)
+    top.outer = {n: n for n in inputs}
+    default_input = next(iter(inputs)) if len(inputs) == 1 else None
+    _expand_scope(ctx, top, spec.nodes, spec.edges, ("nodes",), default_input, output=None, named="nodes")
+
+    outs = [spec.outputs] if isinstance(spec.outputs, str) else list(spec.outputs)
+    outputs: list[str] = []
+    output_locs: dict[str, Loc] = {}
+    for k, ref in enumerate(outs):
+        sub: PathT = ("outputs",) if isinstance(spec.outputs, str) else ("outputs", k)
+        ir = _resolve(top, ref, sub)
+        outputs.append(ir)
+        output_locs[ir] = top.loc(*sub) or Loc(doc.file, 1, 1)
+    if not outputs:
+        raise top.err(SpecValidationError, "outputs: lists no node", "outputs", fix="name at least one node")
+
+    order = _toposort(ctx.nodes, set(inputs), doc)
+    init = spec.init.model_dump()
+    init["projection"] = spec.defaults.projection.model_dump()
+    return Graph(name=spec.name, inputs=inputs, nodes=order, outputs=tuple(outputs), scopes=tuple(ctx.scopes),
+                 doc=spec.doc, file=doc.file, source=doc.text, params=resolved, init=init,
+                 input_locs=input_locs, output_locs=output_locs)
+
+
+# -- params, blocks, includes -----------------------------------------------------------
+
+def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dict[str, Any]:
+    declared = dict(spec.params)
+    for k, v in overrides.items():
+        if k not in declared:
+            hint = close_matches(k, declared)
+            raise top.err(SpecValidationError, f"unknown param '{k}'{hint}", "params",
+                          expected="one of: " + ", ".join(declared) if declared else "no params (the spec declares none)")
+        d = declared[k]
+        if _kind_of(d) != _kind_of(v) and not (isinstance(d, float) and _kind_of(v) == "int") and not has_expr_value(d):
+            raise top.err(SpecValidationError, f"param '{k}' is a {_kind_of(d)}, got {v!r}", "params", k,
+                          expected=_kind_of(d), got=repr(v))
+    env: dict[str, Any] = {}
+    for k, v in declared.items():
+        if not _IDENT.match(k) or keyword.iskeyword(k):
+            raise top.err(SpecValidationError, f"param name '{k}' is not an identifier", "params", k, key=True)
+        raw = overrides[k] if k in overrides else v
+        try:
+            env[k] = evaluate_value(raw, env)
+        except ExpressionError as e:
+            raise e.located(top.loc("params", k), f"params.{k}", top.doc.text) from None
+    return env
+
+
+def has_expr_value(v: Any) -> bool:
+    return isinstance(v, str) and "$" in v
+
+
+def _kind_of(v: Any) -> str:
+    for t, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "list"), (dict, "dict")):
+        if isinstance(v, t):
+            return name
+    return "null"
+
+
+def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> dict[str, _BlockDef]:
+    blocks: dict[str, _BlockDef] = {}
+    seen_files: list[Path] = []
+    root = Path(doc.file).resolve().parent if Path(doc.file).exists() else None
+
+    def include(model: Any, d: Document, depth: int) -> None:
+        for k, rel in enumerate(model.use):
+            target = _safe_include(rel, d, ("use", k), root)
+            if depth >= limits.max_include_depth:
+                raise LimitError(f"use: nests deeper than {limits.max_include_depth} files", loc=d.loc(("use", k)),
+                                 source=d.text)
+            if target in seen_files:
+                raise IncludeError(f"use: includes '{rel}' twice (an include cycle?)", loc=d.loc(("use", k)),
+                                   source=d.text, fix="include each block file once")
+            seen_files.append(target)
+            sub = load_file(target, limits)
+            inc = validate(sub, "BlockFile")
+            include(inc, sub, depth + 1)
+            add_blocks(inc, sub)
+
+    def add_blocks(model: Any, d: Document) -> None:
+        for name, b in model.blocks.items():
+            if not _IDENT.match(name):
+                raise SpecValidationError(f"block name '{name}' is not an identifier", loc=d.loc(("blocks", name), key=True),
+                                          source=d.text)
+            if name in blocks:
+                first = blocks[name].doc.loc(blocks[name].path, key=True)
+                raise GraphError(f"block '{name}' is defined twice (first at {first})",
+                                 loc=d.loc(("blocks", name), key=True), source=d.text)
+            blocks[name] = _BlockDef(b, d, ("blocks", name))
+
+    include(spec, doc, 0)
+    add_blocks(spec, doc)
+    return blocks
+
+
+def _safe_include(rel: str, d: Document, sub: PathT, root: Path | None) -> Path:
+    """A ``use:`` path, confined to the top spec's folder: no absolute paths, no ``..``,
+    no symlinks, and the canonical path inside the folder."""
+    def bad(why: str) -> IncludeError:
+        return IncludeError(f"use: '{rel}' {why}", loc=d.loc(sub), source=d.text,
+                            fix="keep block files in the spec's folder and name them relative to it")
+
+    if root is None:
+        raise bad("cannot be resolved: the spec was not loaded from a file")
+    p = Path(rel)
+    if p.is_absolute() or rel.startswith(("/", "\\")) or ":" in rel:
+        raise bad("is an absolute path")
+    if ".." in p.parts:
+        raise bad("reaches outside the spec's folder ('..')")
+    here = Path(d.file).resolve().parent
+    cur = here
+    for part in p.parts:
+        cur = cur / part
+        if cur.is_symlink():
+            raise bad("goes through a symlink")
+    target = (here / p).resolve()
+    if not target.is_relative_to(root):
+        raise bad("reaches outside the spec's folder")
+    if not target.is_file():
+        raise bad("does not exist")
+    return target
+
+
+# -- scopes -------------------------------------------------------------------------------
+
+def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any], edges: list[str], sub: PathT,
+                  default_input: str | None, output: str | None, named: str) -> str:
+    """Expand one scope's nodes; returns the IR name of the scope's output."""
+    if not nodes:
+        raise sc.err(SpecValidationError, f"{named}: has no nodes", *sub[:-1] or sub)
+    names = list(nodes)
+    for n in names:
+        _check_name(sc, n, sub + (n,))
+    incoming = _parse_edges(sc, edges, set(names), sub[:-1] + ("edges",))
+
+    # Each node's raw input references, with where they were written.
+    raw: dict[str, tuple[Any, PathT]] = {}
+    for k, n in enumerate(names):
+        nd = nodes[n]
+        written = getattr(nd, "in_", None)
+        if written is not None and n in incoming:
+            raise sc.err(GraphError, f"node '{n}' gets inputs from both in: and edges:", *sub, n, "in",
+                         fix="use one of the two")
+        if written is not None:
+            raw[n] = (written, sub + (n, "in"))
+        elif n in incoming:
+            raw[n] = incoming[n]
+        elif k > 0:
+            raw[n] = (names[k - 1], sub + (n,))
+        elif default_input is not None:
+            raw[n] = ("$__scope_input__", sub + (n,))
+        else:
+            raise sc.err(GraphError, f"node '{n}' has no input", *sub, n,
+                         fix="say where it reads from with in:, or add it to edges:")
+
+    order = _local_order(sc, names, nodes, raw, sub)
+    for n in order:
+        k = names.index(n)
+        before = names[k - 1] if k > 0 else None
+        _expand_node(ctx, sc, n, nodes[n], raw[n], sub + (n,), default_input, before)
+
+    if output is not None:
+        return _resolve(sc, output, sub[:-1] + ("output",))
+    return sc.local[names[-1]]
+
+
+def _parse_edges(sc: _Scope, edges: list[str], local: set[str], sub: PathT) -> dict[str, tuple[list[str], PathT]]:
+    """``a -> b -> c`` and ``x, y -> add`` into each target's ordered sources."""
+    incoming: dict[str, tuple[list[str], PathT]] = {}
+    for k, line in enumerate(edges):
+        steps = [[t.strip() for t in seg.split(",")] for seg in line.split("->")]
+        if len(steps) < 2 or any(not t for seg in steps for t in seg):
+            raise sc.err(GraphError, f"edge '{line}' is not a chain like 'a -> b' or 'a, b -> c'", *sub, k)
+        for srcs, dsts in zip(steps, steps[1:], strict=False):
+            for d in dsts:
+                if d not in local:
+                    raise sc.err(GraphError, f"edge '{line}' targets '{d}', which is not a node here"
+                                 f"{close_matches(d, local)}", *sub, k)
+                incoming.setdefault(d, ([], sub + (k,)))[0].extend(srcs)
+    return incoming
+
+
+def _refs(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    if isinstance(value, dict):
+        return [v for v in value.values() if isinstance(v, str)]
+    return []
+
+
+def _local_deps(ref: str, local: set[str]) -> str | None:
+    if "$" in ref:
+        # An expression: depend on every local name it mentions (conservative).
+        return None
+    m = _INDEXED.match(ref)
+    base = m.group(1) if m else ref
+    return base if base in local else None
+
+
+def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: dict[str, tuple[Any, PathT]],
+                 sub: PathT) -> list[str]:
+    """Spec order, except where a node reads one written after it; cycles are errors."""
+    local = set(names)
+    index_of = {n: i for i, n in enumerate(names)}
+    deps: dict[str, list[str]] = {}
+    for n in names:
+        found: list[str] = []
+        refs = _refs(raw[n][0])
+        share = getattr(nodes[n], "share", None)
+        if isinstance(share, str):
+            refs.append(share)
+        refs += _group_refs(nodes[n])
+        k = index_of[n]
+        if k > 0 and any("prev" in r for r in refs):
+            found.append(names[k - 1])  # `prev` of instance 0 is the node listed before
+        for r in refs:
+            if "$" in r:
+                found += [m for m in local if re.search(rf"\b{re.escape(m)}\b", r) and m != n]
+            elif (d := _local_deps(r, local)) is not None:
+                found.append(d)
+        deps[n] = found
+    index = {n: i for i, n in enumerate(names)}
+    done: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(n: str, trail: list[str]) -> None:
+        if state.get(n) == 2:
+            return
+        if state.get(n) == 1:
+            cyc = trail[trail.index(n):] + [n]
+            raise sc.err(GraphError, "cycle: " + " -> ".join(reversed(cyc)), *sub, n,
+                         fix="a network is a DAG; break the loop (recurrent use needs share:)")
+        state[n] = 1
+        for d in sorted(set(deps[n]), key=index.__getitem__):
+            visit(d, trail + [n])
+        state[n] = 2
+        done.append(n)
+
+    for n in names:
+        visit(n, [])
+    return done
+
+
+def _group_refs(nd: Any) -> list[str]:
+    """References a group's insides make to names outside it (for ordering)."""
+    inner = getattr(nd, "nodes", None)
+    if inner is None or getattr(nd, "kind", None) != "group":
+        return []
+    out: list[str] = []
+    for child in inner.values():
+        out += _refs(getattr(child, "in_", None))
+        out += _group_refs(child)
+    for line in nd.edges:
+        for seg in line.split("->"):
+            out += [t.strip() for t in seg.split(",")]
+    return [r for r in out if r not in inner]
+
+
+def _check_name(sc: _Scope, name: str, sub: PathT) -> None:
+    if not _IDENT.match(name) or keyword.iskeyword(name):
+        raise sc.err(SpecValidationError, f"name '{name}' is not an identifier (letters, digits, '_'; "
+                     "not a Python keyword)", *sub, key=True)
+    if name in _RESERVED:
+        raise sc.err(SpecValidationError, f"name '{name}' is reserved", *sub, key=True,
+                     fix="'input' names a block's input and 'prev' the previous repeat instance; rename the node")
+    if name in MODULE_ATTRS or name.startswith("_"):
+        raise sc.err(SpecValidationError, f"name '{name}' would shadow an attribute of torch's nn.Module",
+                     *sub, key=True, fix=f"rename it, e.g. '{name.strip('_')}_'")
+
+
+def _check_elements(sc: _Scope, shape: list[int], sub: PathT, limits: Limits) -> None:
+    n = 1
+    for d in shape:
+        n *= d
+    if n > limits.max_elements:
+        raise sc.err(LimitError, f"input of {n} elements per sample is larger than the limit of {limits.max_elements}",
+                     *sub, fix="raise the limit with --max-elements")
+
+
+# -- references --------------------------------------------------------------------------
+
+def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_input: str | None = None) -> str:
+    """A reference written in the spec → the IR name it denotes."""
+    if not isinstance(ref, str):
+        raise sc.err(SpecValidationError, f"a reference must be a node name, got {ref!r}", *sub)
+    if ref == "$__scope_input__":
+        assert scope_input is not None
+        return scope_input
+    if "$" in ref:
+        try:
+            ref = evaluate_value(ref, sc.env)
+        except ExpressionError as e:
+            raise e.located(sc.loc(*sub), ".".join(map(str, sc.path + sub)), sc.doc.text) from None
+        if not isinstance(ref, str):
+            raise sc.err(SpecValidationError, f"a reference must evaluate to a node name, got {ref!r}", *sub)
+    ref = ref.strip()
+    if ref == "prev":
+        if prev is None:
+            raise sc.err(GraphError, "'prev' is only meaningful inside a repeat", *sub,
+                         fix="name the node to read from")
+        return prev
+    m = _INDEXED.match(ref)
+    if m:
+        base, k = m.group(1), int(m.group(2))
+        if base not in sc.instances:
+            what = "is not a repeat" if base in sc.local else "is not defined here"
+            raise sc.err(GraphError, f"'{ref}': '{base}' {what}", *sub,
+                         fix="name[k] picks instance k of a repeated block")
+        inst = sc.instances[base]
+        if not -len(inst) <= k < len(inst):
+            raise sc.err(GraphError, f"'{ref}': '{base}' has {len(inst)} instances (0..{len(inst) - 1})", *sub)
+        return inst[k]
+    if ref in sc.local:
+        return sc.local[ref]
+    if ref in sc.outer:
+        return sc.outer[ref]
+    known = list(sc.local) + list(sc.outer)
+    raise sc.err(GraphError, f"unknown node '{ref}'{close_matches(ref, known)}", *sub,
+                 expected="one of: " + ", ".join(known) if known else None)
+
+
+def _inputs(sc: _Scope, raw: tuple[Any, PathT], prev: str | None, scope_input: str | None) -> list[str] | dict[str, str]:
+    value, sub = raw
+    if isinstance(value, dict):
+        return {k: _resolve(sc, v, sub + (k,), prev, scope_input) for k, v in value.items()}
+    if isinstance(value, list):
+        subs = [sub + (i,) if sub[-1] == "in" else sub for i in range(len(value))]
+        return [_resolve(sc, v, s, prev, scope_input) for v, s in zip(value, subs, strict=True)]
+    return [_resolve(sc, value, sub, prev, scope_input)]
+
+
+# -- nodes --------------------------------------------------------------------------------
+
+def _when(sc: _Scope, nd: Any, sub: PathT) -> bool:
+    w = getattr(nd, "when", None)
+    if w is None:
+        return True
+    if isinstance(w, str):
+        w = _eval(sc, w, sub + ("when",))
+    if not isinstance(w, bool):
+        raise sc.err(SpecValidationError, f"when: must be true or false, got {w!r}", *sub, "when")
+    return w
+
+
+def _eval(sc: _Scope, value: Any, sub: PathT) -> Any:
+    try:
+        return evaluate_value(value, sc.env)
+    except ExpressionError as e:
+        raise e.located(sc.loc(*sub), ".".join(map(str, sc.path + sub)), sc.doc.text) from None
+
+
+def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, PathT], sub: PathT,
+                 scope_input: str | None, before: str | None) -> None:
+    kind = nd.kind
+    if kind == "block" and (nd.repeat != 1 or "repeat" in nd.model_fields_set):
+        # `prev` for instance 0 is the node listed before the repeat (or the scope input).
+        first_prev = sc.local[before] if before is not None and before in sc.local else scope_input
+        _expand_repeat(ctx, sc, name, nd, raw, sub, scope_input, first_prev)
+        return
+    ins = _inputs(sc, raw, None, scope_input)
+    if not _when(sc, nd, sub):
+        first = next(iter(ins.values())) if isinstance(ins, dict) else ins[0]
+        ir = sc.prefix + name
+        ctx.add(Node(ir, "identity", {}, (first,), loc=sc.loc(*sub, key=True), path=_p(sc, sub), meta={"disabled": True}))
+        sc.local[name] = ir
+        return
+    if kind == "op":
+        sc.local[name] = _expand_op(ctx, sc, name, nd, ins, sub)
+    elif kind == "block":
+        sc.local[name] = _expand_block(ctx, sc, sc.prefix + name, nd, ins, sub, dict(sc.env))
+        ctx.calls[sc.prefix + name] = (nd, dict(sc.env), sub, sc.doc)
+    elif kind == "group":
+        if isinstance(ins, dict):
+            raise sc.err(GraphError, f"group '{name}' takes a list of inputs, not a mapping", *sub, "in")
+        inner = _Scope(prefix=sc.prefix + name + ".", doc=sc.doc, path=sc.path, env=sc.env,
+                       outer={**sc.outer, **sc.local, "input": ins[0]})
+        ctx.scopes.append(Scope(sc.prefix + name, "group", loc=sc.loc(*sub, key=True)))
+        sc.local[name] = _expand_scope(ctx, inner, nd.nodes, nd.edges, sub + ("nodes",), ins[0], nd.output, name)
+    else:
+        sc.local[name] = _expand_share(ctx, sc, name, nd, ins, sub)
+
+
+def _p(sc: _Scope, sub: PathT) -> str:
+    return ".".join(map(str, sc.path + sub))
+
+
+def _expand_op(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | dict[str, str], sub: PathT) -> str:
+    op = REGISTRY.get(nd.op)
+    if isinstance(ins, dict):
+        raise sc.err(GraphError, f"op '{nd.op}' takes a list of inputs, not a mapping", *sub, "in")
+    lo, hi = op.arity
+    if len(ins) < lo or (hi is not None and len(ins) > hi):
+        want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+        raise sc.err(GraphError, f"op '{nd.op}' takes {want} input{'s' if (hi or 2) > 1 else ''}, got {len(ins)}",
+                     *sub, expected=want, got=str(len(ins)))
+    attrs = _attrs(ctx, sc, nd, sub)
+    ir = sc.prefix + name
+    module = None if op.stateless else ir
+    if ctx.share is not None and module is not None:
+        new, owner = ctx.share
+        module = owner + module[len(new):]
+    meta: dict[str, Any] = {"share": module} if ctx.share is not None and module is not None else {}
+    ctx.add(Node(ir, nd.op, attrs, tuple(ins), module=module, loc=sc.loc(*sub, key=True), path=_p(sc, sub), meta=meta))
+    return ir
+
+
+def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> dict[str, Any]:
+    """Defaults, then the node's own attributes, evaluated and checked strictly."""
+    op = REGISTRY.get(nd.op)
+    written = {k: getattr(nd, k) for k in nd.model_fields_set if k in op.Attrs.model_fields}
+    values = {**ctx.defaults.get(nd.op, {}), **written}
+    evaluated = {k: _eval(sc, v, sub + (k,)) for k, v in values.items()}
+    try:
+        model = op.Attrs.model_validate(evaluated)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        k = err["loc"][0] if err["loc"] else None
+        where = sub + ((k,) if k in written else ())
+        src = "" if k in written else f" (from defaults.{nd.op})" if k in values else ""
+        raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: {err['msg']}{src}", *where,
+                     got=repr(evaluated.get(k)) if k is not None else None) from None
+    return dict(model)
+
+
+def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub: PathT, bname: str) -> dict[str, Any]:
+    """A block's params from a call's args: required first, then those with defaults."""
+    declared: dict[str, Any] = {}
+    required: list[str] = []
+    for p in bdef.model.params:
+        if isinstance(p, str):
+            declared[p] = None
+            required.append(p)
+        else:
+            for k, v in p.items():
+                declared[k] = v
+    for k in args:
+        if k not in declared:
+            raise sc.err(SpecValidationError, f"block '{bname}' has no param '{k}'{close_matches(k, declared)}",
+                         *sub, "args", k, key=True, expected="one of: " + ", ".join(declared) if declared else "no args")
+    bound: dict[str, Any] = {}
+    for k in declared:
+        if k in args:
+            bound[k] = _eval(sc, args[k], sub + ("args", k))
+        elif k in required:
+            raise sc.err(SpecValidationError, f"block '{bname}' needs param '{k}'", *sub,
+                         fix=f"add it to the call: args: {{{k}: ...}}")
+        else:
+            bscope = _Scope("", bdef.doc, bdef.path, {**ctx.params, **bound}, {})
+            bound[k] = _eval(bscope, declared[k], ("params",))
+    return bound
+
+
+def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | dict[str, str], sub: PathT,
+                  env: dict[str, Any], extra_env: dict[str, Any] | None = None) -> str:
+    """One block instance at ``path``; returns its output's IR name."""
+    bname = nd.block
+    if bname not in ctx.blocks:
+        raise sc.err(SpecValidationError, f"unknown block '{bname}'{close_matches(bname, ctx.blocks)}", *sub, "block",
+                     expected="one of: " + ", ".join(ctx.blocks) if ctx.blocks else "a block under blocks:")
+    if bname in ctx.stack:
+        chain = " -> ".join(ctx.stack[ctx.stack.index(bname):] + [bname])
+        raise sc.err(GraphError, f"block '{bname}' uses itself: {chain}", *sub, "block",
+                     fix="blocks may use other blocks, but not recursively")
+    if len(ctx.stack) >= ctx.limits.max_block_depth:
+        raise sc.err(LimitError, f"blocks nest deeper than {ctx.limits.max_block_depth}", *sub, "block")
+    bdef = ctx.blocks[bname]
+    call_sc = _Scope(sc.prefix, sc.doc, sc.path, {**env, **(extra_env or {})}, sc.outer, sc.local, sc.instances)
+    bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname)
+    names = bdef.model.inputs
+    if isinstance(ins, dict):
+        for k in ins:
+            if k not in names:
+                raise sc.err(GraphError, f"block '{bname}' has no input '{k}'{close_matches(k, names)}", *sub, "in", k,
+                             expected="one of: " + ", ".join(names))
+        missing = [k for k in names if k not in ins]
+        if missing:
+            raise sc.err(GraphError, f"block '{bname}' input '{missing[0]}' is not connected", *sub, "in",
+                         expected="inputs " + ", ".join(names))
+        binding = dict(ins)
+    else:
+        if len(ins) != len(names):
+            raise sc.err(GraphError, f"block '{bname}' takes {len(names)} input{'s' if len(names) > 1 else ''} "
+                         f"({', '.join(names)}), got {len(ins)}", *sub, expected=str(len(names)), got=str(len(ins)))
+        binding = dict(zip(names, ins, strict=True))
+    benv = {**ctx.params, **(extra_env or {}), **bound}
+    inner = _Scope(prefix=path + ".", doc=bdef.doc, path=bdef.path, env=benv, outer=binding)
+    ctx.scopes.append(Scope(path, "block", block=bname, loc=sc.loc(*sub, key=True)))
+    ctx.stack.append(bname)
+    try:
+        return _expand_scope(ctx, inner, bdef.model.nodes, bdef.model.edges, ("nodes",), binding[names[0]],
+                             bdef.model.output, f"blocks.{bname}")
+    finally:
+        ctx.stack.pop()
+
+
+def _instance_names(sc: _Scope, nd: Any, n: int, sub: PathT) -> list[str]:
+    out = []
+    for i in range(n):
+        if nd.names is None:
+            out.append(str(i))
+            continue
+        env = {**sc.env, "i": i, "n": n}
+        text = re.sub(r"\{([^{}]*)\}", lambda m: str(_eval_pattern(sc, m.group(1), env, sub)), nd.names)
+        if not _IDENT.match(text) and not text.isdigit():
+            raise sc.err(SpecValidationError, f"names: '{nd.names}' gives '{text}', which is not an identifier",
+                         *sub, "names")
+        out.append(text)
+    if len(set(out)) != len(out):
+        raise sc.err(GraphError, f"names: '{nd.names}' gives the same name twice", *sub, "names",
+                     fix="use i in the pattern, e.g. 'layer{i+1}'")
+    return out
+
+
+def _eval_pattern(sc: _Scope, src: str, env: dict[str, Any], sub: PathT) -> Any:
+    try:
+        return evaluate(src, env)
+    except ExpressionError as e:
+        raise e.located(sc.loc(*sub, "names"), _p(sc, sub + ("names",)), sc.doc.text) from None
+
+
+def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, PathT], sub: PathT,
+                   scope_input: str | None, first_prev: str | None) -> None:
+    n = _eval(sc, nd.repeat, sub + ("repeat",))
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise sc.err(SpecValidationError, f"repeat: must be a positive int, got {n!r}", *sub, "repeat")
+    if n > ctx.limits.max_repeat:
+        raise sc.err(LimitError, f"repeat: {n} is more than the limit of {ctx.limits.max_repeat}", *sub, "repeat",
+                     fix="raise the limit with --max-repeat")
+    base = sc.prefix + name
+    inst_names = _instance_names(sc, nd, n, sub)
+    ctx.scopes.append(Scope(base, "repeat", block=nd.block, count=n, connect=nd.connect, loc=sc.loc(*sub, key=True)))
+    value, _ = raw
+    per_instance = any("prev" in r or "$" in r for r in _refs(value))
+    outs: list[str] = []
+    sc.instances[name] = outs
+    first_in: list[str] | dict[str, str] | None = None
+    enabled = _when(sc, nd, sub)
+    for i in range(n):
+        env_i = {"i": i, "n": n}
+        isc = _Scope(sc.prefix, sc.doc, sc.path, {**sc.env, **env_i}, sc.outer, sc.local, sc.instances)
+        prev = outs[-1] if outs else None
+        if i == 0 or per_instance:
+            prev_for_i = prev if prev is not None else first_prev
+            ins = _inputs(isc, raw, prev_for_i, scope_input)
+            if i == 0:
+                first_in = ins
+        else:
+            ins = [outs[-1]]
+        if nd.connect == "dense":
+            assert first_in is not None
+            x0 = first_in if isinstance(first_in, list) else list(first_in.values())
+            if len(x0) != 1:
+                raise sc.err(GraphError, "connect: dense needs exactly one input", *sub, "in")
+            feats = [x0[0], *outs]
+            if len(feats) > 1:
+                cat = f"{base}.cat{i}"
+                ctx.add(Node(cat, "concat", {"dim": 0}, tuple(feats), loc=sc.loc(*sub, key=True), path=_p(sc, sub),
+                             meta={"dense": base}))
+                ins = [cat]
+            else:
+                ins = [feats[0]]
+        if not enabled:
+            first = next(iter(ins.values())) if isinstance(ins, dict) else ins[0]
+            outs.append(first)
+            continue
+        path = f"{base}.{inst_names[i]}"
+        outs.append(_expand_block(ctx, isc, path, nd, ins, sub, isc.env, env_i))
+    if nd.connect == "dense" and enabled:
+        assert first_in is not None
+        x0 = first_in if isinstance(first_in, list) else list(first_in.values())
+        out = f"{base}.cat"
+        ctx.add(Node(out, "concat", {"dim": 0}, (x0[0], *outs), loc=sc.loc(*sub, key=True), path=_p(sc, sub),
+                     meta={"dense": base}))
+        sc.local[name] = out
+    else:
+        sc.local[name] = outs[-1]
+
+
+def _expand_share(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | dict[str, str], sub: PathT) -> str:
+    owner = nd.share
+    if owner not in sc.local:
+        raise sc.err(GraphError, f"share: '{owner}' is not a node in this scope{close_matches(owner, sc.local)}",
+                     *sub, "share")
+    owner_ir = sc.prefix + owner
+    ir = sc.prefix + name
+    if owner_ir in ctx.calls:
+        call, env, csub, _ = ctx.calls[owner_ir]
+        saved = ctx.share
+        ctx.share = (ir, owner_ir)
+        try:
+            return _expand_block(ctx, sc, ir, call, ins, sub, env)
+        finally:
+            ctx.share = saved
+    src = next((x for x in ctx.nodes if x.name == owner_ir), None)
+    if src is None or src.module is None:
+        raise sc.err(GraphError, f"share: '{owner}' has no module to share (it is stateless or repeated)",
+                     *sub, "share", fix="share an op with parameters, or a block called once")
+    if isinstance(ins, dict):
+        raise sc.err(GraphError, f"node '{name}' shares op '{src.op}', which takes a list of inputs", *sub, "in")
+    ctx.add(Node(ir, src.op, src.attrs, tuple(ins), module=src.module, loc=sc.loc(*sub, key=True), path=_p(sc, sub),
+                 meta={"share": src.module}))
+    return ir
+
+
+def _toposort(nodes: list[Node], inputs: set[str], doc: Document) -> tuple[Node, ...]:
+    """Nodes in dependency order, keeping expansion order wherever the wiring allows."""
+    import heapq
+
+    index: dict[str, int] = {}
+    for k, n in enumerate(nodes):
+        if n.name in index or n.name in inputs:
+            raise GraphError(f"two nodes expand to the name '{n.name}'", loc=n.loc, source=doc.text,
+                             fix="rename one; a repeat's instances are named <repeat>.<i>")
+        index[n.name] = k
+    waiting = {n.name: sum(1 for i in set(n.inputs) if i not in inputs) for n in nodes}
+    users: dict[str, list[str]] = {}
+    for n in nodes:
+        for i in set(n.inputs):
+            users.setdefault(i, []).append(n.name)
+    ready = [index[name] for name, w in waiting.items() if w == 0]
+    heapq.heapify(ready)
+    out: list[Node] = []
+    while ready:
+        n = nodes[heapq.heappop(ready)]
+        out.append(n)
+        for u in users.get(n.name, ()):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, index[u])
+    if len(out) != len(nodes):
+        stuck = next(n for n in nodes if waiting[n.name] > 0)
+        raise GraphError(f"node '{stuck.name}' is part of a cycle", loc=stuck.loc, source=doc.text,
+                         fix="a network is a DAG; break the loop")
+    return tuple(out)

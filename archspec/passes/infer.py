@@ -1,0 +1,72 @@
+"""Infer: every node gets its output shape from its op's pure-Python rule.
+
+Inference annotates, it does not raise: a node whose rule fails gets ``error`` (a
+:class:`~archspec.errors.ShapeError` located at the node) and no shape; nodes downstream
+of it get no shape and no error of their own, so one mistake is reported once.
+"""
+
+from __future__ import annotations
+
+from ..errors import ArchSpecError, ShapeError
+from ..ir import Graph, Node, Shape
+from ..ops import REGISTRY
+from ..ops.base import fmt
+
+
+def infer(graph: Graph) -> Graph:
+    shapes: dict[str, Shape | None] = {k: tuple(v) for k, v in graph.inputs.items()}
+    nodes_by_name: dict[str, Node] = {}
+    out: list[Node] = []
+    for n in graph.nodes:
+        ins = [shapes[i] for i in n.inputs]
+        shape: Shape | None = None
+        error: ArchSpecError | None = None
+        if all(s is not None for s in ins):
+            try:
+                shape = _infer_node(n, ins, nodes_by_name, shapes)  # type: ignore[arg-type]
+            except ArchSpecError as e:
+                error = _locate(e, n, ins, graph)
+        new = n.replace(shape=shape, error=error)
+        shapes[n.name] = shape
+        nodes_by_name[n.name] = new
+        out.append(new)
+    return graph.replace(nodes=tuple(out))
+
+
+def _infer_node(n: Node, ins: list[Shape], done: dict[str, Node], shapes: dict[str, Shape | None]) -> Shape:
+    op = REGISTRY.get(n.op)
+    attrs = op.Attrs.model_validate(dict(n.attrs))
+    shape = op.infer(attrs, ins)
+    owner_name = n.meta.get("share")
+    if owner_name is not None:
+        owner = next((o for o in done.values() if o.module == owner_name and "share" not in o.meta), None)
+        if owner is not None and owner.shape is not None:
+            owner_ins = [shapes[i] for i in owner.inputs]
+            if all(s is not None for s in owner_ins) and op.params(attrs, owner_ins) != op.params(attrs, ins):  # type: ignore[arg-type]
+                raise ShapeError(
+                    f"shared module '{owner_name}' was built for input {fmt(owner_ins[0])}, "
+                    f"but '{n.name}' gives it {fmt(ins[0])}",
+                    expected=fmt(owner_ins[0]), got=fmt(ins[0]),
+                    fix="feed the shared node inputs with the same channels as its owner",
+                )
+    return shape
+
+
+def _locate(e: ArchSpecError, n: Node, ins: list[Shape | None], graph: Graph) -> ArchSpecError:
+    """Pin an op rule's error on the node; name every producer when there are several."""
+    if len(n.inputs) > 1 and e.got is not None and "from" not in (e.got or ""):
+        parts = []
+        for src, s in zip(n.inputs, ins, strict=True):
+            loc = graph.input_locs.get(src) if src in graph.inputs else _loc_of(graph, src)
+            where = f" (line {loc.line})" if loc else ""
+            parts.append(f"'{src}' {fmt(s)}{where}")
+        e.got = ", ".join(parts)
+    e.message = f"node '{n.name}' ({n.op}): {e.message}"
+    return e.located(n.loc, n.path, graph.source)
+
+
+def _loc_of(graph: Graph, name: str):  # type: ignore[no-untyped-def]
+    for x in graph.nodes:
+        if x.name == name:
+            return x.loc
+    return None

@@ -1,0 +1,134 @@
+"""Project: insert the shortcut projections that residual merges need.
+
+When an ``add`` (or ``mul``, ``lerp``) joins inputs of different shapes, every input
+whose shape differs from input 0's is projected onto it, by the spec's policy
+(``defaults.projection.kind``):
+
+==================  =========================================================  ======
+policy              inserted nodes                                              params
+==================  =========================================================  ======
+``conv_bn``         1x1 conv, stride = spatial ratio, no bias; then bn         yes
+``avgpool_conv_bn`` avgpool k=s=ratio (ceil, no pad count); 1x1 conv; bn       yes
+``zero_pad``        every ratio-th position, zero channels appended            no
+``none``            nothing: a mismatch is an error                            —
+==================  =========================================================  ======
+
+Inserted nodes have ``provenance="auto"`` and deterministic names: inside a block
+instance ``layer2.0`` they are ``layer2.0.downsample.0``/``.1`` (torchvision's), at the
+top level ``<add>_downsample.0``. Run :func:`~archspec.passes.infer` before and after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ShapeError
+from ..ir import Graph, Node, Shape
+from ..ops import REGISTRY
+from ..ops.base import conv_out, fmt
+
+
+def project(graph: Graph) -> Graph:
+    policy = dict(graph.init.get("projection", {}))
+    kind = policy.get("kind", "conv_bn")
+    base_name = policy.get("name", "downsample")
+    shapes: dict[str, Shape | None] = {k: tuple(v) for k, v in graph.inputs.items()}
+    for n in graph.nodes:
+        shapes[n.name] = n.shape
+    taken = {n.name for n in graph.nodes} | set(graph.inputs)
+    out: list[Node] = []
+    for n in graph.nodes:
+        op = REGISTRY.get(n.op)
+        ins = [shapes[i] for i in n.inputs]
+        if not op.projectable or any(s is None for s in ins) or all(s == ins[0] for s in ins):
+            out.append(n)
+            continue
+        target = ins[0]
+        assert target is not None
+        new_inputs = list(n.inputs)
+        error = None
+        for slot, (src, s) in enumerate(zip(n.inputs, ins, strict=True)):
+            if s == target:
+                continue
+            assert s is not None
+            try:
+                stride = _stride(n, src, s, target, kind)
+                nodes = _projection(n, slot, src, s, target, stride, kind, _name(n, base_name, taken))
+            except ShapeError as e:
+                error = e.located(n.loc, n.path, graph.source)
+                break
+            taken.update(x.name for x in nodes)
+            out.extend(nodes)
+            new_inputs[slot] = nodes[-1].name
+        if error is not None:
+            out.append(n.replace(error=error, shape=None))
+        else:
+            out.append(n.replace(inputs=tuple(new_inputs), error=None))
+    return graph.replace(nodes=tuple(out))
+
+
+def _name(n: Node, base: str, taken: set[str]) -> str:
+    scope, _, leaf = n.name.rpartition(".")
+    name = f"{scope}.{base}" if scope else f"{leaf}_{base}"
+    k = 1
+    candidate = name
+    while candidate in taken or any(t.startswith(candidate + ".") for t in taken):
+        candidate = f"{name}_{k}"
+        k += 1
+    return candidate
+
+
+def _stride(n: Node, src: str, s: Shape, t: Shape, kind: str) -> int:
+    """The integer stride taking ``s``'s spatial size to ``t``'s, or a ShapeError."""
+    what = f"node '{n.name}' ({n.op}): input '{src}' is {fmt(s)} but input 0 is {fmt(t)}"
+    if kind == "none":
+        raise ShapeError(f"{what}, and the projection policy is 'none'", expected=fmt(t), got=fmt(s),
+                         fix="make the shapes equal, or set defaults: {projection: {kind: conv_bn}}")
+    if len(s) != len(t):
+        raise ShapeError(f"{what}: ranks differ, so no projection can join them", expected=fmt(t), got=fmt(s))
+    strides = set()
+    for a, b in zip(s[1:], t[1:], strict=True):
+        if b > a:
+            raise ShapeError(f"{what}: a projection would have to upsample {a} to {b}", expected=fmt(t), got=fmt(s),
+                             fix="project the other way (put the larger input first), or upsample explicitly")
+        k = max(1, round(a / b))
+        if conv_out(a, 1, k, 0, 1) != b:
+            raise ShapeError(f"{what}: the spatial ratio {a}/{b} is not a whole number", expected=fmt(t), got=fmt(s),
+                             fix="change a stride or padding so the sizes divide evenly")
+        strides.add(k)
+    if len(strides) > 1:
+        raise ShapeError(f"{what}: spatial dims shrink by different ratios {sorted(strides)}", expected=fmt(t), got=fmt(s))
+    stride = strides.pop() if strides else 1
+    if kind == "zero_pad" and t[0] < s[0]:
+        raise ShapeError(f"{what}: zero_pad cannot reduce {s[0]} channels to {t[0]}", expected=fmt(t), got=fmt(s),
+                         fix="use projection kind conv_bn")
+    return stride
+
+
+def _projection(n: Node, slot: int, src: str, s: Shape, t: Shape, stride: int, kind: str, base: str) -> list[Node]:
+    sp = "x".join("1" for _ in s[1:])
+    label = f"proj {sp}/{stride}, {s[0]}\u2192{t[0]} (auto)"
+    meta = {"auto": kind, "for": n.name, "slot": slot, "label": label,
+            "rule": f"{n.op} '{n.name}' joins {fmt(s)} into {fmt(t)}: {kind} projection"}
+
+    def node(name: str, op: str, attrs: dict[str, Any], inp: str, stateful: bool) -> Node:
+        full = dict(REGISTRY.get(op).Attrs.model_validate(attrs))
+        return Node(name, op, full, (inp,), module=name if stateful else None, provenance="auto",
+                    loc=n.loc, path=n.path, meta=meta)
+
+    if kind == "zero_pad":
+        return [node(base, "zero_pad", {"out": t[0], "stride": stride}, src, False)]
+    conv = {"out": t[0], "k": 1, "stride": stride, "padding": 0, "bias": False}
+    if kind == "conv_bn":
+        a = node(f"{base}.0", "conv", conv, src, True)
+        return [a, node(f"{base}.1", "bn", {}, a.name, True)]
+    # avgpool_conv_bn (ResNet-D): pool first so the 1x1 conv sees every position.
+    nodes: list[Node] = []
+    inp = src
+    if stride > 1:
+        pool = node(f"{base}.0", "avgpool", {"k": stride, "stride": stride, "ceil_mode": True,
+                                              "count_include_pad": False}, src, False)
+        nodes.append(pool)
+        inp = pool.name
+    c = node(f"{base}.1", "conv", {**conv, "stride": 1}, inp, True)
+    return [*nodes, c, node(f"{base}.2", "bn", {}, c.name, True)]

@@ -1,0 +1,322 @@
+"""Pydantic models of the spec language (v1): frozen, ``extra="forbid"``, strict.
+
+A node in ``nodes:`` is one of four kinds, told apart by its key: ``op:`` (an op from
+the registry; the op name is the pydantic discriminator, so each op validates its own
+attributes), ``block:`` (a call of a reusable block, possibly repeated), ``nodes:`` (an
+inline group: a module scope) or ``share:`` (reuse another node's module).
+
+Op attributes may hold ``$name``/``${...}`` expressions; those are checked for type
+once evaluated, in the expand pass, against the op's strict ``Attrs`` model.
+
+The models are built from the registry (each op contributes its attribute fields) and
+rebuilt when an op is registered, so ``archspec.register_op`` reaches the schema too.
+"""
+
+# No `from __future__ import annotations`: pydantic reads these annotations at class
+# creation inside `_build`, where the op union is a local.
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
+
+from .errors import ArchSpecError, SpecValidationError, UnknownOpError, close_matches
+from .loader import Document
+from .ops import REGISTRY
+
+Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Scalar = Union[bool, int, float, str, None]
+Param = Union[Scalar, list[Any], dict[str, Any]]
+InSpec = Union[str, list[str], dict[str, str]]
+
+NODE_KEYS = ("in", "when", "doc", "op", "block", "nodes", "share")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
+
+
+class ProjectionPolicy(Strict):
+    """How a mismatched ``add``/``mul``/``lerp`` input is projected onto input 0's shape."""
+
+    kind: Literal["conv_bn", "avgpool_conv_bn", "zero_pad", "none"] = "conv_bn"
+    name: Name = "downsample"  # module name of the inserted projection (torchvision's)
+
+
+class InitPolicy(Strict):
+    """Weight initialisation after construction.
+
+    ``scheme: default`` keeps PyTorch's constructors; ``kaiming_normal`` draws conv
+    weights from N(0, 2/fan_out) and sets norms to weight 1, bias 0 (torchvision's ResNet).
+    ``zero_init_residual`` zeroes the last norm of every residual branch.
+    """
+
+    scheme: Literal["default", "kaiming_normal"] = "default"
+    zero_init_residual: bool = False
+
+
+def _kind(v: Any) -> str | None:
+    if isinstance(v, dict):
+        for key, kind in (("op", "op"), ("block", "block"), ("nodes", "group"), ("share", "share")):
+            if key in v:
+                return kind
+        return None
+    return getattr(v, "kind", None)
+
+
+def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
+    """A node model for one op: the common node keys plus the op's attributes, each of
+    which may also be an expression string. ``partial``: attributes only, all optional
+    (the model of ``defaults.<op>``)."""
+    op = REGISTRY.get(op_name)
+    fields: dict[str, Any] = {} if partial else {
+        "op": (Literal[op_name], ...),  # type: ignore[valid-type]
+        "in_": (Union[InSpec, None], Field(None, alias="in")),
+        "when": (Union[bool, Expr, None], None),
+        "doc": (str, ""),
+    }
+    for fname, finfo in op.Attrs.model_fields.items():
+        if fname in NODE_KEYS:
+            raise ArchSpecError(f"op '{op_name}' has an attribute named '{fname}', which is reserved for nodes")
+        ann = Annotated[finfo.annotation, *finfo.metadata] if finfo.metadata else finfo.annotation  # type: ignore[valid-type]
+        default = None if partial else ... if finfo.is_required() else finfo.default
+        fields[fname] = (Union[ann, Expr], Field(default, description=finfo.description))  # type: ignore[valid-type]
+    model = create_model(  # type: ignore[call-overload]
+        f"{op_name}_defaults" if partial else f"{op_name}_node",
+        __base__=Strict,
+        __doc__=(op.__doc__ or "").strip() or None,
+        **fields,
+    )
+    model.kind = "op"  # type: ignore[attr-defined]
+    return model  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=4)
+def _build(version: int) -> dict[str, Any]:
+    names = REGISTRY.names()
+    op_models = tuple(_op_model(n) for n in names)
+    OpNode = Annotated[Union[op_models], Field(discriminator="op")]  # type: ignore[valid-type]
+
+    class BlockCall(Strict):
+        """A call of a block from ``blocks:``; ``repeat: N`` unrolls N instances."""
+
+        kind: Literal["block"] = Field("block", exclude=True)
+        block: str
+        in_: Union[InSpec, None] = Field(None, alias="in")
+        args: dict[str, Param] = {}
+        repeat: Union[Annotated[int, Field(ge=1)], Expr] = 1
+        connect: Literal["chain", "dense"] = "chain"
+        names: Union[str, None] = None
+        when: Union[bool, Expr, None] = None
+        doc: str = ""
+
+    class Group(Strict):
+        """An inline group: its own nodes under one module scope."""
+
+        kind: Literal["group"] = Field("group", exclude=True)
+        nodes: "dict[str, NodeDef]"  # noqa: F821
+        in_: Union[InSpec, None] = Field(None, alias="in")
+        edges: list[str] = []
+        output: Union[str, None] = None
+        when: Union[bool, Expr, None] = None
+        doc: str = ""
+
+    class ShareNode(Strict):
+        """Reuse the module(s) of another node: tied weights, Siamese branches."""
+
+        kind: Literal["share"] = Field("share", exclude=True)
+        share: str
+        in_: Union[InSpec, None] = Field(None, alias="in")
+        when: Union[bool, Expr, None] = None
+        doc: str = ""
+
+    NodeDef = Annotated[
+        Union[
+            Annotated[OpNode, Tag("op")],
+            Annotated[BlockCall, Tag("block")],
+            Annotated[Group, Tag("group")],
+            Annotated[ShareNode, Tag("share")],
+        ],
+        Discriminator(
+            _kind,
+            custom_error_type="node_kind",
+            custom_error_message="a node needs one of the keys op:, block:, nodes: or share:",
+        ),
+    ]
+    Group.model_rebuild(_types_namespace={"NodeDef": NodeDef})
+
+    class Block(Strict):
+        """A reusable sub-graph with parameters and named inputs."""
+
+        params: list[Union[Name, dict[str, Param]]] = []
+        inputs: list[Name] = ["input"]
+        nodes: dict[str, NodeDef]  # type: ignore[valid-type]
+        edges: list[str] = []
+        output: Union[str, None] = None
+        doc: str = ""
+
+    defaults_fields: dict[str, Any] = {"projection": (ProjectionPolicy, ProjectionPolicy())}
+    for n in names:
+        defaults_fields[n] = (Union[_op_model(n, partial=True), None], None)
+    Defaults = create_model("Defaults", __base__=Strict, **defaults_fields)  # type: ignore[call-overload]
+
+    class Spec(Strict):
+        """A whole spec file."""
+
+        archspec: Literal[1]
+        name: str
+        doc: str = ""
+        params: dict[str, Param] = {}
+        inputs: dict[str, list[Union[Annotated[int, Field(ge=1)], Name]]]
+        defaults: Defaults = Defaults()  # type: ignore[valid-type]
+        init: InitPolicy = InitPolicy()
+        use: list[str] = []
+        blocks: dict[str, Block] = {}
+        nodes: dict[str, NodeDef]  # type: ignore[valid-type]
+        edges: list[str] = []
+        outputs: Union[list[str], str]
+
+    class BlockFile(Strict):
+        """A file of blocks for ``use:``."""
+
+        archspec: Literal[1]
+        doc: str = ""
+        use: list[str] = []
+        blocks: dict[str, Block] = {}
+
+    return {"Spec": Spec, "Block": Block, "BlockFile": BlockFile, "NodeDef": TypeAdapter(NodeDef),
+            "BlockCall": BlockCall, "Group": Group, "ShareNode": ShareNode}
+
+
+def models() -> dict[str, Any]:
+    """The spec models for the registry as it is now."""
+    REGISTRY.load_entry_points()
+    return _build(REGISTRY.version)
+
+
+def spec_model() -> type[BaseModel]:
+    return models()["Spec"]  # type: ignore[no-any-return]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the spec format, for editors (yaml-language-server)."""
+    schema = spec_model().model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "archspec spec (v1)"
+    return schema
+
+
+def validate(doc: Document, model: str = "Spec") -> Any:
+    """Validate loaded YAML against a spec model; errors point at the YAML line."""
+    if not isinstance(doc.data, dict):
+        raise SpecValidationError(
+            f"a spec must be a mapping at the top level, got {type(doc.data).__name__}",
+            loc=doc.loc(()), source=doc.text, fix="start the file with 'archspec: 1'",
+        )
+    try:
+        return models()[model].model_validate(doc.data)
+    except ValidationError as e:
+        raise from_pydantic(e, doc) from None
+
+
+def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...] = ()) -> ArchSpecError:
+    """The first pydantic error as one ArchSpecError at the right YAML position."""
+    errors = e.errors(include_url=False)
+    # An unknown op or field says more than the type errors it causes.
+    rank = {"union_tag_invalid": 0, "node_kind": 1, "extra_forbidden": 2}
+    # `int | expression` fields fail twice; the expression branch's complaint is noise.
+    errors = [x for x in errors if not (x["loc"] and x["loc"][-1] == "constrained-str")] or errors
+    err = min(errors, key=lambda x: rank.get(x["type"], 3))
+    path = _data_path(doc.data, base + tuple(err["loc"]))
+    where = ".".join(str(p) for p in path) or "<top>"
+    etype = err["type"]
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    kw: dict[str, Any] = {"path": where, "source": doc.text}
+    if etype == "union_tag_invalid":
+        bad = err["ctx"]["tag"]
+        return UnknownOpError(f"unknown op '{bad}'{close_matches(bad, REGISTRY.names())}{more}",
+                              loc=doc.loc(path + ("op",)), fix="run `archspec ops` or see docs/ops.md for the ops", **kw)
+    if etype == "extra_forbidden":
+        field = str(path[-1])
+        allowed = _allowed_fields(doc.data, path[:-1])
+        hint = close_matches(field, allowed) if allowed else ""
+        return SpecValidationError(f"unknown field '{field}'{hint}{more}", loc=doc.loc(path, key=True),
+                                   expected=("one of: " + ", ".join(allowed)) if allowed else None, **kw)
+    if etype == "missing":
+        return SpecValidationError(f"missing required field '{path[-1]}'{more}", loc=doc.loc(path[:-1]), **kw)
+    if etype == "node_kind":
+        return SpecValidationError(f"node '{path[-1]}' needs one of the keys op:, block:, nodes: or share:{more}",
+                                   loc=doc.loc(path), **kw)
+    got = err.get("input")
+    got_txt = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    msg = err["msg"]
+    if etype == "string_pattern_mismatch" and path and isinstance(got, str):
+        msg = f"'{got}' is not a valid name (letters, digits and '_', not starting with a digit)"
+    return SpecValidationError(f"{where}: {msg}{more}", loc=doc.loc(path), got=got_txt, **kw)
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Follow a pydantic error location through the data, dropping the union tags that
+    pydantic puts in it: the node kind after a node's name, then the op name, and the
+    branch names of ``int | expression`` fields after a scalar."""
+    path: list[str | int] = []
+    cur: Any = data
+    parts = list(loc)
+    in_nodes = False  # the previous key was 'nodes': the next part names a node
+    while parts:
+        part = parts.pop(0)
+        key = "in" if part == "in_" else part
+        path.append(key)
+        if isinstance(cur, dict) and key in cur:
+            cur = cur[key]
+        elif isinstance(cur, list) and isinstance(key, int) and 0 <= key < len(cur):
+            cur = cur[key]
+        else:
+            break  # a missing or extra key: the path ends here
+        if in_nodes and isinstance(cur, dict) and parts and parts[0] in ("op", "block", "group", "share"):
+            tag = parts.pop(0)
+            if tag == "op" and parts and parts[0] == cur.get("op"):
+                parts.pop(0)
+        in_nodes = key == "nodes"
+        if not isinstance(cur, (dict, list)):
+            break
+    return tuple(path)
+
+
+def _allowed_fields(data: Any, path: tuple[Any, ...]) -> list[str]:
+    """The fields a mapping at ``path`` may have, for 'did you mean' hints."""
+    cur = data
+    for p in path:
+        cur = cur[p] if isinstance(cur, (dict, list)) else None
+    if not isinstance(cur, dict):
+        return []
+    m = models()
+    if len(path) == 2 and path[0] == "defaults" and path[1] in REGISTRY:
+        return list(REGISTRY.get(str(path[1])).Attrs.model_fields)
+    if "op" in cur and isinstance(cur["op"], str) and cur["op"] in REGISTRY:
+        return ["in", "when", "doc", "op", *REGISTRY.get(cur["op"]).Attrs.model_fields]
+    if "block" in cur:
+        return _aliases(m["BlockCall"])
+    if "nodes" in cur and path and path[-2:-1] == ("blocks",):
+        return _aliases(m["Block"])
+    if "nodes" in cur and len(path) == 0:
+        return _aliases(m["Spec"])
+    if "nodes" in cur:
+        return _aliases(m["Group"])
+    if "share" in cur:
+        return _aliases(m["ShareNode"])
+    return []
+
+
+def _aliases(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items() if n != "kind"]
