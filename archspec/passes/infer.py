@@ -3,6 +3,9 @@
 Inference annotates, it does not raise: a node whose rule fails gets ``error`` (a
 :class:`~archspec.errors.ShapeError` located at the node) and no shape; nodes downstream
 of it get no shape and no error of their own, so one mistake is reported once.
+
+A merge that auto-projection can mend (``add`` of same-rank inputs of different shapes)
+keeps its error but takes input 0's shape, the shape it will have once projected.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ def infer(graph: Graph) -> Graph:
                 shape = _infer_node(n, ins, nodes_by_name, shapes)  # type: ignore[arg-type]
             except ArchSpecError as e:
                 error = _locate(e, n, ins, graph)
+                if REGISTRY.get(n.op).projectable and len({len(x) for x in ins}) == 1:  # type: ignore[arg-type]
+                    # The project pass will map every input onto input 0: inference goes
+                    # on with that shape so later merges are seen too.
+                    shape = ins[0]
         new = n.replace(shape=shape, error=error)
         shapes[n.name] = shape
         nodes_by_name[n.name] = new

@@ -1,0 +1,53 @@
+"""Safe output files: written to a temporary file and renamed into place.
+
+An output is never written through a symlink, never over an input spec, never over an
+existing file unless ``force``, and never left half-written: the data goes to a
+temporary file in the same folder, is flushed to disk, then renamed over the target
+in one step. An error or Ctrl-C before the rename leaves the target as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import OutputError
+
+
+def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    target = Path(path)
+    if target.is_symlink():
+        raise OutputError(f"refusing to write '{target}': it is a symlink", fix="remove the link or pick another path")
+    for p in protect:
+        if Path(p).exists() and target.exists() and target.resolve() == Path(p).resolve():
+            raise OutputError(f"refusing to write '{target}': it is an input file", fix="pick another output path")
+    if target.exists() and not force:
+        raise OutputError(f"'{target}' exists", fix="pass --force to overwrite it")
+    if target.exists() and not target.is_file():
+        raise OutputError(f"refusing to write '{target}': it is not a regular file")
+    parent = target.parent
+    for anc in [parent, *parent.parents]:
+        if anc.is_symlink():
+            raise OutputError(f"refusing to write '{target}': '{anc}' is a symlink")
+    parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+def write_text(path: str | Path, text: str, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
+    return write_bytes(path, text.encode("utf-8"), force=force, protect=protect)
