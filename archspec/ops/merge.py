@@ -140,7 +140,7 @@ class ZeroPad(Op):
 
     def infer(self, a: ZeroPadAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes
-        if len(x) < 2:
+        if len(x) < 1:
             raise ShapeError(f"zero_pad expects a (C, *spatial) input, got {fmt(x)}", got=fmt(x))
         if a.out < x[0]:
             raise ShapeError(f"zero_pad: out={a.out} is fewer than the {x[0]} input channels",

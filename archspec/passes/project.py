@@ -13,6 +13,9 @@ policy              inserted nodes                                              
 ``none``            nothing: a mismatch is an error                            —
 ==================  =========================================================  ======
 
+Feature vectors ``(F,)`` have no spatial dims; ``conv_bn`` and ``avgpool_conv_bn`` project
+them with one bias-free ``linear``.
+
 Inserted nodes have ``provenance="auto"`` and deterministic names: inside a block
 instance ``layer2.0`` they are ``layer2.0.downsample.0``/``.1`` (torchvision's), at the
 top level ``<add>_downsample.0``. Run :func:`~archspec.passes.infer` before and after.
@@ -107,7 +110,8 @@ def _stride(n: Node, src: str, s: Shape, t: Shape, kind: str) -> int:
 
 def _projection(n: Node, slot: int, src: str, s: Shape, t: Shape, stride: int, kind: str, base: str) -> list[Node]:
     sp = "x".join("1" for _ in s[1:])
-    label = f"proj {sp}/{stride}, {s[0]}\u2192{t[0]} (auto)"
+    how = "zero-pad" if kind == "zero_pad" else f"{sp}/{stride}" if sp else "linear"
+    label = f"proj {how}, {s[0]}\u2192{t[0]} (auto)"
     meta = {"auto": kind, "for": n.name, "slot": slot, "label": label,
             "rule": f"{n.op} '{n.name}' joins {fmt(s)} into {fmt(t)}: {kind} projection"}
 
@@ -118,6 +122,9 @@ def _projection(n: Node, slot: int, src: str, s: Shape, t: Shape, stride: int, k
 
     if kind == "zero_pad":
         return [node(base, "zero_pad", {"out": t[0], "stride": stride}, src, False)]
+    if len(s) == 1:
+        # Feature vectors have no spatial dims: the projection is a bias-free linear map.
+        return [node(f"{base}.0", "linear", {"out": t[0], "bias": False}, src, True)]
     conv = {"out": t[0], "k": 1, "stride": stride, "padding": 0, "bias": False}
     if kind == "conv_bn":
         a = node(f"{base}.0", "conv", conv, src, True)
