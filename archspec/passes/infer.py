@@ -28,7 +28,9 @@ def infer(graph: Graph) -> Graph:
             try:
                 shape = _infer_node(n, ins, nodes_by_name, shapes)  # type: ignore[arg-type]
             except ArchSpecError as e:
-                error = _locate(e, n, ins, graph)
+                # A merge that the project pass refused keeps that pass's diagnosis.
+                keep = n.error is not None and REGISTRY.get(n.op).projectable
+                error = n.error if keep else _locate(e, n, ins, graph)
                 if REGISTRY.get(n.op).projectable and len({len(x) for x in ins}) == 1:  # type: ignore[arg-type]
                     # The project pass will map every input onto input 0: inference goes
                     # on with that shape so later merges are seen too.

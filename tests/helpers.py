@@ -1,0 +1,28 @@
+"""Shared helpers: specs written inline next to the assertion, lint after every pass."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from archspec.ir import Graph, lint
+from archspec.loader import load_text
+from archspec.passes import check, expand, infer, project
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+
+
+def spec_text(body: str) -> str:
+    return textwrap.dedent(body).lstrip("\n")
+
+
+def run_passes(text: str, params: dict | None = None, file: str = "t.yaml") -> Graph:
+    """Every pass in order, with lint() after each one."""
+    g = expand(load_text(spec_text(text), file), params)
+    lint(g)
+    for p in (infer, project, infer):
+        g = p(g)
+        lint(g)
+    return check(g)
+
