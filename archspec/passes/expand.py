@@ -39,6 +39,7 @@ PathT = tuple[str | int, ...]
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INDEXED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[(-?[0-9]+)\]$")
 _RESERVED = {"input", "prev"}
+_SCOPE_INPUT = "$__scope_input__"  # marks "the scope's input" in a node's raw inputs
 
 # Attributes of torch.nn.Module / fx.GraphModule that a submodule name would shadow;
 # kept here so `check` can refuse them without importing torch (a test keeps it in sync).
@@ -285,7 +286,7 @@ def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any], edges: list[s
         elif k > 0:
             raw[n] = (names[k - 1], sub + (n,))
         elif default_input is not None:
-            raw[n] = ("$__scope_input__", sub + (n,))
+            raw[n] = (_SCOPE_INPUT, sub + (n,))
         else:
             raise sc.err(GraphError, f"node '{n}' has no input", *sub, n,
                          fix="say where it reads from with in:, or add it to edges:")
@@ -350,7 +351,7 @@ def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: di
             refs.append(share)
         refs += _group_refs(nodes[n])
         k = index_of[n]
-        if k > 0 and any("prev" in r for r in refs):
+        if k > 0 and any(re.search(r"\bprev\b", r) for r in refs):
             found.append(names[k - 1])  # `prev` of instance 0 is the node listed before
         for r in refs:
             if "$" in r:
@@ -422,7 +423,7 @@ def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_in
     """A reference written in the spec → the IR name it denotes."""
     if not isinstance(ref, str):
         raise sc.err(SpecValidationError, f"a reference must be a node name, got {ref!r}", *sub)
-    if ref == "$__scope_input__":
+    if ref == _SCOPE_INPUT:
         assert scope_input is not None
         return scope_input
     if "$" in ref:
@@ -554,6 +555,9 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> dict[str, Any]:
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
         k = err["loc"][0] if err["loc"] else None
+        if err["type"] == "missing":
+            raise sc.err(SpecValidationError, f"missing required field '{k}' (op '{nd.op}')", *sub,
+                         fix=f"add {k}: to the node, or set it for every {nd.op} under defaults:") from None
         where = sub + ((k,) if k in written else ())
         src = "" if k in written else f" (from defaults.{nd.op})" if k in values else ""
         raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: {err['msg']}{src}", *where,
@@ -592,7 +596,7 @@ def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub
 def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | dict[str, str], sub: PathT,
                   env: dict[str, Any], extra_env: dict[str, Any] | None = None) -> str:
     """One block instance at ``path``; returns its output's IR name."""
-    bname = nd.block
+    bname = _block_name(sc, nd, sub, {**env, **(extra_env or {})})
     if bname not in ctx.blocks:
         raise sc.err(SpecValidationError, f"unknown block '{bname}'{close_matches(bname, ctx.blocks)}", *sub, "block",
                      expected="one of: " + ", ".join(ctx.blocks) if ctx.blocks else "a block under blocks:")
@@ -632,6 +636,19 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
         ctx.stack.pop()
 
 
+def _block_name(sc: _Scope, nd: Any, sub: PathT, env: dict[str, Any]) -> str:
+    """``block:`` is a name, or an expression giving one (``"${'bottleneck' if depth >= 50 else 'basic'}"``)."""
+    if "$" not in nd.block:
+        return nd.block  # type: ignore[no-any-return]
+    try:
+        name = evaluate_value(nd.block, env)
+    except ExpressionError as e:
+        raise e.located(sc.loc(*sub, "block"), _p(sc, sub + ("block",)), sc.doc.text) from None
+    if not isinstance(name, str):
+        raise sc.err(SpecValidationError, f"block: must evaluate to a block name, got {name!r}", *sub, "block")
+    return name
+
+
 def _instance_names(sc: _Scope, nd: Any, n: int, sub: PathT) -> list[str]:
     out = []
     for i in range(n):
@@ -667,9 +684,10 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
                      fix="raise the limit with --max-repeat")
     base = sc.prefix + name
     inst_names = _instance_names(sc, nd, n, sub)
-    ctx.scopes.append(Scope(base, "repeat", block=nd.block, count=n, connect=nd.connect, loc=sc.loc(*sub, key=True)))
+    ctx.scopes.append(Scope(base, "repeat", block=_block_name(sc, nd, sub, {**sc.env, "i": 0, "n": n}), count=n,
+                            connect=nd.connect, loc=sc.loc(*sub, key=True)))
     value, _ = raw
-    per_instance = any("prev" in r or "$" in r for r in _refs(value))
+    per_instance = any(r != _SCOPE_INPUT and (re.search(r"\bprev\b", r) or "$" in r) for r in _refs(value))
     outs: list[str] = []
     sc.instances[name] = outs
     first_in: list[str] | dict[str, str] | None = None
