@@ -93,12 +93,19 @@ def _split(value: str) -> list[str | tuple[str]]:
     pieces: list[str | tuple[str]] = []
     pos = 0
     text = ""
+
+    def literal(chunk: str) -> str:
+        if "$" in chunk:
+            raise ExpressionError(f"stray '$' in {value!r}",
+                                  fix="write $name or ${expression}; write $$ for a literal dollar sign")
+        return chunk
+
     while True:
         m = _PIECE.search(value, pos)
         if m is None:
-            text += value[pos:]
+            text += literal(value[pos:])
             break
-        text += value[pos:m.start()]
+        text += literal(value[pos:m.start()])
         tok = m.group(0)
         if tok == "$$":
             text += "$"
@@ -114,9 +121,6 @@ def _split(value: str) -> list[str | tuple[str]]:
         else:
             pieces.append((m.group(1),))
             pos = m.end()
-    if "$" in text:
-        raise ExpressionError(f"stray '$' in {value!r}",
-                              fix="write $name or ${expression}; write $$ for a literal dollar sign")
     if text:
         pieces.append(text)
     return pieces

@@ -230,8 +230,8 @@ class _Builder:
         assert isinstance(node, MappingNode)
         if tag not in (_CORE + "map",):
             raise self.error(SpecSyntaxError, f"tag '{tag}' cannot be a mapping", node)
-        out: dict[str, Any] = {}
-        key_lines: dict[str, Node] = {}
+        out: dict[str | int, Any] = {}
+        key_lines: dict[str | int, Node] = {}
         for knode, vnode in node.value:
             if knode.tag == _CORE + "merge" or (isinstance(knode, ScalarNode) and knode.value == "<<" and knode.tag == _PLAIN):
                 raise self.error(SpecSyntaxError, "YAML merge keys ('<<') are not allowed", knode,
@@ -239,9 +239,8 @@ class _Builder:
             if not isinstance(knode, ScalarNode):
                 raise self.error(SpecSyntaxError, "mapping keys must be plain strings", knode)
             key = self.build(knode, path + ("<key>",), depth + 1)
-            if isinstance(key, bool) or key is None or isinstance(key, float):
-                raise self.error(SpecSyntaxError, f"mapping key {knode.value!r} must be a string", knode)
-            key = str(key)
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise self.error(SpecSyntaxError, f"mapping key {knode.value!r} must be a string or an integer", knode)
             if key in key_lines:
                 first = key_lines[key].start_mark.line + 1
                 raise self.error(SpecSyntaxError, f"duplicate key '{key}' (first defined on line {first})", knode,

@@ -36,7 +36,7 @@ from .ops import REGISTRY
 Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Scalar = Union[bool, int, float, str, None]
-Param = Union[Scalar, list[Any], dict[str, Any]]
+Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
 InSpec = Union[str, list[str], dict[str, str]]
 
 NODE_KEYS = ("in", "when", "doc", "op", "block", "nodes", "share")
