@@ -29,6 +29,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# Side-by-side timings against the hand-written reference models (reported, not asserted).
+bench: setup
+	$(PY) benchmarks/bench_compile.py
+
 lint: setup
 	$(PY) -m ruff check archspec tests
 

@@ -24,6 +24,9 @@ from .ir import Graph, Node
 from .ops import REGISTRY
 
 
+_CONV_OPS = ("conv", "conv_transpose")
+
+
 def emit(graph: Graph) -> fx.GraphModule:
     """Build the GraphModule of a checked graph (shapes known, no errors)."""
     root = nn.Module()
@@ -31,6 +34,9 @@ def emit(graph: Graph) -> fx.GraphModule:
     values: dict[str, Any] = {}
     shapes = {k: tuple(v) for k, v in graph.inputs.items()}
     lines = (graph.source or "").splitlines()
+    # Weights that the init policy overwrites are not drawn twice: such modules are
+    # built on the meta device and given uninitialised storage, then _initialise fills them.
+    redrawn = _CONV_OPS if graph.init.get("scheme", "default") == "kaiming_normal" else ()
 
     for name, shape in graph.inputs.items():
         ph = g.placeholder(name)
@@ -46,7 +52,13 @@ def emit(graph: Graph) -> fx.GraphModule:
         args = [values[i] for i in n.inputs]
         if n.module is not None:
             if "share" not in n.meta or n.module == n.name:
-                _install(root, n, op.module(attrs, in_shapes))
+                if n.op in redrawn:
+                    with torch.device("meta"):
+                        module = op.module(attrs, in_shapes)
+                    module = module.to_empty(device="cpu")
+                else:
+                    module = op.module(attrs, in_shapes)
+                _install(root, n, module)
             result = g.call_module(n.module, tuple(args))
         else:
             result = op.emit(g, attrs, in_shapes, args)
