@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import run_passes, spec_text
 
 import archspec
 from archspec.errors import (
@@ -16,8 +17,6 @@ from archspec.errors import (
     SpecValidationError,
     UnknownOpError,
 )
-
-from helpers import run_passes, spec_text
 
 HEAD = """
 archspec: 1

@@ -49,7 +49,7 @@ def test_hostile_yaml_is_one_clear_error(text, cls, message):
 
 def test_alias_bomb_is_bounded_before_it_is_walked():
     rows = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
-    for prev, cur in zip("abcdefgh", "bcdefghi"):
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
         rows.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
     with pytest.raises(LimitError, match=r"expands to more than 100000 YAML values"):
         load_text("\n".join(rows) + "\n")
