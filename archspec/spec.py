@@ -36,7 +36,7 @@ from .ops import REGISTRY
 Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Scalar = Union[bool, int, float, str, None]
-Param = Union[Scalar, list[Any], dict[str | int, Any]]
+Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
 InSpec = Union[str, list[str], dict[str, str]]
 
 NODE_KEYS = ("in", "when", "doc", "op", "block", "nodes", "share")
@@ -106,19 +106,19 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
 def _build(version: int) -> dict[str, Any]:
     names = REGISTRY.names()
     op_models = tuple(_op_model(n) for n in names)
-    OpNode = Annotated[op_models, Field(discriminator="op")]  # type: ignore[valid-type]
+    OpNode = Annotated[Union[op_models], Field(discriminator="op")]  # type: ignore[valid-type]
 
     class BlockCall(Strict):
         """A call of a block from ``blocks:``; ``repeat: N`` unrolls N instances."""
 
         kind: Literal["block"] = Field("block", exclude=True)
         block: str
-        in_: InSpec | None = Field(None, alias="in")
+        in_: Union[InSpec, None] = Field(None, alias="in")
         args: dict[str, Param] = {}
-        repeat: Annotated[int, Field(ge=1)] | Expr = 1
+        repeat: Union[Annotated[int, Field(ge=1)], Expr] = 1
         connect: Literal["chain", "dense"] = "chain"
-        names: str | None = None
-        when: bool | Expr | None = None
+        names: Union[str, None] = None
+        when: Union[bool, Expr, None] = None
         doc: str = ""
 
     class Group(Strict):
@@ -126,10 +126,10 @@ def _build(version: int) -> dict[str, Any]:
 
         kind: Literal["group"] = Field("group", exclude=True)
         nodes: "dict[str, NodeDef]"  # noqa: F821
-        in_: InSpec | None = Field(None, alias="in")
+        in_: Union[InSpec, None] = Field(None, alias="in")
         edges: list[str] = []
-        output: str | None = None
-        when: bool | Expr | None = None
+        output: Union[str, None] = None
+        when: Union[bool, Expr, None] = None
         doc: str = ""
 
     class ShareNode(Strict):
@@ -137,12 +137,17 @@ def _build(version: int) -> dict[str, Any]:
 
         kind: Literal["share"] = Field("share", exclude=True)
         share: str
-        in_: InSpec | None = Field(None, alias="in")
-        when: bool | Expr | None = None
+        in_: Union[InSpec, None] = Field(None, alias="in")
+        when: Union[bool, Expr, None] = None
         doc: str = ""
 
     NodeDef = Annotated[
-        Annotated[OpNode, Tag("op")] | Annotated[BlockCall, Tag("block")] | Annotated[Group, Tag("group")] | Annotated[ShareNode, Tag("share")],
+        Union[
+            Annotated[OpNode, Tag("op")],
+            Annotated[BlockCall, Tag("block")],
+            Annotated[Group, Tag("group")],
+            Annotated[ShareNode, Tag("share")],
+        ],
         Discriminator(
             _kind,
             custom_error_type="node_kind",
@@ -154,11 +159,11 @@ def _build(version: int) -> dict[str, Any]:
     class Block(Strict):
         """A reusable sub-graph with parameters and named inputs."""
 
-        params: list[Name | dict[str, Param]] = []
+        params: list[Union[Name, dict[str, Param]]] = []
         inputs: list[Name] = ["input"]
         nodes: dict[str, NodeDef]  # type: ignore[valid-type]
         edges: list[str] = []
-        output: str | None = None
+        output: Union[str, None] = None
         doc: str = ""
 
     defaults_fields: dict[str, Any] = {"projection": (ProjectionPolicy, ProjectionPolicy())}
@@ -173,14 +178,14 @@ def _build(version: int) -> dict[str, Any]:
         name: str
         doc: str = ""
         params: dict[str, Param] = {}
-        inputs: dict[str, list[Annotated[int, Field(ge=1)] | Name]]
+        inputs: dict[str, list[Union[Annotated[int, Field(ge=1)], Name]]]
         defaults: Defaults = Defaults()  # type: ignore[valid-type]
         init: InitPolicy = InitPolicy()
         use: list[str] = []
         blocks: dict[str, Block] = {}
         nodes: dict[str, NodeDef]  # type: ignore[valid-type]
         edges: list[str] = []
-        outputs: list[str] | str
+        outputs: Union[list[str], str]
 
     class BlockFile(Strict):
         """A file of blocks for ``use:``."""
