@@ -10,6 +10,7 @@ order, in spec order wherever the wiring allows.
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,12 +40,17 @@ PathT = tuple[str | int, ...]
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INDEXED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[(-?[0-9]+)\]$")
 _RESERVED = {"input", "prev"}
+# The generated forward is `def forward(self, <inputs>)`: a node named `self` would rebind
+# it, and an input (an argument, written verbatim) named like a global of fx's generated
+# code or a builtin would shadow that global.
+_FX_GLOBALS = frozenset({"self", "torch", "operator", "math", "inf", "nan", "device", "fx_pytree", "pytree",
+                         "NoneType", "builtins", "typing"}) | frozenset(dir(__import__("builtins")))
 _SCOPE_INPUT = "$__scope_input__"  # marks "the scope's input" in a node's raw inputs
 
 # Attributes of torch.nn.Module / fx.GraphModule that a submodule name would shadow;
 # kept here so `check` can refuse them without importing torch (a test keeps it in sync).
 MODULE_ATTRS = frozenset("""
-T_destination add_module apply bfloat16 buffers call_super_init children code compile cpu cuda
+T_destination add_module add_submodule apply bfloat16 buffers call_super_init children code compile cpu cuda
 delete_all_unused_submodules delete_submodule double dump_patches eval extra_repr float forward
 get_buffer get_extra_state get_parameter get_submodule graph half ipu load_state_dict meta
 modules mtia named_buffers named_children named_modules named_parameters parameters
@@ -109,7 +115,11 @@ def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limit
     """Validate and expand a loaded spec into a Graph."""
     spec = spec if spec is not None else validate(doc)
     top = _Scope(prefix="", doc=doc, path=(), env={}, outer={})
-    resolved = _resolve_params(spec, params or {}, top)
+    # Symbolic input sizes (`x: [3, H, W]`, H not a param) take their value from `params`
+    # (-p H=224); they are not params, so expressions cannot see them.
+    symbolic = {d for dims in spec.inputs.values() for d in dims if isinstance(d, str) and d not in spec.params}
+    sizes = {k: v for k, v in (params or {}).items() if k in symbolic}
+    resolved = _resolve_params(spec, {k: v for k, v in (params or {}).items() if k not in symbolic}, top)
     blocks = _collect_blocks(spec, doc, limits)
     defaults = {op: m.model_dump(exclude_none=True) for op in REGISTRY.names()
                 if (m := getattr(spec.defaults, op, None)) is not None}
@@ -122,11 +132,12 @@ def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limit
         shape = []
         for k, d in enumerate(dims):
             if isinstance(d, str):
-                if d not in resolved:
+                if d not in resolved and d not in sizes:
                     raise top.err(SpecValidationError, f"input '{name}' has symbolic size '{d}' with no value",
                                   "inputs", name, k,
-                                  fix=f"declare '{d}' under params: (or pass -p {d}=...), or give a number")
-                d = resolved[d]
+                                  fix=f"pass -p {d}=<size> (`archspec check` lists the sizes that work), "
+                                      f"declare '{d}' under params:, or give a number")
+                d = resolved[d] if d in resolved else sizes[d]
                 if not isinstance(d, int) or isinstance(d, bool) or d < 1:
                     raise top.err(SpecValidationError, f"input size '{dims[k]}' must be a positive int, got {d!r}",
                                   "inputs", name, k)
@@ -170,7 +181,8 @@ def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dic
                           expected="one of: " + ", ".join(declared) if declared else "no params (the spec declares none)")
         d = declared[k]
         if _kind_of(d) != _kind_of(v) and not (isinstance(d, float) and _kind_of(v) == "int") and not has_expr_value(d):
-            raise top.err(SpecValidationError, f"param '{k}' is a {_kind_of(d)}, got {v!r}", "params", k,
+            kind = _kind_of(d)
+            raise top.err(SpecValidationError, f"param '{k}' is {'an' if kind == 'int' else 'a'} {kind}, got {v!r}", "params", k,
                           expected=_kind_of(d), got=repr(v))
     env: dict[str, Any] = {}
     for k, v in declared.items():
@@ -200,19 +212,24 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> dict[str, _Bloc
     seen_files: list[Path] = []
     root = Path(doc.file).resolve().parent if Path(doc.file).exists() else None
 
-    def include(model: Any, d: Document, depth: int) -> None:
+    def include(model: Any, d: Document, depth: int, chain: tuple[Path, ...]) -> None:
         for k, rel in enumerate(model.use):
             target = _safe_include(rel, d, ("use", k), root)
+            if target in chain:
+                cycle = " -> ".join(p.name for p in chain[chain.index(target):] + (target,))
+                raise IncludeError(f"use: include cycle {cycle}", loc=d.loc(("use", k)), source=d.text,
+                                   fix="a block file cannot include a file that includes it")
             if depth >= limits.max_include_depth:
-                raise LimitError(f"use: nests deeper than {limits.max_include_depth} files", loc=d.loc(("use", k)),
-                                 source=d.text)
+                raise LimitError(f"use: files nest deeper than the limit of {limits.max_include_depth}",
+                                 loc=d.loc(("use", k)), source=d.text,
+                                 fix="raise the limit with --max-include-depth")
             if target in seen_files:
-                raise IncludeError(f"use: includes '{rel}' twice (an include cycle?)", loc=d.loc(("use", k)),
+                raise IncludeError(f"use: includes '{rel}' twice", loc=d.loc(("use", k)),
                                    source=d.text, fix="include each block file once")
             seen_files.append(target)
             sub = load_file(target, limits)
             inc = validate(sub, "BlockFile")
-            include(inc, sub, depth + 1)
+            include(inc, sub, depth + 1, (*chain, target))
             add_blocks(inc, sub)
 
     def add_blocks(model: Any, d: Document) -> None:
@@ -222,11 +239,13 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> dict[str, _Bloc
                                           source=d.text)
             if name in blocks:
                 first = blocks[name].doc.loc(blocks[name].path, key=True)
-                raise GraphError(f"block '{name}' is defined twice (first at {first})",
+                where = "" if first is None else f" (first on line {first.line})" if first.file == d.file \
+                    else f" (first in {Path(first.file).name}, line {first.line})"
+                raise GraphError(f"block '{name}' is defined twice{where}",
                                  loc=d.loc(("blocks", name), key=True), source=d.text)
             blocks[name] = _BlockDef(b, d, ("blocks", name))
 
-    include(spec, doc, 0)
+    include(spec, doc, 0, (Path(doc.file).resolve(),) if root is not None else ())
     add_blocks(spec, doc)
     return blocks
 
@@ -363,21 +382,34 @@ def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: di
     done: list[str] = []
     state: dict[str, int] = {}
 
-    def visit(n: str, trail: list[str]) -> None:
-        if state.get(n) == 2:
-            return
-        if state.get(n) == 1:
-            cyc = trail[trail.index(n):] + [n]
-            raise sc.err(GraphError, "cycle: " + " -> ".join(reversed(cyc)), *sub, n,
-                         fix="a network is a DAG; break the loop (recurrent use needs share:)")
-        state[n] = 1
-        for d in sorted(set(deps[n]), key=index.__getitem__):
-            visit(d, trail + [n])
-        state[n] = 2
-        done.append(n)
+    def visit(start: str) -> None:
+        # Depth-first with an explicit stack: a scope may list thousands of nodes in
+        # reverse order, deeper than Python's recursion limit.
+        trail: list[str] = []
+        stack: list[tuple[str, list[str]]] = [(start, [])]
+        while stack:
+            n, todo = stack[-1]
+            if not trail or trail[-1] != n:
+                if state.get(n) == 2:
+                    stack.pop()
+                    continue
+                if state.get(n) == 1:
+                    cyc = trail[trail.index(n):] + [n]
+                    raise sc.err(GraphError, "cycle: " + " -> ".join(reversed(cyc)), *sub, n,
+                                 fix="a network is a DAG; break the loop (recurrent use needs share:)")
+                state[n] = 1
+                trail.append(n)
+                todo.extend(sorted(set(deps[n]), key=index.__getitem__, reverse=True))
+            if todo:
+                stack.append((todo.pop(), []))
+                continue
+            stack.pop()
+            trail.pop()
+            state[n] = 2
+            done.append(n)
 
     for n in names:
-        visit(n, [])
+        visit(n)
     return done
 
 
@@ -403,6 +435,9 @@ def _check_name(sc: _Scope, name: str, sub: PathT) -> None:
     if name in _RESERVED:
         raise sc.err(SpecValidationError, f"name '{name}' is reserved", *sub, key=True,
                      fix="'input' names a block's input and 'prev' the previous repeat instance; rename the node")
+    if name == "self" or (sub[0] == "inputs" and name in _FX_GLOBALS):
+        raise sc.err(SpecValidationError, f"name '{name}' would shadow '{name}' in the generated forward()",
+                     *sub, key=True, fix=f"rename it, e.g. '{name}_'")
     if name in MODULE_ATTRS or name.startswith("_"):
         raise sc.err(SpecValidationError, f"name '{name}' would shadow an attribute of torch's nn.Module",
                      *sub, key=True, fix=f"rename it, e.g. '{name.strip('_')}_'")
@@ -550,6 +585,10 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> dict[str, Any]:
     written = {k: getattr(nd, k) for k in nd.model_fields_set if k in op.Attrs.model_fields}
     values = {**ctx.defaults.get(nd.op, {}), **written}
     evaluated = {k: _eval(sc, v, sub + (k,)) for k, v in values.items()}
+    for k, v in evaluated.items():
+        if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, list) else [v])):
+            raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: must be a finite number, got {v!r}",
+                         *sub, *((k,) if k in written else ()), got=repr(v))
     try:
         model = op.Attrs.model_validate(evaluated)
     except ValidationError as e:
@@ -560,7 +599,8 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> dict[str, Any]:
                          fix=f"add {k}: to the node, or set it for every {nd.op} under defaults:") from None
         where = sub + ((k,) if k in written else ())
         src = "" if k in written else f" (from defaults.{nd.op})" if k in values else ""
-        raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: {err['msg']}{src}", *where,
+        msg = err["msg"].removeprefix("Value error, ")
+        raise sc.err(SpecValidationError, f"op '{nd.op}'{f', {k}' if k is not None else ''}: {msg}{src}", *where,
                      got=repr(evaluated.get(k)) if k is not None else None) from None
     return dict(model)
 
@@ -765,8 +805,13 @@ def _toposort(nodes: list[Node], inputs: set[str], doc: Document) -> tuple[Node,
 
     index: dict[str, int] = {}
     for k, n in enumerate(nodes):
-        if n.name in index or n.name in inputs:
-            raise GraphError(f"two nodes expand to the name '{n.name}'", loc=n.loc, source=doc.text,
+        if n.name in inputs:
+            raise GraphError(f"node '{n.name}' has the name of an input", loc=n.loc, path=n.path, source=doc.text,
+                             fix="rename the node or the input")
+        if n.name in index:
+            first = nodes[index[n.name]].loc
+            raise GraphError(f"two nodes expand to the name '{n.name}'" + (f" (the other at line {first.line})"
+                             if first is not None else ""), loc=n.loc, path=n.path, source=doc.text,
                              fix="rename one; a repeat's instances are named <repeat>.<i>")
         index[n.name] = k
     waiting = {n.name: sum(1 for i in set(n.inputs) if i not in inputs) for n in nodes}
