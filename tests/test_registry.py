@@ -108,3 +108,11 @@ def test_entry_point_ops_are_loaded(monkeypatch):
 def test_module_attrs_cover_every_graphmodule_attribute():
     public = {n for n in dir(fx.GraphModule) if not n.startswith("_")}
     assert public <= MODULE_ATTRS, sorted(public - MODULE_ATTRS)
+
+
+def test_docs_ops_md_matches_the_registry():
+    from helpers import ROOT
+
+    from archspec.ops.reference import markdown
+
+    assert (ROOT / "docs/ops.md").read_text() == markdown(), "regenerate: python -m archspec.ops.reference > docs/ops.md"
