@@ -7,6 +7,7 @@
 Importing archspec does not import torch; only :func:`compile` does.
 """
 
+from .analyse import Summary, summary
 from .api import CheckResult, analyse, check, compile, load
 from .errors import (
     ArchSpecError,
@@ -31,6 +32,6 @@ __version__ = "0.1.0"
 __all__ = [
     "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "IncludeError", "LimitError",
     "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecSyntaxError",
-    "SpecValidationError", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile", "lint",
-    "load", "register_op",
+    "SpecValidationError", "Summary", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile",
+    "lint", "load", "register_op", "summary",
 ]

@@ -105,6 +105,11 @@ def main() -> None:
       archspec check specs/resnet18.yaml
       archspec build specs/unet.yaml -p depth=3 --render -o build/unet
       archspec check specs/resnet18_cifar.yaml -p num_classes=100 --json
+      archspec summary specs/resnet18.yaml --depth 1
+      archspec export specs/resnet18.yaml --to python -o model.py
+      archspec init unet -p depth=3 -o mynet.yaml
+      archspec schema -o archspec.schema.json
+      archspec ops
 
     Exit codes: 0 ok, 1 internal error, 2 spec error.
     """
@@ -114,26 +119,58 @@ def _fmt(shape: Any) -> str:
     return "x".join(str(d) for d in shape)
 
 
+_INPUT_HELP = ("Check this input shape instead of the spec's (CxHxW, or name=CxHxW for one of several "
+               "inputs); it also gives symbolic sizes a value. Repeatable.")
+
+
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
 @spec_command
-def check(spec: Path, params: dict[str, Any], limits: Limits, as_json: bool) -> None:
+def check(spec: Path, input_shapes: tuple[str, ...], params: dict[str, Any], limits: Limits, as_json: bool) -> None:
     """Validate SPEC and infer every shape, without importing torch.
 
-    Prints the output shapes and every projection inserted for a residual merge.
+    Prints the output shapes and every projection inserted for a residual merge. When
+    the spec's input sizes are symbolic (inputs: {x: [3, H, W]}), derives and prints the
+    sizes for which the graph is valid; --input checks one size and names the first node
+    that breaks.
 
     \b
-    Example:
+    Examples:
       archspec check specs/resnet18.yaml -p num_classes=10
+      archspec check unet.yaml                      # x: [3, H, W] -> "H divisible by 16"
+      archspec check specs/unet.yaml --input 3x450x600
     """
-    from .api import check as do_check
+    from .analyse import input_constraints, load_with_inputs, parse_shape, symbols
+    from .api import CheckResult, read
+    from .errors import ShapeError
+    from .passes import check as check_pass
 
-    result = do_check(spec, params, limits=limits)
+    shapes = dict(parse_shape(t) for t in input_shapes)
+    doc = read(spec, limits)
+    constraints = None
+    if not shapes and symbols(doc, params):
+        constraints = input_constraints(doc, params, limits=limits)
+        if not constraints.ok or constraints.example is None:
+            first = constraints.error
+            raise ShapeError(f"no input size makes the graph valid: {constraints.lines()[0]}",
+                             got=f"at size {constraints.tried}: {first.message}" if first else None,
+                             loc=first.loc if first else None, source=first.source if first else None,
+                             fix="check the graph at one size with --input to see where it breaks")
+        result = CheckResult(check_pass(constraints.example, limits))
+    else:
+        result = CheckResult(load_with_inputs(doc, params, shapes, limits))
     if as_json:
-        click.echo(json.dumps({"ok": True, **result.to_dict()}, indent=2))
+        extra = {"constraints": constraints.to_dict()} if constraints is not None else {}
+        click.echo(json.dumps({"ok": True, **result.to_dict(), **extra}, indent=2))
         return
     g = result.graph
     click.echo(f"{spec}: ok — {g.name}, {len(g.nodes)} nodes")
+    if constraints is not None:
+        click.echo("  input sizes are symbolic; the graph is valid for:")
+        for line in constraints.lines():
+            click.echo(f"    {line}")
+        click.echo("  for example:")
     for k, v in result.inputs.items():
         click.echo(f"  input  {k}: {_fmt(v)}")
     for k, v in result.outputs.items():
@@ -217,6 +254,289 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
         style = "magenta" if r["auto"] else None
         t.add_row(r["name"], r["op"] + (" (auto)" if r["auto"] else ""), _fmt(r["shape"]), f"{r['params']:,}",
                   style=style)
+    Console(soft_wrap=True).print(t)
+
+
+# -- summary, schema, export, init, ops ---------------------------------------------------
+
+def _si(n: float) -> str:
+    """``1.814 G``: three decimals and an SI prefix."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3f} {unit}"
+    return str(int(n))
+
+
+def _rf_text(f: Any) -> tuple[str, str]:
+    from .analyse import fmt_stride
+
+    if f is None:
+        return "—", "—"
+    if f.glob:
+        return "global", "—"
+    size = f.size if len(set(f.size)) > 1 else f.size[:1]
+    stride = f.stride if len(set(f.stride)) > 1 else f.stride[:1]
+    return "x".join(map(str, size)) or "—", "x".join(fmt_stride(s) for s in stride) or "—"
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-d", "--depth", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Fold nodes into scopes of this many dotted name parts (1: layer1, layer2, ...); 0 lists every node.")
+@click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
+@spec_command
+def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[str, Any], limits: Limits,
+            as_json: bool) -> None:
+    """Per-node output shape, parameters, MACs, receptive field and effective stride of SPEC.
+
+    Without torch. MACs are the multiply-accumulates of conv, conv_transpose and linear
+    (FLOPs = 2 x MACs); bias, norms, activations, add/concat, pooling and up-sampling
+    count 0, as torch.utils.flop_counter counts. The receptive field is the maximum over
+    all paths, in input pixels; "global" after global pooling or a linear layer.
+
+    \b
+    Examples:
+      archspec summary specs/resnet18.yaml --depth 1
+      archspec summary specs/unet.yaml --input 3x256x256 --json
+    """
+    from .analyse import CONVENTION, parse_shape
+    from .analyse import summary as do_summary
+
+    s = do_summary(spec, params, input_shapes=dict(parse_shape(t) for t in input_shapes), limits=limits)
+    if as_json:
+        click.echo(json.dumps({"ok": True, **s.to_dict(depth)}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    g = s.graph
+    ins = ", ".join(f"{k}: {_fmt(v)}" for k, v in g.inputs.items())
+    t = Table(title=f"{g.name} ({ins})", title_justify="left", box=None, pad_edge=False,
+              caption=f"total: {s.params:,} params ({_si(s.params)}), {s.macs:,} MACs ({_si(s.macs)}MAC, "
+                      f"{_si(s.flops)}FLOP)\n{CONVENTION}", caption_justify="left")
+    for col, just in (("node", "left"), ("op", "left"), ("shape", "right"), ("params", "right"), ("MACs", "right"),
+                      ("RF", "right"), ("stride", "right")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in s.collapse(depth):
+        rf, stride = _rf_text(r.field)
+        op = r.op + (" (auto)" if r.auto else "") + (f" [{r.nodes} nodes]" if r.nodes > 1 else "")
+        t.add_row(r.name, op, _fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride,
+                  style="magenta" if r.auto else None)
+    Console(soft_wrap=True, width=200).print(t)
+
+
+@main.command()
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the schema to this file instead of stdout.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def schema(out: Path | None, force: bool) -> None:
+    """Print the JSON Schema of the spec format, for editors.
+
+    With yaml-language-server (VS Code's YAML extension, neovim, ...), put this first
+    line in a spec to get completion and checking as you type (see docs/editor.md):
+
+    \b
+      # yaml-language-server: $schema=archspec.schema.json
+
+    \b
+    Examples:
+      archspec schema -o archspec.schema.json
+      archspec schema | jq '.properties | keys'
+    """
+    from .spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    from .io import write_text
+
+    try:
+        click.echo(f"wrote {write_text(out, text, force=force)}", err=True)
+    except ArchSpecError as e:
+        report_error(e, False)
+        sys.exit(EXIT_SPEC_ERROR)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--to", "fmt", type=click.Choice(["python", "torchscript", "export", "onnx"]), default="python",
+              show_default=True, help="python: a standalone model.py (torch only); torchscript: torch.jit; "
+                                      "export: a torch.export program (.pt2); onnx: needs the onnx extra.")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Load a state_dict first (strict). Only the binary formats carry weights.")
+@click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@spec_command
+def export(spec: Path, fmt: str, out: Path, weights: Path | None, input_shapes: tuple[str, ...], force: bool,
+           params: dict[str, Any], limits: Limits, as_json: bool) -> None:
+    """Write SPEC as a standalone model.py, TorchScript, a torch.export program or ONNX.
+
+    The python format is an ordinary nn.Module that imports only torch; its state_dict
+    keys are the compiled model's, so weights move between the two with strict=True.
+    The other formats are traced from the model in eval mode on a batch of 2.
+
+    \b
+    Examples:
+      archspec export specs/resnet18.yaml --to python -o model.py
+      archspec export specs/unet.yaml --to export -o unet.pt2 --input 3x256x256
+    """
+    from .analyse import load_with_inputs, parse_shape
+    from .api import compile as do_compile
+    from .export import export as do_export
+
+    graph = load_with_inputs(spec, params, dict(parse_shape(t) for t in input_shapes), limits)
+    model = do_compile(graph, weights=weights, limits=limits)
+    path = do_export(graph, fmt, out, force=force, protect=[spec], model=model)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "name": graph.name, "format": fmt, "written": str(path)}, indent=2))
+        return
+    click.echo(f"wrote {path} ({fmt}, {graph.name})")
+
+
+def _templates() -> dict[str, Any]:
+    from importlib.resources import files
+
+    folder = files("archspec") / "templates"
+    return {p.name.removesuffix(".yaml"): p for p in sorted(folder.iterdir(), key=lambda p: p.name)
+            if p.name.endswith(".yaml")}
+
+
+@main.command()
+@click.argument("template", required=False)
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the new spec here (default: stdout).")
+@click.option("--name", default=None, help="The new spec's name: (default: the output file's stem).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@spec_command
+def init(template: str | None, out: Path | None, name: str | None, force: bool, params: dict[str, Any],
+         limits: Limits, as_json: bool) -> None:
+    """Start a new spec from TEMPLATE, with -p overrides written into its params:.
+
+    Without TEMPLATE, lists the templates. The result is checked before it is written.
+
+    \b
+    Examples:
+      archspec init                                  # list the templates
+      archspec init resnet18 -p num_classes=10 -o mynet.yaml
+    """
+    from .errors import SpecValidationError, close_matches
+
+    templates = _templates()
+    if template is None:
+        if as_json:
+            click.echo(json.dumps({"ok": True, "templates": list(templates)}, indent=2))
+        else:
+            click.echo("templates: " + ", ".join(templates))
+        return
+    if template not in templates:
+        raise SpecValidationError(f"unknown template '{template}'{close_matches(template, templates)}",
+                                  expected="one of: " + ", ".join(templates))
+    text = instantiate(templates[template].read_text(encoding="utf-8"), params,
+                       name or (out.stem if out is not None else None), limits)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    from .io import write_text
+
+    path = write_text(out, text, force=force)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "template": template, "written": str(path)}, indent=2))
+    else:
+        click.echo(f"wrote {path} (from template {template})")
+
+
+def instantiate(text: str, params: dict[str, Any], name: str | None, limits: Limits = DEFAULT_LIMITS) -> str:
+    """A template's text with ``params:`` defaults and ``name:`` replaced in place.
+
+    Comments and layout are kept: each value is replaced where it is written. The
+    result must pass ``check``.
+    """
+    from .api import check as do_check
+    from .errors import SpecValidationError, close_matches
+    from .loader import load_text
+
+    doc = load_text(text, "<template>", limits)
+    declared = dict(doc.data.get("params") or {})
+    for k in params:
+        if k not in declared:
+            raise SpecValidationError(f"the template has no param '{k}'{close_matches(k, declared)}",
+                                      expected="one of: " + ", ".join(declared))
+    edits: list[tuple[tuple[str | int, ...], str]] = [(("params", k), _yaml_scalar(v)) for k, v in params.items()]
+    if name is not None:
+        if not name.isidentifier():
+            raise SpecValidationError(f"--name '{name}' is not an identifier", fix="use letters, digits and _")
+        edits.append((("name",), name))
+    # Replace from the end so earlier positions stay valid.
+    spans = sorted((_value_span(text, doc, path), new) for path, new in edits)
+    for (start, end), new in reversed(spans):
+        text = text[:start] + new + text[end:]
+    do_check(text, limits=limits)
+    return text
+
+
+def _value_span(text: str, doc: Any, path: tuple[str | int, ...]) -> tuple[int, int]:
+    """Character offsets of the scalar written at ``path`` (a plain scalar on one line)."""
+    import re
+
+    loc = doc.loc(path)
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    start = starts[loc.line - 1] + loc.col - 1
+    m = re.compile(r"\"[^\"]*\"|'[^']*'|[^,}\]#\n]*").match(text, start)
+    end = m.end() if m else start
+    while end > start and text[end - 1] in " \t":
+        end -= 1
+    return start, end
+
+
+def _yaml_scalar(v: Any) -> str:
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return json.dumps(v)
+
+
+@main.command("ops")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
+def list_ops(as_json: bool) -> None:
+    """List the registered ops: name, family, inputs, whether it has parameters.
+
+    \b
+    Example:
+      archspec ops --json
+    """
+    from .ops import REGISTRY
+
+    rows = []
+    for name in sorted(REGISTRY.names(), key=lambda n: (REGISTRY.get(n).family, n)):
+        op = REGISTRY.get(name)
+        lo, hi = op.arity
+        arity = str(lo) if hi == lo else f"{lo}+" if hi is None else f"{lo}-{hi}"
+        doc = (op.doc or op.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        attrs = {k: (str(f.annotation).replace("typing.", ""), None if f.is_required() else f.default)
+                 for k, f in op.Attrs.model_fields.items()}
+        rows.append({"name": name, "family": op.family, "inputs": arity, "module": not op.stateless,
+                     "attrs": {k: {"type": t, "default": d if isinstance(d, (int, float, str, bool, type(None)))
+                                   else repr(d), "required": k in op.Attrs.model_fields and
+                                   op.Attrs.model_fields[k].is_required()} for k, (t, d) in attrs.items()},
+                     "doc": doc})
+    if as_json:
+        click.echo(json.dumps({"ok": True, "ops": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} ops", title_justify="left", box=None, pad_edge=False)
+    for col in ("op", "family", "inputs", "params", "attributes", "description"):
+        t.add_column(col)
+    for r in rows:
+        attrs = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
+        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", attrs, r["doc"])
     Console(soft_wrap=True).print(t)
 
 

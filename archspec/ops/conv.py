@@ -155,7 +155,10 @@ class ConvTranspose(Op):
 
     def window(self, a: ConvTransposeAttrs, shapes: Sequence[Shape]) -> Window:
         k, s, _, _, d = self._geom(a, shapes[0])
-        return Window(kernel=k, stride=tuple(1.0 / v for v in s), dilation=d)
+        # In input pixels: an output sees the inputs i with i*s within (k-1)*d of it,
+        # so at most floor((k-1)*d/s) + 1 of them (one for k == s).
+        return Window(kernel=tuple((ki - 1) * di // si + 1 for ki, di, si in zip(k, d, s, strict=True)),
+                      stride=tuple(1.0 / v for v in s), dilation=(1,) * len(k))
 
     def module(self, a: ConvTransposeAttrs, shapes: Sequence[Shape]) -> object:
         from torch import nn

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..errors import ShapeError
-from .base import Op, OpAttrs, Shape, fmt, register_op, same_shapes
+from .base import Op, OpAttrs, Shape, Window, fmt, register_op, same_shapes
 
 
 class NoAttrs(OpAttrs):
@@ -146,6 +146,10 @@ class ZeroPad(Op):
             raise ShapeError(f"zero_pad: out={a.out} is fewer than the {x[0]} input channels",
                              expected=f"out >= {x[0]}", got=str(a.out))
         return (a.out, *(-(-n // a.stride) for n in x[1:]))
+
+    def window(self, a: ZeroPadAttrs, shapes: Sequence[Shape]) -> Window:
+        r = len(shapes[0]) - 1  # sub-sampling: a 1-wide window every `stride` positions
+        return Window(kernel=(1,) * r, stride=(float(a.stride),) * r, dilation=(1,) * r)
 
     def call(self, a: ZeroPadAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
         return zero_pad_shortcut, (args[0], a.stride, a.out - shapes[0][0]), {}

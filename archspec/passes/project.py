@@ -94,6 +94,8 @@ def _stride(n: Node, src: str, s: Shape, t: Shape, kind: str) -> int:
         if b > a:
             raise ShapeError(f"{what}: a projection would have to upsample {a} to {b}", expected=fmt(t), got=fmt(s),
                              fix="project the other way (put the larger input first), or upsample explicitly")
+        if a == 1:
+            continue  # every stride keeps a size of 1: no constraint from this dim
         k = max(1, round(a / b))
         if conv_out(a, 1, k, 0, 1) != b:
             raise ShapeError(f"{what}: the spatial ratio {a}/{b} is not a whole number", expected=fmt(t), got=fmt(s),

@@ -1,0 +1,593 @@
+"""Static analysis of a checked graph: parameters, MACs, receptive fields, input sizes.
+
+Everything here is pure Python over the IR: no torch import, so ``archspec summary``
+and ``archspec check`` stay fast.
+
+Counting convention (the one ``torch.utils.flop_counter.FlopCounterMode`` uses, halved):
+
+* a MAC is one multiply-accumulate of a ``conv``, ``conv_transpose`` or ``linear``
+  weight with an input value; FLOPs = 2 × MACs;
+* bias additions, normalisation, activations, ``add``/``mul``/``concat``, pooling and
+  up-sampling count 0 (they are memory-bound and every tool counts them differently);
+* counts are per sample (batch 1) and a shared module counts once per call.
+
+Receptive field: per spatial dim, the extent (in input pixels) of the input region one
+output position of a node can see, as the **maximum over every path** from the graph
+inputs. Each node carries the set of ``(field, jump)`` pairs of its paths (``jump`` is the
+effective stride: how far apart, in input pixels, neighbouring outputs look); an op with
+window ``(k, s, d)`` maps ``(r, j)`` to ``(r + (k-1)·d·j, j·s)``. Global ops (global
+pooling, linear) see the whole input. With integer strides this is exact away from the
+borders; after up-sampling (fractional jumps) it is rounded up, an upper bound.
+
+>>> s = summary("specs/resnet18.yaml")
+>>> s.params, s.macs
+(11689512, 1814073344)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from .errors import ArchSpecError, SpecValidationError, close_matches
+from .ir import Graph, Shape
+from .loader import DEFAULT_LIMITS, Document, Limits
+from .ops import REGISTRY
+
+CONVENTION = ("MACs: multiply-accumulates of conv, conv_transpose and linear weights, per sample "
+              "(FLOPs = 2 x MACs); bias, norms, activations, add/concat, pooling and up-sampling count 0, "
+              "as torch.utils.flop_counter counts. RF: receptive field in input pixels, the maximum over "
+              "all paths; stride: the effective stride (input pixels between neighbouring outputs).")
+
+
+# -- receptive fields -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """The receptive field of one node, per spatial dim of the graph input.
+
+    ``size`` is in input pixels (rounded up); ``stride`` is the effective stride (a
+    ``Fraction``: ``1/2`` after a 2x up-sampling), ``None`` after a global op, whose every
+    output sees the whole input (``glob``).
+    """
+
+    size: tuple[int, ...]
+    stride: tuple[Fraction, ...] | None
+    glob: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "stride": None if self.stride is None else [_num(s) for s in self.stride],
+                "global": self.glob}
+
+
+_Path = tuple[tuple[Fraction, ...], tuple[Fraction, ...]]  # (field, jump) per spatial dim
+_GLOBAL = "global"
+
+
+def receptive_fields(graph: Graph) -> dict[str, Field | None]:
+    """The :class:`Field` of every node and graph input of a checked graph.
+
+    ``None`` where it is not defined: a graph input or node without spatial dims that
+    mixes inputs of different spatial ranks.
+    """
+    whole = _whole_input(graph)
+    state: dict[str, Any] = {}  # name -> frozenset of _Path, _GLOBAL, or None
+    shapes: dict[str, Shape] = {k: tuple(v) for k, v in graph.inputs.items()}
+    for name, shape in graph.inputs.items():
+        r = len(shape) - 1
+        state[name] = frozenset({((Fraction(1),) * r, (Fraction(1),) * r)})
+    for n in graph.nodes:
+        ins = [state[i] for i in n.inputs]
+        in_shapes = [shapes[i] for i in n.inputs]
+        assert n.shape is not None, f"node {n.name} has no shape: analyse a checked graph"
+        shapes[n.name] = n.shape
+        if any(s is None for s in ins):
+            state[n.name] = None
+            continue
+        if any(s == _GLOBAL for s in ins):
+            state[n.name] = _GLOBAL
+            continue
+        paths: set[_Path] = set().union(*ins) if ins else set()
+        op = REGISTRY.get(n.op)
+        w = op.window(op.Attrs.model_validate(dict(n.attrs)), in_shapes)
+        if w is not None and w.glob:
+            state[n.name] = _GLOBAL
+            continue
+        if w is not None:
+            new: set[_Path] = set()
+            for rf, jump in paths:
+                if len(w.kernel) != len(rf):
+                    state[n.name] = None
+                    break
+                new.add((tuple(r + (k - 1) * d * j for r, k, d, j in zip(rf, w.kernel, w.dilation, jump, strict=True)),
+                         tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True))))
+            else:
+                paths = new
+            if n.name in state:
+                continue
+        if len({len(rf) for rf, _ in paths}) > 1:
+            state[n.name] = None
+            continue
+        state[n.name] = frozenset(_pareto(paths))
+    return {name: _field(s) if s != _GLOBAL else Field(whole, None, True) for name, s in state.items()}
+
+
+def _pareto(paths: Iterable[_Path]) -> list[_Path]:
+    """Drop every path that another dominates (no larger field nor jump in any dim)."""
+    flat = sorted({(*rf, *j): (rf, j) for rf, j in paths}.items(), reverse=True)
+    keep: list[tuple[tuple[Fraction, ...], _Path]] = []
+    for vec, p in flat:
+        if not any(all(a >= b for a, b in zip(k, vec, strict=True)) for k, _ in keep):
+            keep.append((vec, p))
+    return [p for _, p in keep]
+
+
+def _field(s: Any) -> Field | None:
+    if not s:
+        return None
+    rank = len(next(iter(s))[0])
+    size = tuple(math.ceil(max(rf[i] for rf, _ in s)) for i in range(rank))
+    stride = tuple(max(j[i] for _, j in s) for i in range(rank))
+    return Field(size, stride)
+
+
+def _whole_input(graph: Graph) -> tuple[int, ...]:
+    """The spatial extent of the largest-rank graph input: what a global op sees."""
+    spatial = sorted((tuple(s[1:]) for s in graph.inputs.values()), key=lambda sp: (len(sp), sp))
+    return spatial[-1] if spatial else ()
+
+
+# -- summary ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of a summary: a node, or a scope of nodes collapsed by ``--depth``."""
+
+    name: str
+    op: str
+    shape: Shape
+    params: int
+    macs: int
+    field: Field | None
+    nodes: int = 1
+    auto: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "op": self.op, "shape": list(self.shape), "params": self.params,
+                "macs": self.macs, "flops": 2 * self.macs, "nodes": self.nodes, "auto": self.auto,
+                "receptive_field": None if self.field is None else self.field.to_dict()}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per-node shapes, parameters, MACs and receptive fields of a checked graph.
+
+    ``rows`` has one entry per IR node in topological order; :meth:`collapse` folds them
+    by scope. Totals: :attr:`params`, :attr:`macs`, :attr:`flops` (= 2 × MACs).
+    """
+
+    graph: Graph
+    rows: tuple[Row, ...]
+    inputs: Mapping[str, Field | None] = field(default_factory=dict)
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    def collapse(self, depth: int | None) -> list[Row]:
+        """Rows with the nodes under each scope of ``depth`` dotted parts folded into one.
+
+        ``depth=1`` folds ``layer1.0.conv1`` … into ``layer1``; ``None`` or 0 keeps every
+        node. A folded row sums params and MACs and shows the shape and field of the
+        scope's last node (its output, in topological order).
+        """
+        if not depth:
+            return list(self.rows)
+        groups: dict[str, list[Row]] = {}
+        for r in self.rows:
+            groups.setdefault(".".join(r.name.split(".")[:depth]), []).append(r)
+        kinds = {s.path: s for s in self.graph.scopes}
+        out = []
+        for key, rows in groups.items():
+            if len(rows) == 1 and rows[0].name == key:
+                out.append(rows[0])
+                continue
+            sc = kinds.get(key)
+            label = (f"{sc.block} x{sc.count}" if sc.kind == "repeat" else sc.block or sc.kind) if sc else "scope"
+            last = rows[-1]
+            out.append(Row(key, label or "scope", last.shape, sum(r.params for r in rows),
+                           sum(r.macs for r in rows), last.field, sum(r.nodes for r in rows),
+                           all(r.auto for r in rows)))
+        return out
+
+    def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        return {"name": self.graph.name,
+                "inputs": {k: list(v) for k, v in self.graph.inputs.items()},
+                "outputs": {o: list(self.graph.shape_of(o) or ()) for o in self.graph.outputs},
+                "params": self.params, "macs": self.macs, "flops": self.flops,
+                "convention": CONVENTION,
+                "nodes": [r.to_dict() for r in self.collapse(depth)]}
+
+
+def summarise(graph: Graph) -> Summary:
+    """The :class:`Summary` of a checked graph."""
+    fields = receptive_fields(graph)
+    shapes: dict[str, Shape] = {k: tuple(v) for k, v in graph.inputs.items()}
+    rows = []
+    for n in graph.nodes:
+        assert n.shape is not None, f"node {n.name} has no shape: summarise a checked graph"
+        op = REGISTRY.get(n.op)
+        attrs = op.Attrs.model_validate(dict(n.attrs))
+        ins = [shapes[i] for i in n.inputs]
+        owned = n.module is not None and "share" not in n.meta
+        rows.append(Row(n.name, n.op, n.shape, op.params(attrs, ins) if owned else 0, op.macs(attrs, ins, n.shape),
+                        fields.get(n.name), auto=n.provenance == "auto"))
+        shapes[n.name] = n.shape
+    return Summary(graph, tuple(rows), {k: fields.get(k) for k in graph.inputs})
+
+
+def summary(source: Any, params: Mapping[str, Any] | None = None, *, input_shapes: Mapping[str, Shape] | None = None,
+            limits: Limits = DEFAULT_LIMITS) -> Summary:
+    """Parameters, MACs and receptive field of every node of a spec, without torch.
+
+    ``input_shapes`` replaces the spec's input shapes (and gives symbolic sizes a value).
+
+    >>> s = summary("specs/resnet18_cifar.yaml")
+    >>> s.params, s.rows[-1].shape
+    (11173962, (10,))
+    """
+    return summarise(load_with_inputs(source, params, input_shapes, limits))
+
+
+# -- input shapes: --input, symbolic sizes ----------------------------------------------
+
+def parse_shape(text: str) -> tuple[str | None, Shape]:
+    """``3x450x600`` or ``x=3x450x600`` into ``(name or None, (3, 450, 600))``."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape) or (sep and not name.strip().isidentifier()):
+        raise SpecValidationError(f"--input expects CxHxW or name=CxHxW with positive sizes, got '{text}'",
+                                  fix="write e.g. --input 3x224x224")
+    return (name.strip() if sep else None), shape
+
+
+def symbols(doc: Document, params: Mapping[str, Any] | None = None) -> dict[str, list[tuple[str, int]]]:
+    """Symbolic input sizes of a spec: each symbol with the ``(input, dim)`` places it sizes.
+
+    A symbol is a name in ``inputs:`` that is not a declared param and has no value in
+    ``params``.
+    """
+    from .spec import validate
+
+    spec = validate(doc)
+    out: dict[str, list[tuple[str, int]]] = {}
+    for name, dims in spec.inputs.items():
+        for k, d in enumerate(dims):
+            if isinstance(d, str) and d not in spec.params and d not in (params or {}):
+                out.setdefault(d, []).append((name, k))
+    return out
+
+
+def _bind(doc: Document, params: Mapping[str, Any] | None, input_shapes: Mapping[str | None, Shape]) -> tuple[
+        dict[str, Any], dict[str, Shape]]:
+    """Params (with symbols bound) and concrete input shapes for ``--input`` values."""
+    from .spec import validate
+
+    spec = validate(doc)
+    names = list(spec.inputs)
+    bound = dict(params or {})
+    shapes: dict[str, Shape] = {}
+    for key, shape in input_shapes.items():
+        if key is None:
+            if len(names) != 1:
+                raise SpecValidationError(f"the spec has {len(names)} inputs ({', '.join(names)}); "
+                                          "name the one --input sets", fix=f"write --input {names[0]}=CxHxW")
+            key = names[0]
+        if key not in spec.inputs:
+            raise SpecValidationError(f"--input names '{key}', which is not an input of the spec"
+                                      f"{close_matches(key, names)}", expected="one of: " + ", ".join(names))
+        dims = spec.inputs[key]
+        if len(dims) != len(shape):
+            raise SpecValidationError(
+                f"--input gives {key} {len(shape)} dims ({'x'.join(map(str, shape))}), the spec {len(dims)} "
+                f"({'x'.join(map(str, dims))})", expected=f"{len(dims)} dims", got=f"{len(shape)}")
+        for d, v in zip(dims, shape, strict=True):
+            if isinstance(d, str) and d not in (params or {}):
+                bound[d] = v
+        shapes[key] = tuple(shape)
+    return bound, shapes
+
+
+def load_with_inputs(source: Any, params: Mapping[str, Any] | None = None,
+                     input_shapes: Mapping[Any, Shape] | None = None, limits: Limits = DEFAULT_LIMITS) -> Graph:
+    """:func:`archspec.load` with some input shapes replaced (``--input``)."""
+    from .api import analyse, read
+    from .passes import check, expand, infer, project
+
+    if not input_shapes or isinstance(source, Graph):
+        return check(analyse(source, params, limits), limits)
+    doc = read(source, limits)
+    bound, shapes = _bind(doc, params, input_shapes)
+    g = expand(doc, bound, limits)
+    return check(infer(project(infer(g.replace(inputs={**g.inputs, **shapes})))), limits)
+
+
+# -- input-size constraints --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SizeRule:
+    """The sizes one symbol may take, found by trying every size in ``1..searched``.
+
+    ``kind`` is ``"progression"`` (``size >= minimum`` and ``size % modulus == residue``),
+    ``"exact"`` (one size), ``"list"`` (a few sizes), ``"irregular"`` (valid sizes
+    without a simple pattern, in ``values``) or ``"none"`` (no size works).
+    """
+
+    symbol: str
+    kind: str
+    searched: int
+    values: tuple[int, ...] = ()
+    minimum: int | None = None
+    modulus: int | None = None
+    residue: int | None = None
+
+    def __str__(self) -> str:
+        s = self.symbol
+        if self.kind == "progression":
+            assert self.minimum is not None and self.modulus is not None
+            if self.modulus == 1:
+                return f"{s} >= {self.minimum}"
+            mod = (f"{s} divisible by {self.modulus}" if self.residue == 0
+                   else f"{s} % {self.modulus} == {self.residue}")
+            return mod if self.minimum <= self.modulus else f"{s} >= {self.minimum} and {mod}"
+        if self.kind == "exact":
+            return f"{s} = {self.values[0]} (the only valid size up to {self.searched})"
+        if self.kind == "list":
+            return f"{s} in {{{', '.join(map(str, self.values))}}} (all valid sizes up to {self.searched})"
+        if self.kind == "irregular":
+            return f"{s}: no simple pattern; valid sizes up to {self.searched}: {_ranges(self.values)}"
+        return f"{s}: no size in 1..{self.searched} gives a valid graph"
+
+    def holds(self, v: int) -> bool:
+        if self.kind == "progression":
+            assert self.minimum is not None and self.modulus is not None
+            return v >= self.minimum and v % self.modulus == self.residue
+        return v in self.values
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "kind": self.kind, "rule": str(self), "searched": self.searched,
+                "minimum": self.minimum, "modulus": self.modulus, "residue": self.residue,
+                "values": list(self.values) if self.kind in ("exact", "list", "irregular") else None}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Where a spec with symbolic input sizes is valid.
+
+    ``rules`` has one :class:`SizeRule` per symbol, each found with the other symbols
+    held at ``base`` (a valid assignment, ``None`` if none was found). ``separable`` says
+    whether every combination tried of sizes the rules allow was valid too; when it is
+    ``False`` the sizes interact (a flatten→linear head fixes H×W, not H and W).
+    """
+
+    symbols: Mapping[str, list[tuple[str, int]]]
+    rules: tuple[SizeRule, ...]
+    base: Mapping[str, int] | None
+    separable: bool
+    error: ArchSpecError | None = None  # why the first size tried failed, when none is valid
+    tried: str = ""  # that size, e.g. "H=224, W=224"
+    size_dependent: tuple[str, ...] = ()  # symbols the parameter count changes with
+    example: Graph | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.base is not None
+
+    def lines(self) -> list[str]:
+        if self.base is None:
+            return [f"no input size tried gives a valid graph ({', '.join(self.symbols)} tried in 1.."
+                    f"{max((r.searched for r in self.rules), default=0)}, all equal)"]
+        out = [str(r) for r in self.rules]
+        if len(self.rules) > 1:
+            held = ", ".join(f"{k}={v}" for k, v in self.base.items())
+            if self.separable:
+                out.append("(each rule found with the others held at " + held + "; combinations agree)")
+            else:
+                out.append(f"(the sizes interact: each rule holds with the others at {held}, "
+                           "but not every combination of allowed sizes is valid)")
+        if self.size_dependent:
+            out.append(f"note: the parameter count changes with {', '.join(self.size_dependent)} (e.g. a "
+                       "flatten -> linear head), so a built model runs only at the size it was built for")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"symbols": list(self.symbols), "rules": [r.to_dict() for r in self.rules],
+                "base": dict(self.base) if self.base is not None else None, "separable": self.separable,
+                "size_dependent": list(self.size_dependent),
+                "text": self.lines()}
+
+
+_CANDIDATES = (224, 256, 128, 512, 64, 32, 96, 384, 16, 299, 28, 1024, 8, 4, 2, 1)
+
+
+def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS,
+                      max_size: int = 4096) -> Constraints:
+    """Derive the input sizes for which a spec with symbolic sizes (``x: [3, H, W]``) is valid.
+
+    Every shape rule is exact integer arithmetic, so the pipeline is run for real on
+    every size ``1..N`` of each symbol (``N`` from the graph's largest stride), the others
+    held at a valid base, and the valid set is fitted to ``size >= m and size % k == r``,
+    one exact size, or a short list; anything else is reported as irregular.
+
+    >>> c = input_constraints(UNET_TEXT)  # doctest: +SKIP
+    >>> [str(r) for r in c.rules]         # doctest: +SKIP
+    ['H >= 16 and H divisible by 16', 'W >= 16 and W divisible by 16']
+    """
+    from .api import read
+    from .passes import expand
+
+    doc = read(source, limits)
+    syms = symbols(doc, params)
+    if not syms:
+        raise SpecValidationError("the spec has no symbolic input sizes",
+                                  fix="write a name instead of a number in inputs:, e.g. x: [3, H, W]")
+    first = {s: _CANDIDATES[0] for s in syms}
+    graph = expand(doc, {**(params or {}), **first}, limits)
+    dims = {name: list(shape) for name, shape in graph.inputs.items()}
+    for sym, places in syms.items():
+        for name, k in places:
+            dims[name][k] = sym  # type: ignore[call-overload]
+
+    def attempt(values: Mapping[str, int]) -> tuple[Graph | None, ArchSpecError | None]:
+        g = graph.replace(inputs={name: tuple(values[d] if isinstance(d, str) else d for d in shape)
+                                  for name, shape in dims.items()})
+        g = _evaluate(g)
+        errs = g.errors()
+        return (None, errs[0]) if errs else (g, None)
+
+    base: dict[str, int] | None = None
+    example: Graph | None = None
+    error: ArchSpecError | None = None
+    for v in _CANDIDATES:
+        example, e = attempt({s: v for s in syms})
+        if example is not None:
+            base = {s: v for s in syms}
+            break
+        error = error or e
+    if base is None:  # exact sizes that differ per symbol: search each alone around 1..N
+        for v in range(1, 257):
+            example, _ = attempt({s: v for s in syms})
+            if example is not None:
+                base = {s: v for s in syms}
+                break
+    if base is None or example is None:
+        rules = tuple(SizeRule(s, "none", 256) for s in syms)
+        return Constraints(syms, rules, None, False, error, ", ".join(f"{s}={_CANDIDATES[0]}" for s in syms))
+
+    jump = max((math.ceil(x) for f in receptive_fields(example).values() if f and f.stride for x in f.stride),
+               default=1)
+    rules = []
+    for sym in syms:
+        n = max(64, 4 * jump)
+        while True:
+            valid = tuple(v for v in range(1, n + 1) if attempt({**base, sym: v})[0] is not None)
+            rule = _fit(sym, valid, n)
+            if rule.kind not in ("irregular", "none") or 2 * n > max_size:
+                if rule.kind == "progression" and rule.minimum is not None and rule.modulus is not None \
+                        and n - rule.minimum < 3 * rule.modulus and 2 * n <= max_size:
+                    n *= 2  # too few periods seen to trust the pattern
+                    continue
+                break
+            n *= 2
+        rules.append(rule)
+    separable = _separable(rules, base, attempt)
+    dependent = []
+    for rule in rules:
+        other = next((v for v in range(base[rule.symbol] + 1, base[rule.symbol] + rule.searched)
+                      if rule.holds(v)), None) if rule.kind == "progression" else \
+            next((v for v in rule.values if v != base[rule.symbol]), None)
+        changed = attempt({**base, rule.symbol: other})[0] if other is not None else None
+        if changed is not None and _params(changed) != _params(example):
+            dependent.append(rule.symbol)
+    return Constraints(syms, tuple(rules), base, separable, example=example, size_dependent=tuple(dependent))
+
+
+def _params(g: Graph) -> int:
+    shapes: dict[str, Shape] = {k: tuple(v) for k, v in g.inputs.items()}
+    total = 0
+    for n in g.nodes:
+        assert n.shape is not None
+        if n.module is not None and "share" not in n.meta:
+            op = REGISTRY.get(n.op)
+            total += op.params(op.Attrs.model_validate(dict(n.attrs)), [shapes[i] for i in n.inputs])
+        shapes[n.name] = n.shape
+    return total
+
+
+def _evaluate(g: Graph) -> Graph:
+    from .passes import infer, project
+
+    g = infer(g)
+    # Only a mismatched merge needs the projection pass (and a second inference).
+    if any(n.error is not None and REGISTRY.get(n.op).projectable for n in g.nodes):
+        g = infer(project(g))
+    return g
+
+
+def _fit(sym: str, valid: Sequence[int], n: int) -> SizeRule:
+    if not valid:
+        return SizeRule(sym, "none", n)
+    m = valid[0]
+    if len(valid) == 1:
+        return SizeRule(sym, "exact", n, tuple(valid))
+    vs = set(valid)
+    for k in range(1, (n - m) // 2 + 1):
+        if vs == set(range(m, n + 1, k)):
+            return SizeRule(sym, "progression", n, minimum=m, modulus=k, residue=m % k)
+    if len(valid) <= 8:
+        return SizeRule(sym, "list", n, tuple(valid))
+    return SizeRule(sym, "irregular", n, tuple(valid))
+
+
+def _separable(rules: Sequence[SizeRule], base: Mapping[str, int], attempt: Any) -> bool:
+    """Try a few combinations of allowed sizes (the smallest, a middle and a large one)."""
+    if len(rules) < 2:
+        return True
+    import itertools
+
+    picks = []
+    for r in rules:
+        if r.kind == "progression":
+            assert r.minimum is not None and r.modulus is not None
+            picks.append(sorted({r.minimum, r.minimum + r.modulus, r.minimum + 5 * r.modulus}))
+        elif r.values:
+            picks.append(sorted({r.values[0], r.values[-1]}))
+        else:
+            return False
+    combos = list(itertools.product(*picks))[:27]
+    if not all(attempt(dict(zip(base, c, strict=True)))[0] is not None for c in combos):
+        return False
+    # And sizes every rule forbids must stay invalid together (H*W fixed lets 8x32 pass).
+    bad = [sorted({v for v in (base[r.symbol] // 2, 2 * base[r.symbol], base[r.symbol] - 1, base[r.symbol] + 1)
+                   if v >= 1 and not r.holds(v)}) for r in rules]
+    combos = list(itertools.product(*bad))[:27]
+    return all(attempt(dict(zip(base, c, strict=True)))[0] is None for c in combos)
+
+
+def _ranges(values: Sequence[int]) -> str:
+    out: list[str] = []
+    start = prev = values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(out[:12]) + (", ..." if len(out) > 12 else "")
+
+
+def _num(x: Fraction) -> int | float:
+    return int(x) if x.denominator == 1 else float(x)
+
+
+def fmt_stride(s: Fraction) -> str:
+    return str(s.numerator) if s.denominator == 1 else f"{s.numerator}/{s.denominator}"
+
+
+__all__ = ["CONVENTION", "Constraints", "Field", "Row", "SizeRule", "Summary", "input_constraints",
+           "load_with_inputs", "parse_shape", "receptive_fields", "summarise", "summary", "symbols"]
