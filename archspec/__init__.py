@@ -26,6 +26,7 @@ from .errors import (
 from .ir import Graph, Node, lint
 from .loader import Limits
 from .ops import Op, OpAttrs, Window, register_op
+from .render import render
 
 __version__ = "0.1.0"
 
@@ -33,5 +34,5 @@ __all__ = [
     "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "IncludeError", "LimitError",
     "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecSyntaxError",
     "SpecValidationError", "Summary", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile",
-    "lint", "load", "register_op", "summary",
+    "lint", "load", "register_op", "render", "summary",
 ]

@@ -93,6 +93,12 @@ class CheckResult:
                 "outputs": {k: list(v) for k, v in self.outputs.items()},
                 "nodes": len(self.graph.nodes), "projections": self.projections}
 
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows a checked spec as its drawing (None without graphviz: the text repr)."""
+        from .render import repr_svg
+
+        return repr_svg(self.graph)
+
 
 def check(source: Source, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS) -> CheckResult:
     """Validate a spec without importing torch; raises ArchSpecError on the first problem."""

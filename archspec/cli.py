@@ -203,6 +203,10 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     from .api import compile as do_compile
     from .io import write_text
 
+    if render:  # say that graphviz is missing before compiling anything
+        from .render import require_dot
+
+        require_dot("svg")
     result = do_check(spec, params, limits=limits)
     g = result.graph
     model = do_compile(g, weights=weights, limits=limits)
@@ -213,7 +217,7 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     if render:
         from .render import render as do_render
 
-        written += do_render(g, out_dir / f"{g.name}.svg", force=True, protect=[spec])
+        written += do_render(g, out_dir / f"{g.name}.svg", force=True, protect=[spec], dot_beside=True)
     total = sum(p.numel() for p in model.parameters())
     if as_json:
         click.echo(json.dumps({"ok": True, **result.to_dict(), "params": total, "table": rows,
@@ -223,6 +227,78 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     for w in written:
         click.echo(f"wrote {w}")
     _ = force
+
+
+_RENDER_FORMATS = ("svg", "png", "pdf", "dot", "mermaid")
+
+
+@main.command("render")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output file (default <name>.<format>); - writes DOT or Mermaid to stdout.")
+@click.option("--format", "fmt", type=click.Choice(_RENDER_FORMATS), default=None,
+              help="svg, png, pdf (need graphviz), dot or mermaid; default from -o's suffix, else svg.")
+@click.option("--expand", multiple=True, metavar="NAME|all",
+              help="Draw every instance of this repeat (repeatable; 'all' for every repeat).")
+@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Draw scopes nested N deep as one box each (0: only the top level).")
+@click.option("--no-fold", is_flag=True, help="Draw norms and activations as nodes of their own.")
+@click.option("--max-render-nodes", type=click.IntRange(min=1), default=None,
+              help="Limit: most nodes in one drawing (default 600).")
+@spec_command
+def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str, ...], depth: int | None,
+               no_fold: bool, max_render_nodes: int | None, params: dict[str, Any], limits: Limits,
+               as_json: bool) -> None:
+    """Draw SPEC's skip topology: SVG, PNG, PDF, DOT or Mermaid. No torch.
+
+    The main path is solid, residual and concat skips dashed and labelled with the ops
+    they span; auto projections are magenta; repeats collapse to one "×N" cluster unless
+    that would hide a skip. A spec whose shapes fail is still drawn, the failure in red,
+    and the command then exits 2.
+
+    \b
+    Examples:
+      archspec render specs/resnet18.yaml -o resnet18.svg
+      archspec render specs/unet.yaml -p depth=3 --format png
+      archspec render specs/resnet.yaml -p depth=50 --expand layer2 -o r50.pdf
+      archspec render specs/densenet.yaml --format mermaid -o -
+    """
+    import importlib
+    import shutil
+
+    r = importlib.import_module("archspec.render")  # the module: archspec.render is also the function
+
+    to_stdout = out is not None and str(out) == "-"
+    fmt = r.resolve_format(None if to_stdout else out, fmt)
+    if to_stdout and fmt in r.IMAGE_FORMATS:
+        raise ArchSpecError(f"-o - writes text, but {fmt} is an image format",
+                            fix="pass --format dot or --format mermaid, or name an output file")
+    r.require_dot(fmt)
+    graph = r.graph_of(spec, params, limits)
+    d = r.drawing(graph, expand=expand, depth=depth, fold=not no_fold,
+                  max_render_nodes=max_render_nodes or r.MAX_RENDER_NODES)
+    written: list[Path] = []
+    if to_stdout:
+        click.echo(r.source_text(d, fmt), nl=False)
+    else:
+        target = out if out is not None else Path(graph.name + r.SUFFIXES[fmt])
+        written = r.write_drawing(d, target, fmt, force=True, protect=[spec])
+    errors = graph.errors()
+    if as_json:
+        click.echo(json.dumps({"ok": not errors, "written": [str(w) for w in written], "nodes": len(d.nodes),
+                               "errors": [e.to_dict() for e in errors]}, indent=2))
+    elif not to_stdout:
+        for w in written:
+            click.echo(f"wrote {w}" + (f" (the shape error{'s' if len(errors) > 1 else ''} drawn in red)"
+                                        if errors else ""))
+        if fmt not in r.IMAGE_FORMATS and shutil.which("dot") is None:
+            click.echo(f"note: graphviz's 'dot' is not on PATH, so no image was made; to draw one, "
+                       f"{r.INSTALL_GRAPHVIZ.split(', or write')[0]}, then run "
+                       f"archspec render {spec} --format svg", err=True)
+    if errors:
+        if not as_json:
+            click.echo(errors[0].render(), err=True)
+        sys.exit(EXIT_SPEC_ERROR)
 
 
 def node_table(graph: Any) -> list[dict[str, Any]]:
