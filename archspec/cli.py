@@ -31,6 +31,10 @@ _LIMIT_FLAGS = {
     "max_channels": "most channels of one tensor",
     "max_params": "most parameters in the model",
     "max_include_depth": "deepest chain of use: files",
+    "max_block_depth": "deepest nesting of blocks using blocks",
+    "max_elements": "most elements of one per-sample tensor",
+    "max_string": "longest YAML string, in characters",
+    "max_int_digits": "most digits of a YAML integer",
 }
 
 
@@ -41,7 +45,10 @@ def parse_param(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise SpecValidationError(f"-p expects key=value, got '{text}'", fix="write e.g. -p num_classes=100")
-    value = load_text(f"v: {raw}", "<-p>").data["v"] if raw.strip() else ""
+    try:
+        value = load_text(f"v: {raw}", "<-p>").data["v"] if raw.strip() else ""
+    except ArchSpecError as e:
+        raise SpecValidationError(f"-p {text}: {e.message}", fix=e.fix) from None
     return key.strip(), value
 
 
@@ -201,7 +208,7 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     """
     from .api import check as do_check
     from .api import compile as do_compile
-    from .io import write_text
+    from .io import check_target, write_text
 
     if render:  # say that graphviz is missing before compiling anything
         from .render import require_dot
@@ -212,12 +219,15 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     model = do_compile(g, weights=weights, limits=limits)
     rows = node_table(g)
     out_dir = out_dir or Path("build") / g.name
+    # Every target is checked before the first is written: a refusal changes nothing.
+    for suffix in (".json", ".svg", ".dot") if render else (".json",):
+        check_target(out_dir / f"{g.name}{suffix}", force=force, protect=[spec])
     written = [write_text(out_dir / f"{g.name}.json", json.dumps({**result.to_dict(), "table": rows}, indent=2),
-                          force=True, protect=[spec])]
+                          force=force, protect=[spec])]
     if render:
         from .render import render as do_render
 
-        written += do_render(g, out_dir / f"{g.name}.svg", force=True, protect=[spec], dot_beside=True)
+        written += do_render(g, out_dir / f"{g.name}.svg", force=force, protect=[spec], dot_beside=True)
     total = sum(p.numel() for p in model.parameters())
     if as_json:
         click.echo(json.dumps({"ok": True, **result.to_dict(), "params": total, "table": rows,
@@ -226,7 +236,6 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     print_table(rows, title=f"{g.name}: {total:,} parameters")
     for w in written:
         click.echo(f"wrote {w}")
-    _ = force
 
 
 _RENDER_FORMATS = ("svg", "png", "pdf", "dot", "mermaid")

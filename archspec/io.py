@@ -16,22 +16,33 @@ from pathlib import Path
 from .errors import OutputError
 
 
-def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
-    """Write ``data`` to ``path`` atomically; returns the path."""
+def check_target(path: str | Path, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
+    """Raise OutputError if ``path`` may not be written; writes nothing.
+
+    Commands that write several files call this for every one of them first, so a
+    refusal leaves the output folder exactly as it was.
+    """
     target = Path(path)
     if target.is_symlink():
         raise OutputError(f"refusing to write '{target}': it is a symlink", fix="remove the link or pick another path")
     for p in protect:
-        if Path(p).exists() and target.exists() and target.resolve() == Path(p).resolve():
+        if Path(p).exists() and target.exists() and os.path.samefile(target, p):
             raise OutputError(f"refusing to write '{target}': it is an input file", fix="pick another output path")
-    if target.exists() and not force:
-        raise OutputError(f"'{target}' exists", fix="pass --force to overwrite it")
     if target.exists() and not target.is_file():
         raise OutputError(f"refusing to write '{target}': it is not a regular file")
+    if target.exists() and not force:
+        raise OutputError(f"'{target}' exists", fix="pass --force to overwrite it")
     parent = target.parent
     for anc in [parent, *parent.parents]:
         if anc.is_symlink():
             raise OutputError(f"refusing to write '{target}': '{anc}' is a symlink")
+    return target
+
+
+def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    target = check_target(path, force=force, protect=protect)
+    parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     try:
@@ -39,6 +50,10 @@ def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: 
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file 0600; an output gets the usual permissions (0666 & ~umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         try:

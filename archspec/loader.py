@@ -149,12 +149,19 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
         mark = e.problem_mark or e.context_mark
         loc = Loc(file, mark.line + 1, mark.column + 1) if mark else Loc(file, 1, 1)
         problem = e.problem or e.context or "invalid YAML"
-        ctx = f" ({e.context})" if e.context and e.problem else ""
-        raise SpecSyntaxError(f"YAML syntax error: {problem}{ctx}", loc=loc, source=text) from None
+        if e.context and e.problem and e.problem.startswith("but "):  # "expected X" + "but found Y"
+            problem, ctx = f"{e.context}, {e.problem}", ""
+        else:
+            ctx = f" ({e.context})" if e.context and e.problem else ""
+        raise SpecSyntaxError(f"YAML syntax error: {problem}{ctx}", loc=loc, source=text,
+                              fix=_syntax_hint(text, loc.line, problem)) from None
     except yaml.YAMLError as e:  # reader errors (bad characters) carry a position too
         pos = getattr(e, "position", None)
         line, col = _line_col(text, pos) if isinstance(pos, int) else (1, 1)
-        reason = getattr(e, "reason", None) or str(e)
+        ch = getattr(e, "character", None)
+        ch = ord(ch) if isinstance(ch, str) and len(ch) == 1 else ch
+        reason = (f"special characters are not allowed: U+{ch:04X} is a control character" if isinstance(ch, int)
+                  else getattr(e, "reason", None) or str(e))
         raise SpecSyntaxError(f"YAML error: {reason}", loc=Loc(file, line, col), source=text) from None
     except RecursionError:
         raise LimitError("YAML nesting is too deep to parse", loc=Loc(file, 1, 1), source=text) from None
@@ -164,8 +171,25 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
     doc = Document(data=None, file=file, text=text)
     if root is None:
         raise SpecSyntaxError("the spec is empty", loc=Loc(file, 1, 1), source=text)
-    doc.data = _Builder(doc, limits).build(root, ())
+    try:
+        doc.data = _Builder(doc, limits).build(root, ())
+    except RecursionError:  # only reachable when --max-depth is raised past Python's stack
+        raise LimitError("YAML nesting is too deep to walk", loc=Loc(file, 1, 1), source=text,
+                         fix="lower --max-depth") from None
     return doc
+
+
+def _syntax_hint(text: str, line: int, problem: str) -> str | None:
+    """A fix for the YAML mistakes spec authors make most."""
+    lines = text.splitlines()
+    src = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "'\\t'" in problem or "\t" in src[: len(src) - len(src.lstrip())]:
+        return "indent with spaces: YAML does not allow tabs"
+    if "${" in src and "{" in src.split("${")[0]:
+        return 'quote expressions inside {...}: write out: "${2 * width}", not out: ${2 * width}'
+    if "] ->" in src:
+        return "write an edge from several nodes as 'a, b -> c'; '[a, b] -> c' is not valid YAML"
+    return None
 
 
 def load_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Document:
@@ -254,7 +278,8 @@ class _Builder:
     def scalar(self, node: ScalarNode) -> Any:
         v: str = node.value
         if len(v) > self.limits.max_string:
-            raise self.error(LimitError, f"string of {len(v)} characters is longer than the limit of {self.limits.max_string}", node)
+            raise self.error(LimitError, f"string of {len(v)} characters is longer than the limit of {self.limits.max_string}",
+                             node, fix="raise the limit with --max-string")
         tag = node.tag
         if tag == _CORE + "str":
             return v

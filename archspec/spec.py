@@ -14,6 +14,8 @@ rebuilt when an op is registered, so ``archspec.register_op`` reaches the schema
 
 # No `from __future__ import annotations`: pydantic reads these annotations at class
 # creation inside `_build`, where the op union is a local.
+import math
+import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
@@ -227,21 +229,25 @@ def validate(doc: Document, model: str = "Spec") -> Any:
     try:
         return models()[model].model_validate(doc.data)
     except ValidationError as e:
-        raise from_pydantic(e, doc) from None
+        raise from_pydantic(e, doc, model=model) from None
 
 
-def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...] = ()) -> ArchSpecError:
+def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...] = (), model: str = "Spec") -> ArchSpecError:
     """The first pydantic error as one ArchSpecError at the right YAML position."""
     errors = e.errors(include_url=False)
     # An unknown op or field says more than the type errors it causes.
     rank = {"union_tag_invalid": 0, "node_kind": 1, "extra_forbidden": 2}
     # `int | expression` fields fail twice; the expression branch's complaint is noise.
     errors = [x for x in errors if not (x["loc"] and x["loc"][-1] == "constrained-str")] or errors
-    err = min(errors, key=lambda x: rank.get(x["type"], 3))
-    path = _data_path(doc.data, base + tuple(err["loc"]))
+    # A union (`in: name | [names] | {input: name}`) fails once per branch: the deepest
+    # complaint is the most precise one (`in.0` over `in`), and the others are no extra problems.
+    paths = [_data_path(doc.data, base + tuple(x["loc"])) for x in errors]
+    best = min(range(len(errors)), key=lambda i: (rank.get(errors[i]["type"], 3), -len(paths[i])))
+    err, path = errors[best], paths[best]
     where = ".".join(str(p) for p in path) or "<top>"
     etype = err["type"]
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    others = len({p for p in paths if not (p[:len(path)] == path or path[:len(p)] == p)})
+    more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
     kw: dict[str, Any] = {"path": where, "source": doc.text}
     if etype == "union_tag_invalid":
         bad = err["ctx"]["tag"]
@@ -249,7 +255,7 @@ def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...]
                               loc=doc.loc(path + ("op",)), fix="run `archspec ops` or see docs/ops.md for the ops", **kw)
     if etype == "extra_forbidden":
         field = str(path[-1])
-        allowed = _allowed_fields(doc.data, path[:-1])
+        allowed = [a for a in _allowed_fields(doc.data, path[:-1], model) if a != field]
         hint = close_matches(field, allowed) if allowed else ""
         return SpecValidationError(f"unknown field '{field}'{hint}{more}", loc=doc.loc(path, key=True),
                                    expected=("one of: " + ", ".join(allowed)) if allowed else None, **kw)
@@ -261,9 +267,32 @@ def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...]
     got = err.get("input")
     got_txt = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
     msg = err["msg"]
+    kinds = list(dict.fromkeys(_TYPE_WORDS[x["type"]] for x, p in zip(errors, paths, strict=True)
+                               if p == path and x["type"] in _TYPE_WORDS))
+    if len(kinds) > 1:
+        msg = f"expected {', '.join(kinds[:-1])} or {kinds[-1]}, got {_what(got)}"
+    if etype == "bool_type" and isinstance(got, str) and got.lower() in ("yes", "no", "on", "off", "y", "n"):
+        msg = f"expected true or false, got '{got}' (YAML 1.2: yes/no/on/off are strings)"
+    elif isinstance(got, float) and not math.isfinite(got):
+        msg = f"expected a finite number, got {got}"
+    elif path == ("archspec",):
+        msg = f"format version {got!r} is not supported; this archspec reads version 1"
+    elif len(path) == 3 and path[0] == "inputs" and etype == "int_type":
+        msg = f"an input size is a positive integer or a size name like H, got {got!r}"
+    msg = re.sub(r" or instance of \w+$", "", msg)
     if etype == "string_pattern_mismatch" and path and isinstance(got, str):
         msg = f"'{got}' is not a valid name (letters, digits and '_', not starting with a digit)"
     return SpecValidationError(f"{where}: {msg}{more}", loc=doc.loc(path), got=got_txt, **kw)
+
+
+_TYPE_WORDS = {"string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
+               "int_type": "an integer", "bool_type": "true or false", "float_type": "a number"}
+# How pydantic names a union's branches in an error location (not keys of the data).
+_BRANCH = re.compile(r"^(str|int|float|bool|none|constrained-\w+|(list|dict|tuple)\[.*\]|function-\w+.*)$")
+
+
+def _what(v: Any) -> str:
+    return {dict: "a mapping", list: "a list", bool: f"{v!r}".lower(), type(None): "null"}.get(type(v), repr(v))
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
@@ -276,6 +305,8 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     in_nodes = False  # the previous key was 'nodes': the next part names a node
     while parts:
         part = parts.pop(0)
+        if isinstance(part, str) and _BRANCH.match(part) and not (isinstance(cur, dict) and part in cur):
+            continue  # a union branch's name, not a key
         key = "in" if part == "in_" else part
         path.append(key)
         if isinstance(cur, dict) and key in cur:
@@ -294,7 +325,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     return tuple(path)
 
 
-def _allowed_fields(data: Any, path: tuple[Any, ...]) -> list[str]:
+def _allowed_fields(data: Any, path: tuple[Any, ...], model: str = "Spec") -> list[str]:
     """The fields a mapping at ``path`` may have, for 'did you mean' hints."""
     cur = data
     for p in path:
@@ -302,6 +333,14 @@ def _allowed_fields(data: Any, path: tuple[Any, ...]) -> list[str]:
     if not isinstance(cur, dict):
         return []
     m = models()
+    if len(path) == 0:
+        return _aliases(m[model])
+    if tuple(path) == ("defaults",):
+        return ["projection", *REGISTRY.names()]
+    if tuple(path) == ("defaults", "projection"):
+        return list(ProjectionPolicy.model_fields)
+    if tuple(path) == ("init",):
+        return list(InitPolicy.model_fields)
     if len(path) == 2 and path[0] == "defaults" and path[1] in REGISTRY:
         return list(REGISTRY.get(str(path[1])).Attrs.model_fields)
     if "op" in cur and isinstance(cur["op"], str) and cur["op"] in REGISTRY:
@@ -310,8 +349,6 @@ def _allowed_fields(data: Any, path: tuple[Any, ...]) -> list[str]:
         return _aliases(m["BlockCall"])
     if "nodes" in cur and path and path[-2:-1] == ("blocks",):
         return _aliases(m["Block"])
-    if "nodes" in cur and len(path) == 0:
-        return _aliases(m["Spec"])
     if "nodes" in cur:
         return _aliases(m["Group"])
     if "share" in cur:

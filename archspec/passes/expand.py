@@ -181,8 +181,7 @@ def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dic
                           expected="one of: " + ", ".join(declared) if declared else "no params (the spec declares none)")
         d = declared[k]
         if _kind_of(d) != _kind_of(v) and not (isinstance(d, float) and _kind_of(v) == "int") and not has_expr_value(d):
-            kind = _kind_of(d)
-            raise top.err(SpecValidationError, f"param '{k}' is {'an' if kind == 'int' else 'a'} {kind}, got {v!r}", "params", k,
+            raise top.err(SpecValidationError, f"param '{k}' is a {_kind_of(d)}, got {v!r}", "params", k,
                           expected=_kind_of(d), got=repr(v))
     env: dict[str, Any] = {}
     for k, v in declared.items():
@@ -217,14 +216,15 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> dict[str, _Bloc
             target = _safe_include(rel, d, ("use", k), root)
             if target in chain:
                 cycle = " -> ".join(p.name for p in chain[chain.index(target):] + (target,))
-                raise IncludeError(f"use: include cycle {cycle}", loc=d.loc(("use", k)), source=d.text,
+                raise IncludeError(f"use: includes '{rel}' twice (an include cycle?): {cycle}", loc=d.loc(("use", k)),
+                                   source=d.text,
                                    fix="a block file cannot include a file that includes it")
             if depth >= limits.max_include_depth:
                 raise LimitError(f"use: files nest deeper than the limit of {limits.max_include_depth}",
                                  loc=d.loc(("use", k)), source=d.text,
                                  fix="raise the limit with --max-include-depth")
             if target in seen_files:
-                raise IncludeError(f"use: includes '{rel}' twice", loc=d.loc(("use", k)),
+                raise IncludeError(f"use: includes '{rel}' twice (an include cycle?)", loc=d.loc(("use", k)),
                                    source=d.text, fix="include each block file once")
             seen_files.append(target)
             sub = load_file(target, limits)

@@ -1,0 +1,246 @@
+"""The malformed-spec corpus through the CLI: every bad spec fails the way its golden says.
+
+For each case in ``tests/malformed/cases`` (goldens in ``tests/malformed/expected.json``,
+made by ``tests/malformed/make_corpus.py``), ``archspec check CASE`` must
+
+- exit with 2 and print exactly one error, whose headline is the golden one
+  (class, file:line:col, message, spec path), and never a traceback;
+- write nothing: the folder it runs in and the corpus folder are unchanged, and the
+  specs that try to run ``touch pwned`` leave no ``pwned`` file;
+- finish under a CPU-time and address-space cap set with ``resource`` in the child,
+  so a regression (an alias bomb walked, a billion-node repeat built) fails instead of
+  hanging or swapping CI.
+
+Each case runs in its own process. To keep 300+ cases fast, one driver process imports
+archspec once and forks a child per case that runs the real CLI entry point
+(``archspec.cli.main``) with the case's argv, limits and working folder; a sample of
+cases, and the ``build`` cases, also run as plain ``python -m archspec.cli`` subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+CASES = HERE / "malformed" / "cases"
+EXPECTED: dict[str, dict[str, Any]] = json.loads((HERE / "malformed" / "expected.json").read_text())
+
+CPU_SECONDS = 20  # a case takes well under a second; this only stops a runaway
+MEMORY_BYTES = 3 << 30  # address space; archspec's check needs ~100 MB resident
+WALL_SECONDS = 120
+HEADLINE = re.compile(r"^[A-Z][A-Za-z]*Error: ", re.M)
+
+# Forks one child per case: the child sets its limits and folder and runs the CLI's main.
+DRIVER = textwrap.dedent("""
+    import json, os, resource, sys, time
+    from archspec.cli import main
+    import archspec.analyse, archspec.api, archspec.spec
+    archspec.spec.models()  # build the pydantic models once, before forking
+    cpu, mem, wall = (int(a) for a in sys.argv[1:4])
+    results = {}
+    for case in json.load(sys.stdin):
+        out, err = case["cwd"] + "/.stdout", case["cwd"] + "/.stderr"
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+                resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+                os.chdir(case["cwd"])
+                fo, fe = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600), os.open(err, os.O_WRONLY | os.O_CREAT, 0o600)
+                os.dup2(fo, 1)
+                os.dup2(fe, 2)
+                main(case["argv"], prog_name="archspec")
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        start = time.monotonic()
+        deadline = start + wall
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                status = -1
+                break
+            time.sleep(0.002)
+        code = os.waitstatus_to_exitcode(status) if status != -1 else "timeout"
+        with open(out) as f1, open(err) as f2:
+            results[case["name"]] = {"code": code, "stdout": f1.read(), "stderr": f2.read(),
+                                     "seconds": time.monotonic() - start}
+        os.unlink(out)
+        os.unlink(err)
+    json.dump(results, sys.stdout)
+""")
+
+
+def _limit_child() -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+
+
+def _argv(name: str) -> list[str]:
+    return ["check", str(CASES / f"{name}.yaml"), *EXPECTED[name].get("args", [])]
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+def _workdir(root: Path, name: str) -> Path:
+    d = root / name
+    d.mkdir()
+    (d / "keep.txt").write_text("an existing file\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def corpus_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Every case through the CLI, in two driver processes; corpus folder checked unchanged."""
+    root = tmp_path_factory.mktemp("malformed")
+    before = _snapshot(CASES)
+    jobs = [{"name": n, "argv": _argv(n), "cwd": str(_workdir(root, n))} for n in EXPECTED]
+    halves = [jobs[0::2], jobs[1::2]]
+
+    def drive(batch: list[dict[str, Any]]) -> dict[str, Any]:
+        proc = subprocess.run([sys.executable, "-c", DRIVER, str(CPU_SECONDS), str(MEMORY_BYTES), str(WALL_SECONDS)],
+                              input=json.dumps(batch), capture_output=True, text=True, timeout=900, check=True)
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(2) as pool:
+        results: dict[str, dict[str, Any]] = {}
+        for part in pool.map(drive, halves):
+            results.update(part)
+    assert _snapshot(CASES) == before, "running the corpus changed tests/malformed/cases"
+    for job in jobs:
+        results[job["name"]]["cwd"] = job["cwd"]
+    return results
+
+
+def _headline(name: str) -> str:
+    exp = EXPECTED[name]
+    file = str(CASES / exp.get("file", f"{name}.yaml"))
+    where = f"{file}:{exp['line']}:{exp['col']}: " if exp["line"] is not None else ""
+    at = f" (at {exp['path']})" if exp["path"] else ""
+    return f"{exp['error']}: {where}{exp['message']}{at}"
+
+
+def test_corpus_is_large_and_generated() -> None:
+    assert len(EXPECTED) >= 150
+    on_disk = {p.stem for p in CASES.glob("*.yaml") if not p.name.startswith("_")}
+    assert on_disk == set(EXPECTED), "run tests/malformed/make_corpus.py --goldens and review the diff"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_malformed_case(name: str, corpus_runs: dict[str, dict[str, Any]]) -> None:
+    run = corpus_runs[name]
+    assert run["code"] == 2, f"exit {run['code']}\n{run['stderr'][-3000:]}"
+    assert "Traceback" not in run["stderr"]
+    assert run["stdout"] == ""
+    headlines = HEADLINE.findall(run["stderr"])
+    assert len(headlines) == 1, run["stderr"][-3000:]
+    assert run["stderr"].splitlines()[0] == _headline(name)
+    cwd = Path(run["cwd"])
+    assert sorted(p.name for p in cwd.iterdir()) == ["keep.txt"], "the CLI wrote into its working folder"
+    assert (cwd / "keep.txt").read_text() == "an existing file\n"
+
+
+# A sample through the real console entry (`python -m archspec.cli`), one per category.
+SAMPLE = sorted({n.split("_")[0]: n for n in sorted(EXPECTED)}.values())
+
+
+@pytest.mark.parametrize("name", SAMPLE)
+def test_sample_through_python_m(name: str, tmp_path: Path) -> None:
+    cwd = _workdir(tmp_path, "work")
+    proc = subprocess.run([sys.executable, "-m", "archspec.cli", *_argv(name)], cwd=cwd, capture_output=True,
+                          text=True, timeout=WALL_SECONDS, preexec_fn=_limit_child)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[0] == _headline(name)
+    assert sorted(p.name for p in cwd.iterdir()) == ["keep.txt"]
+
+
+BUILD_CASES = ["tag_python_apply_system", "alias_billion_laughs", "deep_flow_seq_30k", "limit_repeat_billion",
+               "limit_channels_billion", "shape_add_ratio", "name_inject_input"]
+
+
+def test_build_leaves_output_folder_unchanged(tmp_path: Path) -> None:
+    """`archspec build -o OUT` on a bad spec: exit 2, OUT exactly as it was."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "t.json").write_text("{\"old\": true}\n")
+    (out / "t.svg").write_text("<svg/>\n")
+    before = _snapshot(out)
+
+    def build(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(CASES / f"{name}.yaml"),
+                               "-o", str(out), "--force", *EXPECTED[name].get("args", [])],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=WALL_SECONDS,
+                              preexec_fn=_limit_child)
+
+    with ThreadPoolExecutor(2) as pool:
+        for name, proc in zip(BUILD_CASES, pool.map(build, BUILD_CASES), strict=True):
+            assert proc.returncode == 2, (name, proc.stderr)
+            assert "Traceback" not in proc.stderr
+            assert proc.stderr.splitlines()[0] == _headline(name)
+    assert _snapshot(out) == before
+    assert not list(tmp_path.rglob("pwned"))
+
+
+# -- includes through symlinks: made at test time --------------------------------------
+
+def _spec_using(rel: str) -> str:
+    return f"archspec: 1\nname: t\nuse: [{rel}]\ninputs: {{x: [3, 8, 8]}}\nnodes:\n  r: {{op: relu}}\noutputs: [r]\n"
+
+
+BLOCKS = "archspec: 1\nblocks:\n  b:\n    nodes:\n      r: {op: relu}\n"
+
+
+@pytest.mark.parametrize("layout", ["file_link_out", "dir_link_out", "file_link_in", "link_to_abs"])
+def test_include_through_symlink_refused(tmp_path: Path, layout: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "blocks.yaml").write_text(BLOCKS)
+    project = tmp_path / "project"
+    project.mkdir()
+    if layout == "file_link_out":
+        (project / "blocks.yaml").symlink_to(outside / "blocks.yaml")
+        rel = "blocks.yaml"
+    elif layout == "dir_link_out":
+        (project / "lib").symlink_to(outside, target_is_directory=True)
+        rel = "lib/blocks.yaml"
+    elif layout == "file_link_in":  # even a link that stays inside is refused: simpler to audit
+        (project / "real.yaml").write_text(BLOCKS)
+        (project / "blocks.yaml").symlink_to("real.yaml")
+        rel = "blocks.yaml"
+    else:
+        (project / "blocks.yaml").symlink_to("/etc/hostname")
+        rel = "blocks.yaml"
+    spec = project / "net.yaml"
+    spec.write_text(_spec_using(rel))
+    proc = subprocess.run([sys.executable, "-m", "archspec.cli", "check", str(spec)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=WALL_SECONDS, preexec_fn=_limit_child)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == (
+        f"IncludeError: {spec}:3:7: use: '{rel}' goes through a symlink")
+    assert "Traceback" not in proc.stderr
