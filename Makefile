@@ -38,3 +38,17 @@ lint: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# The drawings in docs/rendering.md (name:spec:render args, commas for spaces). A zoo
+# spec that does not exist yet is skipped with a message.
+DOCS_IMAGES := resnet18:specs/resnet18.yaml: resnet50:specs/resnet.yaml:-p,depth=50 \
+	densenet121:specs/densenet.yaml:-p,depth=121 unet:specs/unet.yaml: highway:specs/highway.yaml:
+
+docs-images: graphviz
+	@test -x $(VENV)/bin/archspec || { echo "no $(VENV)/bin/archspec: run 'make setup' first"; exit 1; }
+	@mkdir -p docs/images
+	@for item in $(DOCS_IMAGES); do \
+	  name=$${item%%:*}; rest=$${item#*:}; spec=$${rest%%:*}; args=$$(echo "$${rest#*:}" | tr , ' '); \
+	  if [ -f "$$spec" ]; then $(VENV)/bin/archspec render "$$spec" $$args -o "docs/images/$$name.png" || exit 1; \
+	  else echo "skipping docs/images/$$name.png: $$spec does not exist yet"; fi; \
+	done

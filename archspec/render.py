@@ -834,7 +834,7 @@ class _Builder:
                 label = f"{s.path} · {s.block} ×{s.count}" + (" · dense" if s.connect == "dense" else "")
                 if self.reps.get(s.path) == 1:
                     note = f"\nthe first of {s.count} alike is drawn"
-                elif self.reps.get(s.path) == 2:
+                elif self.reps.get(s.path) == 2 and s.count is not None and s.count > 2:
                     note = f"\nthe second stands for the {s.count - 1} after the first"
                 kind = "repeat"
             elif s.kind == "group":
