@@ -306,6 +306,8 @@ def _bind(doc: Document, params: Mapping[str, Any] | None, input_shapes: Mapping
                 f"--input gives {key} {len(shape)} dims ({'x'.join(map(str, shape))}), the spec {len(dims)} "
                 f"({'x'.join(map(str, dims))})", expected=f"{len(dims)} dims", got=f"{len(shape)}")
         for d, v in zip(dims, shape, strict=True):
+            # A size named by a param or a symbol takes the value, so expressions that
+            # use it agree; an explicit -p wins (and the shape given still applies).
             if isinstance(d, str) and d not in (params or {}):
                 bound[d] = v
         shapes[key] = tuple(shape)
@@ -318,7 +320,9 @@ def load_with_inputs(source: Any, params: Mapping[str, Any] | None = None,
     from .api import analyse, read
     from .passes import check, expand, infer, project
 
-    if not input_shapes or isinstance(source, Graph):
+    if input_shapes and isinstance(source, Graph):
+        raise ArchSpecError("input shapes cannot be applied to an already built graph; pass the spec instead")
+    if not input_shapes:
         return check(analyse(source, params, limits), limits)
     doc = read(source, limits)
     bound, shapes = _bind(doc, params, input_shapes)

@@ -352,6 +352,11 @@ def _si(n: float) -> str:
     return str(int(n))
 
 
+def _width() -> int | None:
+    """The terminal's width, or a wide page when piped (so tables are not wrapped at 80)."""
+    return None if sys.stdout.isatty() else 200
+
+
 def _rf_text(f: Any) -> tuple[str, str]:
     from .analyse import fmt_stride
 
@@ -407,7 +412,7 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[
         op = r.op + (" (auto)" if r.auto else "") + (f" [{r.nodes} nodes]" if r.nodes > 1 else "")
         t.add_row(r.name, op, _fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride,
                   style="magenta" if r.auto else None)
-    Console(soft_wrap=True, width=200).print(t)
+    Console(soft_wrap=True, width=_width()).print(t)
 
 
 @main.command()
@@ -602,14 +607,14 @@ def list_ops(as_json: bool) -> None:
         op = REGISTRY.get(name)
         lo, hi = op.arity
         arity = str(lo) if hi == lo else f"{lo}+" if hi is None else f"{lo}-{hi}"
-        doc = (op.doc or op.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        attrs = {k: (str(f.annotation).replace("typing.", ""), None if f.is_required() else f.default)
-                 for k, f in op.Attrs.model_fields.items()}
+        doc = " ".join((op.doc or op.__doc__ or "").strip().split("\n\n")[0].split())
+        attrs = {}
+        for k, f in op.Attrs.model_fields.items():
+            default = None if f.is_required() else f.default
+            attrs[k] = {"required": f.is_required(),
+                        "default": default if isinstance(default, (int, float, str, bool, type(None))) else repr(default)}
         rows.append({"name": name, "family": op.family, "inputs": arity, "module": not op.stateless,
-                     "attrs": {k: {"type": t, "default": d if isinstance(d, (int, float, str, bool, type(None)))
-                                   else repr(d), "required": k in op.Attrs.model_fields and
-                                   op.Attrs.model_fields[k].is_required()} for k, (t, d) in attrs.items()},
-                     "doc": doc})
+                     "attrs": attrs, "doc": doc})
     if as_json:
         click.echo(json.dumps({"ok": True, "ops": rows}, indent=2))
         return
@@ -622,7 +627,7 @@ def list_ops(as_json: bool) -> None:
     for r in rows:
         attrs = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
         t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", attrs, r["doc"])
-    Console(soft_wrap=True).print(t)
+    Console(soft_wrap=True, width=_width()).print(t)
 
 
 if __name__ == "__main__":  # pragma: no cover

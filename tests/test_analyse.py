@@ -62,6 +62,28 @@ def test_macs_equal_flop_counter(spec: Path):
     assert summary(g).params == sum(p.numel() for p in model.parameters())
 
 
+def zoo_entries() -> list[tuple[str, Path, dict]]:
+    """(name, spec, params) of every model in specs/zoo.yaml, when the index exists."""
+    index = ROOT / "specs" / "zoo.yaml"
+    models = load_file(index).data.get("models") if index.exists() else None
+    if not isinstance(models, list):
+        return []
+    return [(m["name"], ROOT / "specs" / m["spec"], dict(m.get("params") or {})) for m in models
+            if isinstance(m, dict) and "name" in m and "spec" in m]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, spec, params", zoo_entries() or [pytest.param(None, None, None, marks=pytest.mark.skip(
+    reason="no zoo index"))], ids=lambda v: v if isinstance(v, str) else "")
+def test_zoo_macs_equal_flop_counter(name: str, spec: Path, params: dict):
+    g = archspec.load(spec, params)
+    with torch.device("meta"):
+        model = emit(g).eval()
+        with FlopCounterMode(display=False) as counter:
+            model(*[torch.empty(1, *s) for s in g.inputs.values()])
+    assert summary(g).macs == counter.get_total_flops() // 2, name
+
+
 def test_shared_modules_count_params_once_and_macs_per_call():
     text = spec_text("""
         archspec: 1
@@ -372,3 +394,8 @@ def test_parse_shape_and_input_binding_errors():
     with pytest.raises(ShapeError, match="node 'add' \\(add\\)"):
         load_with_inputs(two, {}, {"x": (1, 9)})
     assert load_with_inputs(two, None, {"y": (1, 8)}).inputs == {"x": (1, 8), "y": (1, 8)}
+    with pytest.raises(archspec.ArchSpecError, match="input shapes cannot be applied to an already built graph"):
+        load_with_inputs(archspec.load(two), None, {"y": (1, 8)})
+    # a size named by a param takes the value, so expressions that use it agree
+    g = load_with_inputs(UNET, {"depth": 2, "base": 4}, {None: (1, 64, 32)})
+    assert g.inputs["x"] == (1, 64, 32) and g.params["in_channels"] == 1 and g.params["H"] == 64
