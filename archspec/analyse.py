@@ -429,13 +429,16 @@ _CANDIDATES = (224, 256, 128, 512, 64, 32, 96, 384, 16, 299, 28, 1024, 8, 4, 2, 
 
 
 def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS,
-                      max_size: int = 4096) -> Constraints:
+                      max_size: int = 4096, free: bool = False) -> Constraints:
     """Derive the input sizes for which a spec with symbolic sizes (``x: [3, H, W]``) is valid.
 
     Every shape rule is exact integer arithmetic, so the pipeline is run for real on
     every size ``1..N`` of each symbol (``N`` from the graph's largest stride), the others
     held at a valid base, and the valid set is fitted to ``size >= m and size % k == r``,
     one exact size, or a short list; anything else is reported as irregular.
+
+    ``free=True`` also treats every spatial size the spec fixes (a number, or a param
+    such as ``H: 128``) as a symbol: which other sizes would the graph take?
 
     >>> c = input_constraints(UNET_TEXT)  # doctest: +SKIP
     >>> [str(r) for r in c.rules]         # doctest: +SKIP
@@ -446,11 +449,17 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
 
     doc = read(source, limits)
     syms = symbols(doc, params)
-    if not syms:
-        raise SpecValidationError("the spec has no symbolic input sizes",
-                                  fix="write a name instead of a number in inputs:, e.g. x: [3, H, W]")
     first = {s: _CANDIDATES[0] for s in syms}
     graph = expand(doc, {**(params or {}), **first}, limits)
+    if free:
+        syms = {**syms, **_fixed_sizes(doc, graph, syms)}
+    if not syms:
+        if free:
+            raise SpecValidationError("the spec's inputs have no sizes to vary: only channels or features",
+                                      fix="--sizes varies the spatial dims of (C, H, W)-like inputs")
+        raise SpecValidationError("the spec has no symbolic input sizes",
+                                  fix="write a name instead of a number in inputs:, e.g. x: [3, H, W], "
+                                      "or ask for free sizes (archspec check --sizes)")
     dims = {name: list(shape) for name, shape in graph.inputs.items()}
     for sym, places in syms.items():
         for name, k in places:
@@ -466,10 +475,13 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
     base: dict[str, int] | None = None
     example: Graph | None = None
     error: ArchSpecError | None = None
-    for v in _CANDIDATES:
-        example, e = attempt({s: v for s in syms})
+    # The spec's own sizes first (free sizes), then the same size for every symbol.
+    own = {s: graph.inputs[places[0][0]][places[0][1]] if s not in first else _CANDIDATES[0]
+           for s, places in syms.items()}
+    for candidate in [own, *({s: v for s in syms} for v in _CANDIDATES)]:
+        example, e = attempt(candidate)
         if example is not None:
-            base = {s: v for s in syms}
+            base = candidate
             break
         error = error or e
     if base is None:  # exact sizes that differ per symbol: search each alone around 1..N
@@ -520,6 +532,27 @@ def _params(g: Graph) -> int:
             total += op.params(op.Attrs.model_validate(dict(n.attrs)), [shapes[i] for i in n.inputs])
         shapes[n.name] = n.shape
     return total
+
+
+def _fixed_sizes(doc: Document, graph: Graph, taken: Mapping[str, Any]) -> dict[str, list[tuple[str, int]]]:
+    """A symbol for every spatial input size the spec fixes: the param's name where a
+    param gives it (``H``), else ``H``/``W`` (``D``, ``L``), prefixed by the input's name
+    when there are several inputs (``a.H``)."""
+    from .spec import validate
+
+    spec = validate(doc)
+    out: dict[str, list[tuple[str, int]]] = {}
+    for name, dims in spec.inputs.items():
+        letters = {2: "L", 3: "HW", 4: "DHW"}.get(len(dims), "")
+        for k in range(1, len(dims)):
+            d = dims[k]
+            if isinstance(d, str) and d in taken:
+                continue
+            sym = d if isinstance(d, str) else letters[k - 1] if len(letters) == len(dims) - 1 else f"d{k}"
+            if len(spec.inputs) > 1 and not isinstance(d, str):
+                sym = f"{name}.{sym}"
+            out.setdefault(sym, []).append((name, k))
+    return out
 
 
 def _evaluate(g: Graph) -> Graph:

@@ -133,8 +133,10 @@ _INPUT_HELP = ("Check this input shape instead of the spec's (CxHxW, or name=CxH
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
+@click.option("--sizes", is_flag=True, help="Derive the valid input sizes even where the spec fixes them.")
 @spec_command
-def check(spec: Path, input_shapes: tuple[str, ...], params: dict[str, Any], limits: Limits, as_json: bool) -> None:
+def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[str, Any], limits: Limits,
+          as_json: bool) -> None:
     """Validate SPEC and infer every shape, without importing torch.
 
     Prints the output shapes and every projection inserted for a residual merge. When
@@ -147,6 +149,7 @@ def check(spec: Path, input_shapes: tuple[str, ...], params: dict[str, Any], lim
       archspec check specs/resnet18.yaml -p num_classes=10
       archspec check unet.yaml                      # x: [3, H, W] -> "H divisible by 16"
       archspec check specs/unet.yaml --input 3x450x600
+      archspec check specs/unet.yaml --sizes          # sizes other than the spec's
     """
     from .analyse import input_constraints, load_with_inputs, parse_shape, symbols
     from .api import CheckResult, read
@@ -156,8 +159,8 @@ def check(spec: Path, input_shapes: tuple[str, ...], params: dict[str, Any], lim
     shapes = dict(parse_shape(t) for t in input_shapes)
     doc = read(spec, limits)
     constraints = None
-    if not shapes and symbols(doc, params):
-        constraints = input_constraints(doc, params, limits=limits)
+    if not shapes and (sizes or symbols(doc, params)):
+        constraints = input_constraints(doc, params, limits=limits, free=sizes)
         if not constraints.ok or constraints.example is None:
             first = constraints.error
             raise ShapeError(f"no input size makes the graph valid: {constraints.lines()[0]}",
@@ -174,7 +177,7 @@ def check(spec: Path, input_shapes: tuple[str, ...], params: dict[str, Any], lim
     g = result.graph
     click.echo(f"{spec}: ok — {g.name}, {len(g.nodes)} nodes")
     if constraints is not None:
-        click.echo("  input sizes are symbolic; the graph is valid for:")
+        click.echo(f"  input sizes are {'free' if sizes else 'symbolic'}; the graph is valid for:")
         for line in constraints.lines():
             click.echo(f"    {line}")
         click.echo("  for example:")

@@ -73,6 +73,18 @@ def test_check_derives_sizes(unet_symbolic: Path):
     assert data["constraints"]["separable"] is True
 
 
+def test_check_sizes_frees_the_sizes_a_spec_fixes(tmp_path: Path):
+    out = run("check", ROOT / "archspec/templates/unet.yaml", "--sizes", "-p", "depth=2")
+    assert "input sizes are free; the graph is valid for:\n    H divisible by 4\n    W divisible by 4\n" in out
+    assert "held at H=128, W=128" in out  # the spec's own sizes are the base
+    out = run("check", ROOT / "archspec/templates/resnet18_cifar.yaml", "--sizes")
+    assert "    H >= 1\n    W >= 1\n" in out and "input  x: 3x32x32" in out
+    vec = tmp_path / "mlp.yaml"
+    vec.write_text("archspec: 1\nname: mlp\ninputs: {x: [8]}\nnodes:\n  fc: {op: linear, out: 2}\noutputs: [fc]\n")
+    r = CliRunner().invoke(main, ["check", str(vec), "--sizes"])
+    assert r.exit_code == 2 and "the spec's inputs have no sizes to vary: only channels or features" in r.output
+
+
 def test_check_input_names_the_first_broken_node(unet_symbolic: Path):
     r = CliRunner().invoke(main, ["check", str(unet_symbolic), "--input", "3x450x600"])
     assert r.exit_code == 2
