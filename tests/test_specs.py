@@ -163,16 +163,18 @@ def test_init_policies():
 
 
 def test_check_is_fast_and_leaves_torch_out():
-    code = ("import sys, time; t = time.perf_counter(); from archspec.cli import main; "
+    # CPU time of the command (archspec's import included), so a loaded machine does not
+    # make the bound flaky; the wall clock gets a generous bound of its own.
+    code = ("import sys, time; t = time.process_time(); from archspec.cli import main; "
             "sys.argv = ['archspec', 'check', 'specs/resnet18.yaml']\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n"
-            "print('elapsed', time.perf_counter() - t)")
+            "print('elapsed', time.process_time() - t)")
     start = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
     assert r.returncode == 0, r.stderr
     assert "output fc: 1000" in r.stdout
     elapsed = float(r.stdout.split("elapsed")[1])
-    assert elapsed < 0.5, f"check took {elapsed:.3f} s"  # import of archspec included
+    assert elapsed < 0.5, f"check took {elapsed:.3f} s of CPU"
     assert wall < 3.0
