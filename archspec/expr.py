@@ -273,7 +273,17 @@ class _Eval:
     def v_Subscript(self, n: ast.Subscript) -> Any:
         if isinstance(n.slice, ast.Slice):
             raise ExpressionError(f"slices are not allowed in '{ast.unparse(n)}'")
-        return self.visit(n.value)[self.visit(n.slice)]
+        seq, key = self.visit(n.value), self.visit(n.slice)
+        subject = ast.unparse(n.value)
+        subject = subject if len(subject) <= 30 else "the table"
+        what = repr(key) if isinstance(n.slice, ast.Constant) else f"{ast.unparse(n.slice)} = {key!r}"
+        try:
+            return seq[key]
+        except KeyError:
+            keys = ", ".join(repr(k) for k in list(seq)[:20])
+            raise ExpressionError(f"{what} is not a key of {subject} (keys: {keys})") from None
+        except IndexError:
+            raise ExpressionError(f"{what} is out of range for {subject}, a list of {len(seq)}") from None
 
 
 def _bounded(v: Any) -> Any:
