@@ -52,3 +52,9 @@ docs-images: graphviz
 	  if [ -f "$$spec" ]; then $(VENV)/bin/archspec render "$$spec" $$args -o "docs/images/$$name.png" || exit 1; \
 	  else echo "skipping docs/images/$$name.png: $$spec does not exist yet"; fi; \
 	done
+
+# Mutation fuzzing of valid specs for FUZZ_MINUTES minutes (hypothesis, fresh seeds each
+# round): any exception from archspec.check that is not an ArchSpecError fails it.
+FUZZ_MINUTES ?= 5
+fuzz: setup
+	FUZZ_MINUTES=$(FUZZ_MINUTES) $(PY) -m pytest tests/test_fuzz.py -k fuzz_for_minutes -s -p no:cacheprovider

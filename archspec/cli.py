@@ -257,9 +257,10 @@ _RENDER_FORMATS = ("svg", "png", "pdf", "dot", "mermaid")
 @click.option("--no-fold", is_flag=True, help="Draw norms and activations as nodes of their own.")
 @click.option("--max-render-nodes", type=click.IntRange(min=1), default=None,
               help="Limit: most nodes in one drawing (default 600).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @spec_command
 def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str, ...], depth: int | None,
-               no_fold: bool, max_render_nodes: int | None, params: dict[str, Any], limits: Limits,
+               no_fold: bool, max_render_nodes: int | None, force: bool, params: dict[str, Any], limits: Limits,
                as_json: bool) -> None:
     """Draw SPEC's skip topology: SVG, PNG, PDF, DOT or Mermaid. No torch.
 
@@ -294,7 +295,7 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
         click.echo(r.source_text(d, fmt), nl=False)
     else:
         target = out if out is not None else Path(graph.name + r.SUFFIXES[fmt])
-        written = r.write_drawing(d, target, fmt, force=True, protect=[spec])
+        written = r.write_drawing(d, target, fmt, force=force, protect=[spec])
     errors = graph.errors()
     if as_json:
         click.echo(json.dumps({"ok": not errors, "written": [str(w) for w in written], "nodes": len(d.nodes),

@@ -244,3 +244,147 @@ def test_include_through_symlink_refused(tmp_path: Path, layout: str) -> None:
     assert proc.stderr.splitlines()[0] == (
         f"IncludeError: {spec}:3:7: use: '{rel}' goes through a symlink")
     assert "Traceback" not in proc.stderr
+
+
+# -- crafted names run no code ----------------------------------------------------------
+
+def _crafted(sentinel: Path) -> dict[str, str]:
+    """Specs whose names try to get Python into torch.fx's generated forward()."""
+    code = f"open({str(sentinel)!r}, 'w')"
+    q = json.dumps  # a YAML double-quoted scalar (JSON strings are valid YAML)
+    base = "archspec: 1\nname: t\ninputs: {x: [3, 8, 8]}\nnodes:\n%s\noutputs: [%s]\n"
+    block = ("archspec: 1\nname: t\ninputs: {x: [3, 8, 8]}\nblocks:\n  b:\n    nodes:\n"
+             "      c: {op: conv, out: 3, k: 1}\nnodes:\n  l: {block: b, repeat: 2, names: %s}\noutputs: [l]\n")
+    return {
+        "input": f"archspec: 1\nname: t\ninputs: {{{q('x=' + code)}: [3, 8, 8]}}\n"
+                 f"nodes:\n  r: {{op: relu}}\noutputs: [r]\n",
+        "input_call": f"archspec: 1\nname: t\ninputs: {{{q('x); ' + code + ' #')}: [3, 8, 8]}}\n"
+                      f"nodes:\n  r: {{op: relu}}\noutputs: [r]\n",
+        "node": base % (f"  {q('r = ' + code)}: {{op: relu}}", "x"),
+        "module": base % (f"  {q('c; ' + code)}: {{op: conv, out: 3, k: 1}}", "x"),
+        "group": base % (f"  {q('g; ' + code)}:\n    nodes: {{c: {{op: conv, out: 3, k: 1}}}}", "x"),
+        "block_name": ("archspec: 1\nname: t\ninputs: {x: [3, 8, 8]}\nblocks:\n"
+                       f"  {q('b; ' + code)}:\n    nodes: {{c: {{op: conv, out: 3, k: 1}}}}\n"
+                       f"nodes:\n  l: {{block: {q('b; ' + code)}}}\noutputs: [l]\n"),
+        "repeat_names": block % q("x{i}); " + code + " #"),
+        "repeat_keyword": block % "'{\"for\" if i == 0 else \"x\"}'",
+        "projection_name": ("archspec: 1\nname: t\ninputs: {x: [3, 8, 8]}\n"
+                            f"defaults: {{projection: {{name: {q('d; ' + code)}}}}}\n"
+                            "nodes:\n  c: {op: conv, out: 4, k: 1}\n  s: {op: add, in: [c, x]}\noutputs: [s]\n"),
+        "expression": base % (f"  c: {{op: conv, out: {q('${' + code + '}')}, k: 1}}", "c"),
+        "self_node": base % ("  self: {op: conv, out: 3, k: 1}\n  b: {op: conv, out: 3, k: 1}", "b"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_crafted(Path("/x"))))
+def test_crafted_names_run_no_code(tmp_path: Path, case: str) -> None:
+    import archspec
+
+    sentinel = tmp_path / "SENTINEL"
+    text = _crafted(sentinel)[case]
+    with pytest.raises(archspec.ArchSpecError) as e:
+        archspec.compile(text)
+    assert type(e.value).__name__ in ("SpecValidationError", "ExpressionError", "GraphError"), e.value
+    assert not sentinel.exists(), f"{case}: the crafted name ran code"
+
+
+def test_crafted_spec_name_is_harmless(tmp_path: Path) -> None:
+    """The spec's name becomes the GraphModule's class name: only its letters and digits survive."""
+    import archspec
+    import torch
+
+    sentinel = tmp_path / "SENTINEL"
+    name = json.dumps(f"t'); open({str(sentinel)!r}, 'w') #")
+    model = archspec.compile(f"archspec: 1\nname: {name}\ninputs: {{x: [3, 8, 8]}}\n"
+                             "nodes:\n  r: {op: relu}\noutputs: [r]\n")
+    model(torch.zeros(1, 3, 8, 8))
+    assert type(model).__name__.isidentifier()
+    assert not sentinel.exists()
+
+
+def test_hand_built_graph_with_crafted_names_is_refused(tmp_path: Path) -> None:
+    """A Graph built by hand skips expand's name checks; check() refuses it before fx sees it."""
+    import archspec
+
+    sentinel = tmp_path / "SENTINEL"
+    g = archspec.load("archspec: 1\nname: t\ninputs: {x: [3, 8, 8]}\nnodes:\n  r: {op: relu}\noutputs: [r]\n")
+    for bad, message in [(f"x=open({str(sentinel)!r}, 'w')", r"input name .* is not a dotted identifier"),
+                         ("self", r"input name 'self' cannot be an argument of the generated forward\(\)"),
+                         ("torch", r"input name 'torch' cannot be an argument of the generated forward\(\)"),
+                         ("for", r"input name 'for' cannot be an argument of the generated forward\(\)")]:
+        crafted = g.replace(inputs={bad: (3, 8, 8)}, nodes=tuple(n.replace(inputs=(bad,)) for n in g.nodes))
+        with pytest.raises(archspec.GraphError, match=message):
+            archspec.compile(crafted)
+    node = g.nodes[0]
+    for module, message in [("r.for", r"module path 'r.for' is not a dotted identifier"),
+                            ('r.x"); open("p', r"module path .* is not a dotted identifier")]:
+        crafted = g.replace(nodes=(node.replace(op="identity", module=module),))
+        with pytest.raises(archspec.GraphError, match=message):
+            archspec.compile(crafted)
+    assert not sentinel.exists()
+
+
+def test_crafted_names_through_the_cli_build(tmp_path: Path) -> None:
+    sentinel = tmp_path / "SENTINEL"
+    spec = tmp_path / "net.yaml"
+    spec.write_text(_crafted(sentinel)["input_call"])
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(spec), "-o", str(out)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=WALL_SECONDS, preexec_fn=_limit_child)
+    assert proc.returncode == 2
+    assert "is not an identifier" in proc.stderr.splitlines()[0]
+    assert not sentinel.exists()
+    assert not out.exists()
+
+
+# -- messages that the corpus cannot reach from the CLI ---------------------------------
+
+@pytest.mark.parametrize("name, fix", [
+    ("yaml_tab_indent", "indent with spaces: YAML does not allow tabs"),
+    ("yaml_bare_expr_in_flow", 'quote expressions inside {...}: write out: "${2 * width}", not out: ${2 * width}'),
+    ("yaml_list_arrow_edge", "write an edge from several nodes as 'a, b -> c'; '[a, b] -> c' is not valid YAML"),
+])
+def test_yaml_syntax_errors_suggest_the_fix(name: str, fix: str) -> None:
+    import archspec
+
+    with pytest.raises(archspec.SpecSyntaxError) as e:
+        archspec.check(CASES / f"{name}.yaml")
+    assert e.value.fix == fix
+
+
+def test_nesting_too_deep_to_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --max-depth raised past Python's stack, a RecursionError is still one LimitError."""
+    from archspec import LimitError
+    from archspec.loader import _Builder, load_text
+
+    def deep(*a: object) -> None:
+        raise RecursionError
+
+    monkeypatch.setattr(_Builder, "build", deep)
+    with pytest.raises(LimitError, match=r"^<string>:1:1: YAML nesting is too deep to walk$") as e:
+        load_text("a: 1\n")
+    assert e.value.fix == "lower --max-depth"
+
+
+def test_two_nodes_with_one_name_name_both_lines() -> None:
+    """A guard behind expand's own checks: two IR nodes with one name (both lines named)."""
+    from archspec import GraphError, Loc
+    from archspec.ir import Node
+    from archspec.loader import load_text
+    from archspec.passes.expand import _toposort
+
+    doc = load_text("a: 1\n", "net.yaml")
+    nodes = [Node("g.a", "relu", {}, ("x",), loc=Loc("net.yaml", 3, 5)),
+             Node("g.a", "relu", {}, ("x",), loc=Loc("net.yaml", 7, 5), path="nodes.h")]
+    with pytest.raises(GraphError, match=r"^net.yaml:7:5: two nodes expand to the name 'g.a' \(the other at line 3\)"
+                                         r" \(at nodes.h\)$"):
+        _toposort(nodes, {"x"}, doc)
+
+
+def test_keyword_in_a_hand_built_node_name_is_refused() -> None:
+    import archspec
+
+    g = archspec.load("archspec: 1\nname: t\ninputs: {x: [3, 8, 8]}\nnodes:\n  r: {op: relu}\noutputs: [r]\n")
+    crafted = g.replace(nodes=(g.nodes[0].replace(name="r.for"),), outputs=("r.for",))
+    with pytest.raises(archspec.GraphError, match=r"node name 'r.for' is not a dotted identifier"):
+        archspec.compile(crafted)

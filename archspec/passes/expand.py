@@ -697,9 +697,12 @@ def _instance_names(sc: _Scope, nd: Any, n: int, sub: PathT) -> list[str]:
             continue
         env = {**sc.env, "i": i, "n": n}
         text = re.sub(r"\{([^{}]*)\}", lambda m: str(_eval_pattern(sc, m.group(1), env, sub)), nd.names)
-        if not _IDENT.match(text) and not text.isdigit():
+        if (not _IDENT.match(text) and not text.isdigit()) or keyword.iskeyword(text):
             raise sc.err(SpecValidationError, f"names: '{nd.names}' gives '{text}', which is not an identifier",
                          *sub, "names")
+        if text in MODULE_ATTRS or text.startswith("_") or text == "self":
+            raise sc.err(SpecValidationError, f"names: '{nd.names}' gives '{text}', which would shadow an attribute "
+                         "of torch's nn.Module", *sub, "names", fix="add a prefix, e.g. 'layer{i}'")
         out.append(text)
     if len(set(out)) != len(out):
         raise sc.err(GraphError, f"names: '{nd.names}' gives the same name twice", *sub, "names",

@@ -220,6 +220,8 @@ case("call_connect_ring", spec("  l: {block: basic, repeat: 2, connect: ring, ar
 case("call_names_int", spec("  l: {block: basic, repeat: 2, names: 5, args: {out: 3}}\n", before=BLOCK))
 case("call_names_not_ident", spec("  l: {block: basic, repeat: 2, names: 'layer-{i}', args: {out: 3}}\n", before=BLOCK))
 case("call_names_repeat", spec("  l: {block: basic, repeat: 2, names: layer, args: {out: 3}}\n", before=BLOCK))
+case("call_names_keyword", spec("  l: {block: basic, repeat: 2, names: '{\"if\" if i == 0 else \"x\"}', args: {out: 3}}\n", before=BLOCK))
+case("call_names_shadow", spec("  l: {block: basic, repeat: 1, names: forward, args: {out: 3}}\n", before=BLOCK))
 case("group_edges_int", node("g: {nodes: {r: {op: relu}}, edges: [5]}"))
 case("group_output_int", node("g: {nodes: {r: {op: relu}}, output: 5}"))
 case("group_empty", node("g: {nodes: {}}"))
