@@ -49,7 +49,8 @@ docs-images: graphviz
 	@mkdir -p docs/images
 	@for item in $(DOCS_IMAGES); do \
 	  name=$${item%%:*}; rest=$${item#*:}; spec=$${rest%%:*}; args=$$(echo "$${rest#*:}" | tr , ' '); \
-	  if [ -f "$$spec" ]; then $(VENV)/bin/archspec render "$$spec" $$args -o "docs/images/$$name.png" || exit 1; \
+	  if [ -f "$$spec" ]; then rm -f "docs/images/$$name.png"; \
+	    $(VENV)/bin/archspec render "$$spec" $$args -o "docs/images/$$name.png" || exit 1; \
 	  else echo "skipping docs/images/$$name.png: $$spec does not exist yet"; fi; \
 	done
 

@@ -24,11 +24,14 @@ What is drawn:
   ``+ bn + relu``) unless ``fold=False``; disabled ``when:`` nodes are left out and
   edges run through them; an auto projection (its conv and bn) is one magenta node.
 - A ``repeat`` is a cluster labelled ``×N`` with the summed parameters. It is drawn
-  collapsed, as its first instance, unless that would hide an edge crossing the
+  collapsed, as its first instance (and its second, standing for the rest, when the first
+  differs: ResNet's projecting block), unless that would hide an edge crossing the
   cluster's boundary: a repeat whose inner instances send or receive edges from outside
   (U-Net's encoder and decoder) is drawn expanded. A dense repeat collapsed keeps its
   skips: the block input still reaches the final concat, and a loop says that every
-  layer feeds every later one. ``expand=["layer2"]`` or ``expand="all"`` opens them.
+  layer feeds every later one; expanded, each concat takes its earlier inputs through
+  one edge from the concat before it, which holds exactly those tensors.
+  ``expand=["layer2"]`` or ``expand="all"`` opens them.
 - ``depth=N`` draws every scope nested N deep as one box (0: the top level only).
 - When a skip joins two tensors of one resolution across a stretch of lower resolution
   (a U-Net), nodes of one resolution share a rank and the up-sampling path is drawn
@@ -231,14 +234,14 @@ def graph_of(source: Any, params: Mapping[str, Any] | None = None, limits: Any =
 def render(source: Any, path: str | Path | None = None, *, format: str | None = None,  # noqa: A002
            params: Mapping[str, Any] | None = None, limits: Any = None, expand: Iterable[str] | str = (),
            depth: int | None = None, fold: bool = True, max_render_nodes: int = MAX_RENDER_NODES,
-           force: bool = True, protect: Iterable[str | Path] = (), dot_beside: bool = False) -> list[Path]:
+           force: bool = False, protect: Iterable[str | Path] = (), dot_beside: bool = False) -> list[Path]:
     """Draw ``source`` (a spec, Graph, CheckResult or compiled GraphModule) to ``path``.
 
     The format comes from ``format`` or the suffix of ``path`` (.svg .png .pdf .dot
     .mmd; default svg, at ``<name>.svg``). SVG/PNG/PDF need graphviz's ``dot`` and say so
     before any work; DOT and Mermaid never do. ``dot_beside`` also writes the DOT next to
-    an image. Files are written atomically, never over the spec (``protect``). Returns
-    the paths written.
+    an image. Files are written atomically, never over the spec (``protect``), over an
+    existing file only with ``force``. Returns the paths written.
 
     >>> render("specs/unet.yaml", "build/unet.svg")  # doctest: +SKIP
     [PosixPath('build/unet.svg')]
@@ -259,7 +262,7 @@ def source_text(d: Drawing, fmt: str) -> str:
     return mermaid_source(d) if fmt == "mermaid" else dot_source(d)
 
 
-def write_drawing(d: Drawing, target: Path, fmt: str, *, force: bool = True, protect: Iterable[str | Path] = (),
+def write_drawing(d: Drawing, target: Path, fmt: str, *, force: bool = False, protect: Iterable[str | Path] = (),
                   dot_beside: bool = False) -> list[Path]:
     """Write a Drawing as ``fmt`` to ``target`` (atomically, never over a protected file)."""
     protect = list(protect)
@@ -432,7 +435,7 @@ class _Builder:
         clusters = {d.nodes[x].cluster for x in ends} - {None}
         # Every instance of a repeat that holds a row is a row too (U-Net's bottleneck).
         repeats = {_parent(c) for c in clusters if c is not None and _parent(c) in self.instances}
-        clusters |= {i for r in repeats for i in self.instances[r] if i in d.clusters or i in self._used_clusters(d)}
+        clusters |= {i for r in repeats for i in self.instances[r] if i in d.clusters}
         d.ranked = ends | {n.id for n in d.nodes.values() if n.cluster in clusters and n.kind != "output"}
 
     def _dips(self, src: str, merge: Node, main: str, depth: dict[str, int]) -> bool:
@@ -534,10 +537,8 @@ class _Builder:
         r_input: set[str] = set()
         for n in self.g.nodes:
             w = self._where(r, n.name)
-            if w is not None and w > 0 and n.error is not None:
+            if w is not None and w != 0 and n.error is not None:
                 return False  # never hide an error
-            if w == -1 and n.error is not None:
-                return False
             for src in n.inputs:
                 src = self.resolve(src)
                 ws = self._where(r, src)
@@ -558,7 +559,6 @@ class _Builder:
 
     def _map(self) -> None:
         """Every IR name -> the drawn id standing for it (None: not drawn)."""
-        self.box: dict[str, str] = {}
         self.draw_id: dict[str, str | None] = {k: k for k in self.g.inputs}
         self.hidden_rep: dict[str, bool] = {}
         for n in self.g.nodes:
@@ -605,21 +605,17 @@ class _Builder:
             loc = g.input_locs.get(name)
             d.nodes[name] = DNode(id=name, kind="input", head=name, name="input", shape=tuple(shape),
                                   tooltip=f"input {name}: {fmt_shape(tuple(shape))}" + (f"\n{loc}" if loc else ""))
-        boxes: dict[str, list[str]] = {}
         for n in g.nodes:
             did = self.draw_id[n.name]
             if did is None:
                 continue
             if did.startswith("scope:"):
-                boxes.setdefault(did, []).append(n.name)
                 if did not in d.nodes:
-                    d.nodes[did] = DNode(id=did, kind="box", head="", name="")
+                    d.nodes[did] = self._box_node(did)
                 continue
             if did in d.nodes or self.hidden_rep.get(n.name):
                 continue
             d.nodes[did] = self._op_node(did)
-        for did, names in boxes.items():
-            self._box_node(d.nodes[did], did[len("scope:"):], names)
         for k, out in enumerate(g.outputs):
             src = self.draw_id.get(self.resolve(out)) if out not in g.inputs else out
             if src is None:
@@ -638,7 +634,7 @@ class _Builder:
                 node.cluster = self._drawn_cluster(chain[:-1])
 
     def _op_node(self, head: str) -> DNode:
-        members = [m for m in self.members.get(head, [head])]
+        members = self.members.get(head, [head])
         nodes = [self.idx[m] for m in members]
         first, last = nodes[0], nodes[-1]
         params = sum(self.param[m] for m in members)
@@ -673,14 +669,14 @@ class _Builder:
                      or first.name, extra=extra, params=params, shape=last.shape, tooltip="\n".join(tip),
                      error=error.message if error is not None else None, unknown=last.shape is None and error is None)
 
-    def _box_node(self, node: DNode, path: str, names: list[str]) -> None:
+    def _box_node(self, did: str) -> DNode:
+        """One box for a whole scope (``depth=``): every instance of a collapsed repeat counts."""
+        path = did[len("scope:"):]
         s = self.scopes[path]
-        # A box stands for the whole scope: every instance of a collapsed repeat counts.
+        node = DNode(id=did, kind="box", head=path, name="")
         members = [n for n in self.g.nodes if n.name.startswith(path + ".") and not n.meta.get("disabled")]
         outs = [m for m in members if m.name in self.g.outputs
                 or any(not c.startswith(path + ".") for c in self.consumers.get(m.name, []))]
-        node.head = path
-        node.name = ""
         what = s.block or s.kind
         node.extra = [f"{what} ×{s.count}" if s.kind == "repeat" else what]
         node.params = sum(self.param[m.name] for m in members)
@@ -689,6 +685,7 @@ class _Builder:
         node.error = errs[0].message if errs else None
         node.tooltip = (f"{path}: {s.kind} of {len(members)} nodes" + (f" — {s.loc}" if s.loc else "")
                         + f"\n{node.params:,} parameters" + (f"\n{errs[0].render()}" if errs else ""))
+        return node
 
     def _summary(self, n: Node) -> str:
         """The op and its telling attributes: ``conv 3×3/2 64→128``."""
@@ -775,6 +772,8 @@ class _Builder:
                 key = (u, v, role)
                 if key in seen:
                     seen[key].count += 0 if carried > 1 else 1
+                    if span is not None and (seen[key].span or 0) < span:
+                        seen[key].span = span  # a collapsed repeat's skips: the longest
                     continue
                 e = DEdge(u, v, role, self.shapes.get(src), span, error=n.error is not None, carried=carried)
                 seen[key] = e
@@ -813,9 +812,6 @@ class _Builder:
         return False
 
     # - clusters -
-    def _used_clusters(self, d: Drawing) -> set[str]:
-        return {n.cluster for n in d.nodes.values() if n.cluster is not None}
-
     def _clusters(self, d: Drawing) -> None:
         used: set[str] = set()
         for node in d.nodes.values():
@@ -945,8 +941,11 @@ def _edge_attrs(d: Drawing, e: DEdge) -> str:
                  f'fontcolor="{SKIP_COLOURS["concat"]}"']
     elif e.role in ("residual", "concat"):
         colour = SKIP_COLOURS[e.role]
-        label = f"skip {e.span} ops" if e.span is not None else ""
-        label = (label + "\n" if label else "") + shape + (f"  ×{e.count}" if e.count > 1 else "")
+        if e.count > 1:  # several skips of a collapsed repeat drawn as one
+            label = f"{e.count} skips, up to {e.span} ops" if e.span is not None else f"{e.count} skips"
+        else:
+            label = f"skip {e.span} ops" if e.span is not None else ""
+        label = (label + "\n" if label else "") + shape
         if e.carried > 1:
             label += f"\ncarries {e.carried}"
         attrs = ["style=dashed", f'color="{colour}"', "penwidth=1.8", "weight=0", f"label={_q(label)}",
@@ -1093,7 +1092,8 @@ def mermaid_source(d: Drawing) -> str:
         if e.dense:
             text = f"dense: {e.count} concat skips"
         elif e.role in ("residual", "concat"):
-            text = (f"skip {e.span} ops · " if e.span is not None else "") + fmt_shape(e.shape)
+            many = f"{e.count} skips, up to {e.span} ops · " if e.count > 1 else f"skip {e.span} ops · "
+            text = (many if e.span is not None else "") + fmt_shape(e.shape)
         else:
             text = fmt_shape(e.shape)
         arrow = "-.->" if e.role in ("residual", "concat") or e.dense else "==>" if e.role == "main" else "-->"
