@@ -202,10 +202,17 @@ def load_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Document:
         raise LimitError(f"spec is {size} bytes, more than the limit of {limits.max_bytes}",
                          loc=Loc(str(path), 1, 1), fix="raise the limit with --max-bytes")
     try:
-        raw = p.read_bytes()
+        # Read no more than the limit: stat() says nothing for a FIFO or /dev/zero, and a
+        # file may grow after it.
+        with p.open("rb") as f:
+            raw = f.read(limits.max_bytes + 1)
+        if len(raw) > limits.max_bytes:
+            raise LimitError(f"spec is more than the limit of {limits.max_bytes} bytes", loc=Loc(str(path), 1, 1),
+                             fix="raise the limit with --max-bytes")
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line, col = _line_col(raw[: e.start].decode("utf-8", "replace"), e.start)
+        before = raw[: e.start].decode("utf-8", "replace")
+        line, col = _line_col(before, len(before))
         raise SpecSyntaxError("spec is not valid UTF-8", loc=Loc(str(path), line, col)) from None
     except OSError as e:
         raise SpecSyntaxError(f"cannot read spec '{path}': {e.strerror}") from None

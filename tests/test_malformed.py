@@ -290,8 +290,9 @@ def test_crafted_names_run_no_code(tmp_path: Path, case: str) -> None:
 
 def test_crafted_spec_name_is_harmless(tmp_path: Path) -> None:
     """The spec's name becomes the GraphModule's class name: only its letters and digits survive."""
-    import archspec
     import torch
+
+    import archspec
 
     sentinel = tmp_path / "SENTINEL"
     name = json.dumps(f"t'); open({str(sentinel)!r}, 'w') #")
@@ -388,3 +389,21 @@ def test_keyword_in_a_hand_built_node_name_is_refused() -> None:
     crafted = g.replace(nodes=(g.nodes[0].replace(name="r.for"),), outputs=("r.for",))
     with pytest.raises(archspec.GraphError, match=r"node name 'r.for' is not a dotted identifier"):
         archspec.compile(crafted)
+
+
+def test_endless_file_is_read_no_further_than_the_limit() -> None:
+    """stat() says 0 bytes for /dev/zero: reading stops at --max-bytes, not at memory's end."""
+    proc = subprocess.run([sys.executable, "-m", "archspec.cli", "check", "/dev/zero", "--max-bytes", "1000"],
+                          capture_output=True, text=True, timeout=WALL_SECONDS, preexec_fn=_limit_child)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == "LimitError: /dev/zero:1:1: spec is more than the limit of 1000 bytes"
+
+
+def test_invalid_utf8_column_counts_characters(tmp_path: Path) -> None:
+    from archspec import SpecSyntaxError
+    from archspec.loader import load_file
+
+    spec = tmp_path / "net.yaml"
+    spec.write_bytes("archspec: 1\nname: café\xe9".encode()[:-2] + b"\xc3\xa9 \xff\n")
+    with pytest.raises(SpecSyntaxError, match=r"net.yaml:2:13: spec is not valid UTF-8$"):
+        load_file(spec)
