@@ -1002,7 +1002,7 @@ def dot_source(d: Drawing) -> str:
            '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#78909c", fontname="Helvetica", '
            'fontsize=10, margin="0.1,0.03", height=0.3];',
            '  edge [fontname="Helvetica", fontsize=8, arrowsize=0.6, color="#455a64"];',
-           f"  legend [shape=plaintext, style=\"\", label={_legend(d)}, tooltip=\"legend\"];"]
+           "  \"legend:\" [shape=plaintext, style=\"\", label=" + _legend(d) + ", tooltip=\"legend\"];"]
     by_cluster: dict[str | None, list[DNode]] = {}
     for n in d.nodes.values():
         by_cluster.setdefault(n.cluster, []).append(n)
@@ -1048,7 +1048,7 @@ def _m(text: str) -> str:
 def mermaid_source(d: Drawing) -> str:
     """Mermaid ``flowchart TB`` text: GitHub and most markdown viewers draw it."""
     ids = {nid: f"n{k}" for k, nid in enumerate(d.nodes)}
-    out = [f"%% {d.title}", "flowchart TB",
+    out = ["%% " + " ".join(d.title.split()), "flowchart TB",
            f"  classDef auto fill:{AUTO_FILL},stroke:{AUTO_LINE},stroke-width:3px",
            f"  classDef error fill:{ERROR_FILL},stroke:{ERROR_LINE},stroke-width:3px",
            "  classDef merge fill:#fff8e1,stroke:#ffa000",

@@ -258,6 +258,35 @@ def test_zoo_tooltips_carry_file_and_line(zoo: tuple[archspec.Graph, str, str]) 
                      rf'{re.escape(g.file)}:{first.loc.line}:', dot)
 
 
+OPTIONS = [{}, {"expand": "all"}, {"depth": 0}, {"depth": 1}, {"depth": 2}, {"fold": False}]
+
+
+@pytest.mark.parametrize("spec", [*SPECS, GOLDEN / "nested.yaml"], ids=lambda p: p.stem)
+def test_every_option_draws_every_spec(spec: Path) -> None:
+    g = R.graph_of(spec)
+    for opts in OPTIONS:
+        d = R.drawing(g, **opts)
+        ids = set(d.nodes)
+        assert all(e.src in ids and e.dst in ids for e in d.edges), opts
+        assert all(c.parent is None or c.parent in d.clusters for c in d.clusters.values()), opts
+        assert all(n.cluster is None or n.cluster in d.clusters for n in d.nodes.values()), opts
+        assert R.dot_source(d).count("{") == R.dot_source(d).count("}") or "{" in d.title
+        assert R.mermaid_source(d).count("subgraph ") == len(d.clusters)
+        # Every output is drawn, and reached by an edge.
+        assert {f"output:{o}" for o in g.outputs} <= {e.dst for e in d.edges}
+
+
+def test_nested_repeats() -> None:
+    g = R.graph_of(GOLDEN / "nested.yaml")
+    d = R.drawing(g)
+    assert {"stages", "stages.0", "stages.0.units", "stages.1", "stages.1.units"} == set(d.clusters)
+    assert "the first of 3 alike is drawn" in d.clusters["stages.0.units"].label
+    top = next(e for e in d.edges if e.dst == "skip" and e.role == "residual")
+    assert top.src == "skip_downsample.0" and top.span == 21
+    opened = R.drawing(g, expand=["stages.0.units"])
+    assert "stages.0.units.2.add" in opened.nodes and "stages.1.units.2.add" not in opened.nodes
+
+
 def test_unet_is_drawn_as_a_u() -> None:
     g = R.graph_of(ROOT / "specs" / "unet.yaml")
     dot = R.to_dot(g)
@@ -352,6 +381,18 @@ def test_formats_and_their_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "-o - writes text, but png is an image format" in res.output
     res = CliRunner().invoke(main, ["render", str(GOLDEN / "residual.yaml"), "-o", "-", "--format", "mermaid"])
     assert res.exit_code == 0 and res.output.startswith("%% tiny_residual")
+
+
+def test_hostile_names_stay_inside_their_strings() -> None:
+    text = (GOLDEN / "broken.yaml").read_text().replace("name: broken", 'name: "a\\"b\\\\c<d>&e\\n}{ %%"')
+    g = analyse(load_text(text, 'we"ird\\.yaml'))
+    assert g.name == 'a"b\\c<d>&e\n}{ %%'
+    dot = R.to_dot(g)
+    assert dot.startswith('digraph "a\\"b\\\\c<d>&e\\n}{ %%" {\n')
+    mermaid = R.to_mermaid(g)
+    assert mermaid.splitlines()[:2] == ['%% a"b\\c<d>&e }{ %% · 5,088 params · x 3×32×32 → ? · 1 error', "flowchart TB"]
+    if HAVE_DOT:
+        assert b"<svg" in R.run_dot(dot, "svg")
 
 
 def test_never_writes_over_the_spec(tmp_path: Path) -> None:
