@@ -35,7 +35,7 @@ from typing import Any
 from .errors import ArchSpecError, SpecValidationError, close_matches
 from .ir import Graph, Shape
 from .loader import DEFAULT_LIMITS, Document, Limits
-from .ops import REGISTRY
+from .ops import REGISTRY, Window
 
 CONVENTION = ("MACs: multiply-accumulates of conv, conv_transpose and linear weights, per sample "
               "(FLOPs = 2 x MACs); bias, norms, activations, add/concat, pooling and up-sampling count 0, "
@@ -95,24 +95,19 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
         w = op.window(op.Attrs.model_validate(dict(n.attrs)), in_shapes)
         if w is not None and w.glob:
             state[n.name] = _GLOBAL
-            continue
-        if w is not None:
-            new: set[_Path] = set()
-            for rf, jump in paths:
-                if len(w.kernel) != len(rf):
-                    state[n.name] = None
-                    break
-                new.add((tuple(r + (k - 1) * d * j for r, k, d, j in zip(rf, w.kernel, w.dilation, jump, strict=True)),
-                         tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True))))
-            else:
-                paths = new
-            if n.name in state:
-                continue
-        if len({len(rf) for rf, _ in paths}) > 1:
-            state[n.name] = None
-            continue
-        state[n.name] = frozenset(_pareto(paths))
+        elif len({len(rf) for rf, _ in paths}) > 1 or (w is not None and any(len(rf) != len(w.kernel)
+                                                                             for rf, _ in paths)):
+            state[n.name] = None  # spatial ranks disagree: no field to speak of
+        else:
+            state[n.name] = frozenset(_pareto(_through(w, p) for p in paths) if w is not None else _pareto(paths))
     return {name: _field(s) if s != _GLOBAL else Field(whole, None, True) for name, s in state.items()}
+
+
+def _through(w: Window, path: _Path) -> _Path:
+    """One path through a window: ``rf + (k-1)·d·jump``, ``jump·s`` per dim."""
+    rf, jump = path
+    return (tuple(r + (k - 1) * d * j for r, k, d, j in zip(rf, w.kernel, w.dilation, jump, strict=True)),
+            tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True)))
 
 
 def _pareto(paths: Iterable[_Path]) -> list[_Path]:

@@ -531,7 +531,8 @@ def init(template: str | None, out: Path | None, name: str | None, force: bool, 
     text = instantiate(templates[template].read_text(encoding="utf-8"), params,
                        name or (out.stem if out is not None else None), limits)
     if out is None:
-        click.echo(text, nl=False)
+        click.echo(json.dumps({"ok": True, "template": template, "text": text}, indent=2) if as_json else text,
+                   nl=as_json)
         return
     from .io import write_text
 
@@ -575,11 +576,26 @@ def _value_span(text: str, doc: Any, path: tuple[str | int, ...]) -> tuple[int, 
     """Character offsets of the scalar written at ``path`` (a plain scalar on one line)."""
     import re
 
+    from .errors import SpecValidationError
+
     loc = doc.loc(path)
     starts = [0]
     for line in text.splitlines(keepends=True):
         starts.append(starts[-1] + len(line))
     start = starts[loc.line - 1] + loc.col - 1
+    value = doc.data
+    for p in path:
+        value = value[p]
+    if isinstance(value, (list, dict)) and text[start:start + 1] not in "[{":
+        raise SpecValidationError(f"cannot rewrite '{'.'.join(map(str, path))}' in place: its value spans several lines",
+                                  fix="write the new spec without -p for it, then edit that value by hand")
+    if text[start:start + 1] in ("[", "{"):  # a flow collection: up to its closing bracket
+        depth, end = 0, start
+        for end in range(start, len(text)):
+            depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        return start, end + 1
     m = re.compile(r"\"[^\"]*\"|'[^']*'|[^,}\]#\n]*").match(text, start)
     end = m.end() if m else start
     while end > start and text[end - 1] in " \t":

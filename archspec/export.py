@@ -163,7 +163,7 @@ def constructor(m: Any, path: str) -> str:
                             "not a torch.nn module", fix="export with --to torchscript or --to export instead")
     key = next((k for k in sorted(_CTOR_ARGS, key=len, reverse=True) if re.fullmatch(rf"{k}\d?d?", name)), None)
     if key is None:
-        return f"nn.{name}()" if not m._parameters and not m._buffers and not m._modules and _plain(m) else _repr(m, path)
+        return _repr(m, path)
     pos, kw = _CTOR_ARGS[key]
     args = [_lit(getattr(m, a)) for a in pos]
     for a, default in kw.items():
@@ -177,10 +177,6 @@ def constructor(m: Any, path: str) -> str:
                                                                   v == default * len(v)):
             args.append(f"{a}={_lit(v)}")
     return f"nn.{name}({', '.join(args)})"
-
-
-def _plain(m: Any) -> bool:
-    return not m.extra_repr()
 
 
 def _repr(m: Any, path: str) -> str:
@@ -359,5 +355,5 @@ def _onnx(graph: Graph, model: Any) -> bytes:  # pragma: no cover - optional ext
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.onnx"
         torch.onnx.export(model, example_inputs(graph), str(out), input_names=list(graph.inputs),
-                          output_names=list(graph.outputs), dynamo=True)
+                          output_names=list(graph.outputs), dynamo=True, external_data=False)
         return out.read_bytes()

@@ -16,6 +16,7 @@ from helpers import ROOT
 from test_analyse import SPECS, UNET_SYMBOLIC
 
 from archspec.cli import main
+from archspec.errors import SpecValidationError
 from archspec.loader import load_file, load_text
 from archspec.spec import json_schema
 
@@ -158,7 +159,7 @@ def test_export_never_writes_over_the_spec(tmp_path: Path):
 # -- init ------------------------------------------------------------------------------------
 
 def test_init_lists_and_instantiates_templates(tmp_path: Path):
-    assert run("init").startswith("templates: plain18, resnet18, resnet18_cifar, unet")
+    assert run("init").startswith("templates: densenet, densenet_cifar, highway, plain18, resnet, resnet18,")
     out = tmp_path / "mynet.yaml"
     run("init", "resnet18_cifar", "-p", "num_classes=100", "-p", "width=32", "-o", out)
     text = out.read_text()
@@ -167,7 +168,8 @@ def test_init_lists_and_instantiates_templates(tmp_path: Path):
     assert "output fc: 100" in run("check", out)
     stdout = run("init", "unet", "-p", "depth=3", "--name", "small_unet")
     assert "name: small_unet" in stdout and "depth: 3," in stdout
-    assert json.loads(run("init", "--json"))["templates"][0] == "plain18"
+    assert json.loads(run("init", "--json"))["templates"][0] == "densenet"
+    assert json.loads(run("init", "unet", "--json"))["text"] == run("init", "unet")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -181,9 +183,29 @@ def test_init_errors(args: list[str], message: str):
     assert r.exit_code == 2 and message in r.output, r.output
 
 
-def test_templates_are_the_shipped_specs():
-    for t in sorted((ROOT / "archspec/templates").glob("*.yaml")):
-        assert load_file(t).data["name"] == t.stem
+@pytest.mark.parametrize("template", sorted(p.stem for p in (ROOT / "archspec/templates").glob("*.yaml")))
+def test_every_template_instantiates_and_checks(template: str):
+    text = run("init", template, "--name", "copy")  # init checks the result before printing it
+    assert "name: copy\n" in text and load_text(text, "t.yaml").data["params"] == \
+        load_file(ROOT / "archspec/templates" / f"{template}.yaml").data["params"]
+
+
+def test_init_rewrites_values_in_place():
+    from archspec.cli import instantiate
+
+    text = ("archspec: 1\nname: t\nparams:\n  sizes:\n    - 4\n    - 8\n  flow: [1, 2]  # kept\n  act: 'relu'\n"
+            "inputs: {x: [3]}\nnodes:\n  fc: {op: linear, out: 2}\noutputs: [fc]\n")
+    out = instantiate(text, {"flow": [3, 4], "act": "gelu"}, "renamed")
+    assert "  flow: [3, 4]  # kept\n  act: \"gelu\"\n" in out and "name: renamed\n" in out
+    with pytest.raises(SpecValidationError, match="cannot rewrite 'params.sizes' in place: its value spans several lines"):
+        instantiate(text, {"sizes": [1]}, None)
+
+
+def test_init_from_a_zoo_family(tmp_path: Path):
+    out = tmp_path / "r50.yaml"
+    run("init", "resnet", "-p", "depth=50", "-p", "num_classes=10", "-o", out)
+    assert "output fc: 10" in run("check", out)
+    assert json.loads(run("summary", out, "--json"))["params"] == 23_528_522  # torchvision resnet50, 10 classes
 
 
 # -- ops -------------------------------------------------------------------------------------
