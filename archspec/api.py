@@ -31,11 +31,18 @@ def read(source: str | Path | Document, limits: Limits = DEFAULT_LIMITS) -> Docu
         return load_file(source, limits)
     if "\n" not in source and source.strip().endswith((".yaml", ".yml")):
         return load_file(source, limits)
-    if "\n" not in source and Path(source).is_file():
+    if "\n" not in source and _is_file(source):
         return load_file(source, limits)
     if "\n" not in source and ":" not in source:
         raise SpecSyntaxError(f"spec file '{source}' does not exist")
     return load_text(source, "<string>", limits)
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # one-line YAML text is no path: a name too long, a NUL
+        return False
 
 
 def analyse(source: Source, params: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS) -> Graph:

@@ -249,12 +249,21 @@ def render(source: Any, path: str | Path | None = None, *, format: str | None = 
     fmt = resolve_format(path, format)
     require_dot(fmt)
     protect = list(protect)
-    if isinstance(source, str | Path) and "\n" not in str(source) and Path(source).is_file():
-        protect.append(source)
+    if _is_file(source):
+        protect.append(source)  # a spec file: never written over
     graph = graph_of(source, params, limits)
     d = drawing(graph, expand=expand, depth=depth, fold=fold, max_render_nodes=max_render_nodes)
     target = Path(path) if path is not None else Path(graph.name + SUFFIXES[fmt])
     return write_drawing(d, target, fmt, force=force, protect=protect, dot_beside=dot_beside)
+
+
+def _is_file(source: Any) -> bool:
+    if not isinstance(source, str | Path) or "\n" in str(source):
+        return False
+    try:
+        return Path(source).is_file()
+    except (OSError, ValueError):  # YAML text that is no path: too long a name, a NUL
+        return False
 
 
 def source_text(d: Drawing, fmt: str) -> str:
@@ -842,7 +851,8 @@ class _Builder:
                 if kind == "instance" and self.reps.get(r) == 2 and self.instances[r].index(s.path) == 1:
                     count = len(self.instances[r]) - 1
                     label = f"{s.path} … {self.instances[r][-1]} · ×{count}" if count > 1 else label
-                    params *= count
+                    params = sum(self.param[m.name] for m in self.g.nodes
+                                 if self._where(r, m.name) not in (None, -1, 0))  # the instances it stands for
             if params:
                 label += f" · {fmt_count(params)} params"
             label += note

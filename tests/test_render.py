@@ -395,6 +395,14 @@ def test_hostile_names_stay_inside_their_strings() -> None:
         assert b"<svg" in R.run_dot(dot, "svg")
 
 
+def test_one_line_spec_text(tmp_path: Path) -> None:
+    """YAML text on one line, longer than a file name may be, is text, not a path."""
+    text = "{archspec: 1, name: n, inputs: {x: [3, 8, 8]}, nodes: {c: {op: conv, in: x, out: 4, k: 3}}, " \
+           "outputs: [c]}" + " " * 300
+    assert archspec.render(text, tmp_path / "n.dot") == [tmp_path / "n.dot"]
+    assert archspec.check(text).outputs == {"c": (4, 8, 8)}
+
+
 def test_never_writes_over_the_spec(tmp_path: Path) -> None:
     spec = tmp_path / "net.dot"  # a spec whose name is the output's
     spec.write_text((GOLDEN / "residual.yaml").read_text())
