@@ -12,7 +12,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ class _Ctx:
     def add(self, node: Node) -> None:
         if len(self.nodes) >= self.limits.max_nodes:
             raise LimitError(f"the spec expands to more than {self.limits.max_nodes} nodes",
-                             loc=node.loc, fix="reduce repeat counts, or raise the limit with --max-nodes")
+                             loc=node.loc, path=node.path, fix="reduce repeat counts, or raise the limit with --max-nodes")
         self.nodes.append(node)
 
 
@@ -386,22 +386,26 @@ def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: di
         # Depth-first with an explicit stack: a scope may list thousands of nodes in
         # reverse order, deeper than Python's recursion limit.
         trail: list[str] = []
-        stack: list[tuple[str, list[str]]] = [(start, [])]
+        stack: list[tuple[str, Iterator[str] | None]] = [(start, None)]  # None: not entered yet
         while stack:
             n, todo = stack[-1]
-            if not trail or trail[-1] != n:
+            if todo is None:
                 if state.get(n) == 2:
                     stack.pop()
                     continue
                 if state.get(n) == 1:
-                    cyc = trail[trail.index(n):] + [n]
-                    raise sc.err(GraphError, "cycle: " + " -> ".join(reversed(cyc)), *sub, n,
+                    cyc = list(reversed(trail[trail.index(n):] + [n]))
+                    if len(cyc) > 12:  # a long loop: its ends say where it is
+                        cyc = [*cyc[:5], f"... ({len(cyc) - 1} nodes) ...", *cyc[-5:]]
+                    raise sc.err(GraphError, "cycle: " + " -> ".join(cyc), *sub, n,
                                  fix="a network is a DAG; break the loop (recurrent use needs share:)")
                 state[n] = 1
                 trail.append(n)
-                todo.extend(sorted(set(deps[n]), key=index.__getitem__, reverse=True))
-            if todo:
-                stack.append((todo.pop(), []))
+                todo = iter(sorted(set(deps[n]), key=index.__getitem__))
+                stack[-1] = (n, todo)
+            d = next(todo, None)
+            if d is not None:
+                stack.append((d, None))
                 continue
             stack.pop()
             trail.pop()

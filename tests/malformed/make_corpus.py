@@ -291,6 +291,7 @@ case("ref_unknown_output", spec("  r: {op: relu}\n", outputs="outputs: [nope]\n"
 case("ref_cycle_two", spec("  a: {op: relu, in: b}\n  b: {op: relu, in: a}\n"))
 case("ref_cycle_self", node("a: {op: relu, in: a}"))
 case("ref_cycle_three", spec("  a: {op: relu, in: c}\n  b: {op: relu, in: a}\n  c: {op: relu, in: b}\n"))
+case("ref_cycle_long", spec("".join(f"  n{i}: {{op: relu, in: n{i + 1}}}\n" for i in range(49)) + "  n49: {op: relu, in: n0}\n"))
 case("ref_cycle_edges", spec("  a: {op: relu}\n  b: {op: relu}\n", after="edges: ['b -> a', 'a -> b']\n"))
 case("ref_prev_outside_repeat", node("r: {op: relu, in: prev}"))
 case("ref_index_out_of_range", spec("  l: {block: basic, repeat: 2, args: {out: 3}}\n  r: {op: relu, in: 'l[5]'}\n", before=BLOCK))
