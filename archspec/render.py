@@ -352,6 +352,11 @@ class _Builder:
         for n in graph.nodes:
             self.shapes[n.name] = n.shape
         self.consumers = graph.consumers()
+        self._chains: dict[str, list[str]] = {}
+        self.members_of: dict[str, list[Node]] = {path: [] for path in self.scopes}  # scope -> nodes under it
+        for n in graph.nodes:
+            for sc in self.scope_chain(n.name):
+                self.members_of[sc].append(n)
 
     # - helpers over the IR -
     def resolve(self, name: str) -> str:
@@ -368,8 +373,13 @@ class _Builder:
         return name
 
     def scope_chain(self, name: str) -> list[str]:
-        parts = name.split(".")
-        return [p for k in range(1, len(parts)) if (p := ".".join(parts[:k])) in self.scopes]
+        """The scopes around ``name``, outermost first."""
+        chain = self._chains.get(name)
+        if chain is None:
+            parts = name.split(".")
+            chain = [p for k in range(1, len(parts)) if (p := ".".join(parts[:k])) in self.scopes]
+            self._chains[name] = chain
+        return chain
 
     def params_of(self, n: Node) -> int:
         if n.module is None or "share" in n.meta or n.shape is None:
@@ -509,6 +519,7 @@ class _Builder:
             if s.kind == "block" and self.scopes.get(_parent(s.path), None) is not None \
                     and self.scopes[_parent(s.path)].kind == "repeat":
                 self.instances.setdefault(_parent(s.path), []).append(s.path)
+        self.instance_no = {r: {inst: k for k, inst in enumerate(insts)} for r, insts in self.instances.items()}
         self.collapsed: set[str] = set()
         self.reps: dict[str, int] = {}  # collapsed repeat -> instances drawn: the first, or first and second
         self.dense_loops: dict[str, int] = {}
@@ -523,7 +534,7 @@ class _Builder:
         """Are the first and second instance the same ops with the same attributes?"""
         def signature(inst: str) -> list[tuple[str, str, str, str]]:
             return [(n.name[len(inst):], n.op, n.provenance, repr(sorted(n.attrs.items())))
-                    for n in self.g.nodes if n.name.startswith(inst + ".")]
+                    for n in self.members_of[inst]]
 
         first, second = self.instances[r][:2]
         return signature(first) == signature(second)
@@ -532,10 +543,9 @@ class _Builder:
         """Instance index of ``name`` in repeat ``r``; -1 for r's own nodes (dense concats); None outside."""
         if not name.startswith(r + "."):
             return None
-        for k, inst in enumerate(self.instances[r]):
-            if name.startswith(inst + "."):
-                return k
-        return -1
+        first = name[len(r) + 1:].split(".", 1)[0]  # an instance's name is one identifier
+        k = self.instance_no[r].get(f"{r}.{first}")
+        return -1 if k is None or "." not in name[len(r) + 1:] else k
 
     def _kept_extra(self, r: str, name: str) -> bool:
         """A repeat's own node (a dense concat) that feeds outside the repeat, or an output."""
@@ -544,25 +554,26 @@ class _Builder:
     def _collapsible(self, s: Scope) -> bool:
         r, last = s.path, len(self.instances[s.path]) - 1
         r_input: set[str] = set()
-        for n in self.g.nodes:
+        for n in self.members_of[r]:
             w = self._where(r, n.name)
-            if w is not None and w != 0 and n.error is not None:
+            if w != 0 and n.error is not None:
                 return False  # never hide an error
+            shown_end = w == last or (w == -1 and self._kept_extra(r, n.name))
+            if n.name in self.g.outputs and not shown_end:
+                return False
             for src in n.inputs:
                 src = self.resolve(src)
-                ws = self._where(r, src)
-                if w is not None and ws is None:  # entering r
+                if self._where(r, src) is None:  # entering r
                     if w == 0 or (w == -1 and self._kept_extra(r, n.name)):
                         r_input.add(src)
                     elif w == -1 and s.connect == "dense" and src in r_input:
                         pass  # the block input to a dense concat: the loop stands for it
                     else:
                         return False
-                elif ws is not None and w is None:  # leaving r
-                    if not (ws == last or (ws == -1 and self._kept_extra(r, src))):
-                        return False
+            if not shown_end and any(self._where(r, c) is None for c in self.consumers.get(n.name, [])):
+                return False  # leaving r from an instance that will not be drawn
         if s.connect == "dense":
-            hidden = [n for n in self.g.nodes if self._where(r, n.name) == -1 and not self._kept_extra(r, n.name)]
+            hidden = [n for n in self.members_of[r] if self._where(r, n.name) == -1 and not self._kept_extra(r, n.name)]
             self.dense_loops[r] = sum(len(n.inputs) - 1 for n in hidden)  # all but each concat's main input
         return True
 
@@ -683,7 +694,7 @@ class _Builder:
         path = did[len("scope:"):]
         s = self.scopes[path]
         node = DNode(id=did, kind="box", head=path, name="")
-        members = [n for n in self.g.nodes if n.name.startswith(path + ".") and not n.meta.get("disabled")]
+        members = [n for n in self.members_of[path] if not n.meta.get("disabled")]
         outs = [m for m in members if m.name in self.g.outputs
                 or any(not c.startswith(path + ".") for c in self.consumers.get(m.name, []))]
         what = s.block or s.kind
@@ -809,7 +820,8 @@ class _Builder:
 
     def _inter_instance(self, src: str, dst: str) -> bool:
         """An edge between two instances of a collapsed repeat: the ×N stands for it."""
-        for r in self.collapsed:
+        common = set(self.scope_chain(src)) & set(self.scope_chain(dst)) & self.collapsed
+        for r in sorted(common):
             a, b = self._where(r, src), self._where(r, dst)
             if a is not None and b is not None and a != b and -1 not in (a, b):
                 return not (self.reps[r] == 2 and {a, b} == {0, 1})  # first -> second is drawn
@@ -832,8 +844,7 @@ class _Builder:
             if s.path not in used:
                 continue
             parent = self._drawn_cluster(self.scope_chain(s.path + ".x")[:-1])
-            members = [n for n in self.g.nodes if n.name.startswith(s.path + ".")]
-            params = sum(self.param[m.name] for m in members)
+            params = sum(self.param[m.name] for m in self.members_of[s.path])
             note = ""
             if s.kind == "repeat":
                 label = f"{s.path} · {s.block} ×{s.count}" + (" · dense" if s.connect == "dense" else "")
@@ -851,8 +862,7 @@ class _Builder:
                 if kind == "instance" and self.reps.get(r) == 2 and self.instances[r].index(s.path) == 1:
                     count = len(self.instances[r]) - 1
                     label = f"{s.path} … {self.instances[r][-1]} · ×{count}" if count > 1 else label
-                    params = sum(self.param[m.name] for m in self.g.nodes
-                                 if self._where(r, m.name) not in (None, -1, 0))  # the instances it stands for
+                    params = sum(self.param[m.name] for i in self.instances[r][1:] for m in self.members_of[i])
             if params:
                 label += f" · {fmt_count(params)} params"
             label += note

@@ -497,6 +497,31 @@ def test_resnet152_sized_graph_renders_fast(tmp_path: Path) -> None:
         assert time.perf_counter() - start < 10
 
 
+def test_thousands_of_scopes_stay_fast() -> None:
+    """Repeats inside a repeat: 3,000 scopes. Collapsing is linear in the graph, not quadratic."""
+    text = """
+archspec: 1
+name: many
+inputs: {x: [4]}
+blocks:
+  unit:
+    nodes: {fc: {op: linear, out: 4}, act: {op: relu}}
+  stage:
+    nodes: {units: {block: unit, repeat: 3}}
+nodes:
+  stages: {block: stage, repeat: 600}
+outputs: [stages]
+"""
+    g = analyse(load_text(text, "many.yaml"))
+    start = time.perf_counter()
+    d = R.drawing(g)
+    assert time.perf_counter() - start < 1.0
+    assert set(d.nodes) == {"x", "stages.0.units.0.fc", "output:stages.599.units.2.act"}
+    assert d.clusters["stages"].label.startswith("stages · stage ×600")
+    with pytest.raises(LimitError, match="has 3602 nodes, more than the limit of 600"):
+        R.drawing(g, expand="all", fold=False)
+
+
 def test_node_cap() -> None:
     g = golden_graph("residual")
     n = len(R.drawing(g).nodes)
