@@ -107,6 +107,14 @@ class CheckResult:
         return repr_svg(self.graph)
 
 
+def _module_svg(model: Any) -> str | None:
+    """A compiled model shows its drawing in Jupyter (None without graphviz)."""
+    from .render import repr_svg
+
+    graph = model.meta.get("archspec_graph") if isinstance(getattr(model, "meta", None), dict) else None
+    return repr_svg(graph) if isinstance(graph, Graph) else None
+
+
 def check(source: Source, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS) -> CheckResult:
     """Validate a spec without importing torch; raises ArchSpecError on the first problem."""
     return CheckResult(load(source, params, limits=limits))
@@ -124,6 +132,7 @@ def compile(source: Source, params: Mapping[str, Any] | None = None, *, weights:
 
     graph = load(source, params, limits=limits)
     model = emit(graph)
+    type(model)._repr_svg_ = _module_svg  # type: ignore[attr-defined]  # fx gives each GraphModule its own class
     if weights is not None:
         from .weights import load_weights
 

@@ -427,6 +427,15 @@ def test_render_api_sources(tmp_path: Path) -> None:
         R.run_dot("digraph {", "svg")
 
 
+def test_compiled_model_shows_its_drawing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    model = archspec.compile(golden_graph("highway"))
+    svg = model._repr_svg_()
+    if HAVE_DOT:
+        assert svg is not None and "<svg" in svg and "tiny_highway" in svg
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert model._repr_svg_() is None  # Jupyter falls back to the text repr
+
+
 def test_dot_timeout_message(monkeypatch: pytest.MonkeyPatch) -> None:
     def slow(*a: object, **k: object) -> None:
         raise subprocess.TimeoutExpired("dot", 1)
