@@ -95,10 +95,19 @@ class CheckResult:
             entry["nodes"].append(n.name)
         return list(seen.values())
 
+    @property
+    def unused(self) -> list[str]:
+        """Nodes from which no output can be reached: computed, then thrown away."""
+        live = set(self.graph.outputs)
+        for n in reversed(self.graph.nodes):
+            if n.name in live:
+                live.update(n.inputs)
+        return [n.name for n in self.graph.nodes if n.name not in live]
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.graph.name, "inputs": {k: list(v) for k, v in self.inputs.items()},
                 "outputs": {k: list(v) for k, v in self.outputs.items()},
-                "nodes": len(self.graph.nodes), "projections": self.projections}
+                "nodes": len(self.graph.nodes), "projections": self.projections, "unused": self.unused}
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows a checked spec as its drawing (None without graphviz: the text repr)."""

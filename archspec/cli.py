@@ -187,6 +187,9 @@ def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[s
         click.echo(f"  output {k}: {_fmt(v)}")
     for p in result.projections:
         click.echo(f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}")
+    if result.unused:
+        click.echo(f"  warning: {', '.join(result.unused)} reach{'es' if len(result.unused) == 1 else ''} "
+                   "no output (computed, then unused)")
 
 
 @main.command()

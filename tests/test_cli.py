@@ -75,3 +75,13 @@ def test_build_prints_a_table_and_writes_its_report(tmp_path):
     report = json.loads((out / "resnet18_cifar.json").read_text())
     assert report["outputs"] == {"fc": [100]}
     assert sum(r["params"] for r in report["table"]) == 11_220_132
+
+
+def test_check_warns_about_nodes_that_reach_no_output(tmp_path):
+    spec = tmp_path / "dead.yaml"
+    spec.write_text("archspec: 1\nname: d\ninputs: {x: [3]}\n"
+                    "nodes: {a: {op: relu}, b: {op: tanh, in: x}, c: {op: sigmoid, in: a}}\noutputs: [a]\n")
+    r = run("check", str(spec))
+    assert r.exit_code == 0
+    assert "warning: b, c reach no output (computed, then unused)" in r.output
+    assert json.loads(run("check", str(spec), "--json").output)["unused"] == ["b", "c"]

@@ -9,6 +9,7 @@ order, in spec order wherever the wiring allows.
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import math
 import re
@@ -44,7 +45,7 @@ _RESERVED = {"input", "prev"}
 # it, and an input (an argument, written verbatim) named like a global of fx's generated
 # code or a builtin would shadow that global.
 _FX_GLOBALS = frozenset({"self", "torch", "operator", "math", "inf", "nan", "device", "fx_pytree", "pytree",
-                         "NoneType", "builtins", "typing"}) | frozenset(dir(__import__("builtins")))
+                         "NoneType", "builtins", "typing"}) | frozenset(dir(builtins))
 _SCOPE_INPUT = "$__scope_input__"  # marks "the scope's input" in a node's raw inputs
 
 # Attributes of torch.nn.Module / fx.GraphModule that a submodule name would shadow;
