@@ -11,7 +11,8 @@ generated from the fx graph, one line per node with its per-sample shape::
     ...
     layer1_0_conv1 = self.layer1[0].conv1(maxpool)  # (N, 64, 56, 56)
 
-The other formats are written from the model in eval mode with an example batch of 2.
+The other formats are written from the model in eval mode, traced on an example batch
+of 2 with the batch size left free (``torch.export`` and ONNX take any batch).
 Every file goes through :mod:`archspec.io` (atomic, never over an existing file unless
 ``force``).
 """
@@ -332,10 +333,18 @@ def _torchscript(graph: Graph, model: Any) -> bytes:
 def _torch_export(graph: Graph, model: Any) -> bytes:
     import torch
 
-    program = torch.export.export(model, example_inputs(graph))
+    program = torch.export.export(model, example_inputs(graph), dynamic_shapes=_dynamic_batch(graph))
     buf = io.BytesIO()
     torch.export.save(program, buf)
     return buf.getvalue()
+
+
+def _dynamic_batch(graph: Graph) -> tuple[dict[int, Any], ...]:
+    """Dim 0 of every input is one free batch size (traced at 2, valid for any)."""
+    import torch
+
+    batch = torch.export.Dim("batch")
+    return tuple({0: batch} for _ in graph.inputs)
 
 
 def _require_onnx() -> None:
@@ -355,5 +364,6 @@ def _onnx(graph: Graph, model: Any) -> bytes:  # pragma: no cover - optional ext
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.onnx"
         torch.onnx.export(model, example_inputs(graph), str(out), input_names=list(graph.inputs),
-                          output_names=list(graph.outputs), dynamo=True, external_data=False)
+                          output_names=list(graph.outputs), dynamo=True, external_data=False,
+                          dynamic_shapes=_dynamic_batch(graph))
         return out.read_bytes()

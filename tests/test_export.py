@@ -211,9 +211,10 @@ def test_torchscript_and_export_programs_load_and_agree(tmp_path: Path):
         assert torch.allclose(_jit_load(ts)(x), want, atol=1e-5)
     ep = export(g, "export", tmp_path / "m.pt2", model=model)
     program = torch.export.load(io.BytesIO(ep.read_bytes()))
-    (ex,) = example_inputs(g)
-    with torch.no_grad():
-        assert torch.allclose(program.module()(ex), model(ex), atol=1e-5)
+    for batch in (1, 2, 5):  # traced at 2, the batch size is free
+        (ex,) = example_inputs(g, batch)
+        with torch.no_grad():
+            assert torch.allclose(program.module()(ex), model(ex), atol=1e-5)
     with pytest.raises(OutputError, match="exists"):
         export(g, "export", tmp_path / "m.pt2", model=model)
     export(g, "export", tmp_path / "m.pt2", model=model, force=True)
@@ -241,10 +242,12 @@ def test_onnx_runs_in_onnxruntime(tmp_path: Path):  # pragma: no cover - optiona
     g = archspec.load(ROOT / "specs/resnet18_cifar.yaml", {"width": 8})
     model = archspec.compile(g).eval()
     path = export(g, "onnx", tmp_path / "m.onnx", model=model)
-    (x,) = example_inputs(g)
-    (got,) = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy()})
-    with torch.no_grad():
-        assert torch.allclose(torch.from_numpy(got), model(x), atol=1e-4)
+    session = onnxruntime.InferenceSession(str(path))
+    for batch in (1, 3):
+        (x,) = example_inputs(g, batch)
+        (got,) = session.run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            assert torch.allclose(torch.from_numpy(got), model(x), atol=1e-4)
 
 
 def _jit_load(path: Path) -> Any:
