@@ -43,8 +43,12 @@ def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: 
     """Write ``data`` to ``path`` atomically; returns the path."""
     target = check_target(path, force=force, protect=protect)
     parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise OutputError(f"cannot write '{target}': {e.strerror or e}",
+                          fix="pick an output folder that can be created and written") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -55,11 +59,13 @@ def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: 
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):  # a full disk, a vanished folder: the target is as it was
+            raise OutputError(f"cannot write '{target}': {e.strerror or e}") from None
         raise
     return target
 

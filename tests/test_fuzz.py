@@ -5,7 +5,8 @@
   forward produce; a projection is inserted exactly on the merges whose inputs differ;
 - every mutation of a valid spec (deleted keys, retyped values, swapped references,
   duplicated names, truncated text, random bytes) either checks or raises an
-  ``ArchSpecError``: never a KeyError, TypeError, RecursionError...
+  ``ArchSpecError``: never a KeyError, TypeError, RecursionError...; and a mutation
+  that checks also compiles and runs (meta device): nothing is left for torch to find.
 
 ``make fuzz`` (FUZZ_MINUTES=5 by default) runs the mutation property for that long.
 """
@@ -120,6 +121,32 @@ def test_mutated_specs_raise_only_archspec_errors(raw: bytes) -> None:
     _check_bytes(raw)
 
 
+def _params(graph: archspec.Graph) -> int:
+    from archspec.cli import node_table
+
+    return sum(r["params"] for r in node_table(graph))
+
+
+@settings(FAST, max_examples=100)
+@given(mutated())
+def test_mutations_that_check_also_compile(raw: bytes) -> None:
+    """Whatever passes ``check`` compiles and runs (on the meta device): no error is left
+    for torch.fx or torch to find."""
+    path = _DIR / "compile.yaml"
+    path.write_bytes(raw)
+    try:
+        graph = archspec.load(path)
+    except archspec.ArchSpecError:
+        return
+    if _params(graph) > 2_000_000:
+        return  # a shipped spec at full size: compiling it here is slow, not more telling
+    model = archspec.compile(graph)
+    model.to("meta")
+    x = [torch.empty(2, *s, device="meta") for s in graph.inputs.values()]
+    with torch.no_grad():
+        model(*x)
+
+
 @settings(FAST, max_examples=50)
 @given(st.binary(max_size=300))
 def test_random_bytes_raise_only_archspec_errors(raw: bytes) -> None:
@@ -133,8 +160,10 @@ def test_fuzz_for_minutes() -> None:
     rounds = 0
     run = settings(FAST, max_examples=2000)(given(mutated())(_check_bytes))
     run_gen = settings(FAST, max_examples=200)(given(specs())(test_generated_specs_compile_and_match_torch.hypothesis.inner_test))
+    run_compile = settings(FAST, max_examples=200)(given(mutated())(test_mutations_that_check_also_compile.hypothesis.inner_test))
     while time.monotonic() < stop:
         run()
         run_gen()
+        run_compile()
         rounds += 1
-    print(f"fuzzed {rounds} rounds of 2000 mutations and 200 generated specs")
+    print(f"fuzzed {rounds} rounds of 2000 mutations, 200 generated specs and 200 compiled mutations")

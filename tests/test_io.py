@@ -115,7 +115,8 @@ def test_interrupted_write_leaves_nothing_half_written(tmp_path: Path, monkeypat
         raise exc()
 
     monkeypatch.setattr(aio.os, where, boom)
-    with pytest.raises(exc):
+    expected = OutputError if exc is OSError else exc  # an OSError is reported as one OutputError
+    with pytest.raises(expected, match=r"^cannot write '.*out.txt': " if exc is OSError else None):
         aio.write_text(target, "new, and long enough to be half-written\n" * 1000, force=True)
     monkeypatch.undo()
     assert target.read_text() == "old\n"
@@ -242,3 +243,13 @@ def test_render_and_export_refuse_symlinks_and_keep_files(tmp_path: Path, spec: 
     r = CliRunner().invoke(main, [cmd[0], str(spec), *cmd[1:], "-o", str(existing), "--force"])
     assert r.exit_code == 0, r.output
     assert existing.read_text() != "keep me\n"
+
+
+def test_unwritable_folder_is_an_output_error(tmp_path: Path, spec: Path) -> None:
+    (tmp_path / "afile").write_text("x\n")
+    with pytest.raises(OutputError, match=r"^cannot write '.*afile/sub/out.txt': Not a directory$") as e:
+        aio.write_text(tmp_path / "afile" / "sub" / "out.txt", "x")
+    assert e.value.fix == "pick an output folder that can be created and written"
+    r = _build(str(spec), "-o", str(tmp_path / "afile" / "sub"))
+    assert r.exit_code == 2
+    assert f"OutputError: cannot write '{tmp_path / 'afile' / 'sub' / 'tiny.json'}'" in r.stderr

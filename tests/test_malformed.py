@@ -407,3 +407,39 @@ def test_invalid_utf8_column_counts_characters(tmp_path: Path) -> None:
     spec.write_bytes("archspec: 1\nname: café\xe9".encode()[:-2] + b"\xc3\xa9 \xff\n")
     with pytest.raises(SpecSyntaxError, match=r"net.yaml:2:13: spec is not valid UTF-8$"):
         load_file(spec)
+
+
+def test_names_that_meet_after_emission_stay_apart() -> None:
+    """Node `a_b` and scope member `a.b` both want the fx name `a_b`: fx renames the second,
+    modules and state_dict keys stay apart, and every fx node still maps to its own spec node."""
+    import archspec
+    import torch
+
+    model = archspec.compile("""\
+archspec: 1
+name: t
+inputs: {x: [3, 8, 8]}
+nodes:
+  a_b: {op: conv, out: 3, k: 1, in: x}
+  a:
+    in: x
+    nodes:
+      b: {op: conv, out: 3, k: 1}
+  s_downsample: {op: relu, in: x}
+  s: {op: add, in: [a_b, a, s_downsample]}
+  t: {op: conv, out: 4, k: 1}
+  u: {op: add, in: [t, s]}
+outputs: [u]
+""")
+    names = [n.name for n in model.graph.nodes]
+    assert len(names) == len(set(names))
+    owners = [n.meta["archspec"]["node"] for n in model.graph.nodes if "archspec" in n.meta]
+    assert len(owners) == len(set(owners)) and {"a_b", "a.b"} <= set(owners)
+    keys = set(model.state_dict())
+    assert {"a_b.weight", "a.b.weight", "u_downsample.0.weight"} <= keys
+    x = torch.randn(2, 3, 8, 8)
+    a_b, a = model.get_submodule("a_b"), model.get_submodule("a.b")
+    s = a_b(x) + a(x) + torch.relu(x)
+    model.eval()
+    conv, bn = model.get_submodule("u_downsample.0"), model.get_submodule("u_downsample.1")
+    torch.testing.assert_close(model(x), model.get_submodule("t")(s) + bn(conv(s)))
