@@ -399,3 +399,15 @@ def test_parse_shape_and_input_binding_errors():
     # a size named by a param takes the value, so expressions that use it agree
     g = load_with_inputs(UNET, {"depth": 2, "base": 4}, {None: (1, 64, 32)})
     assert g.inputs["x"] == (1, 64, 32) and g.params["in_channels"] == 1 and g.params["H"] == 64
+
+
+def test_size_rule_fits_and_wording():
+    from archspec.analyse import _fit
+
+    assert str(_fit("H", [5, 9, 13, 17, 21, 25, 29], 30)) == "H >= 5 and H % 4 == 1"
+    assert str(_fit("H", [8, 16, 24, 32], 32)) == "H divisible by 8"
+    assert str(_fit("H", [3, 7, 30], 64)) == "H in {3, 7, 30} (all valid sizes up to 64)"
+    irregular = _fit("H", [*range(1, 6), *range(9, 12), 20, 40, 41], 64)
+    assert str(irregular) == "H: no simple pattern; valid sizes up to 64: 1-5, 9-11, 20, 40-41"
+    assert irregular.holds(10) and not irregular.holds(6)
+    assert str(_fit("H", [], 64)) == "H: no size in 1..64 gives a valid graph"
