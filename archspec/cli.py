@@ -473,7 +473,8 @@ def export(spec: Path, fmt: str, out: Path, weights: Path | None, input_shapes: 
 
     The python format is an ordinary nn.Module that imports only torch; its state_dict
     keys are the compiled model's, so weights move between the two with strict=True.
-    The other formats are traced from the model in eval mode on a batch of 2.
+    The other formats are traced from the model in eval mode on a batch of 2; export
+    and onnx leave the batch size free.
 
     \b
     Examples:
