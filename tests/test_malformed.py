@@ -20,6 +20,7 @@ cases, and the ``build`` cases, also run as plain ``python -m archspec.cli`` sub
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import subprocess
@@ -412,8 +413,9 @@ def test_invalid_utf8_column_counts_characters(tmp_path: Path) -> None:
 def test_names_that_meet_after_emission_stay_apart() -> None:
     """Node `a_b` and scope member `a.b` both want the fx name `a_b`: fx renames the second,
     modules and state_dict keys stay apart, and every fx node still maps to its own spec node."""
-    import archspec
     import torch
+
+    import archspec
 
     model = archspec.compile("""\
 archspec: 1
@@ -443,3 +445,18 @@ outputs: [u]
     model.eval()
     conv, bn = model.get_submodule("u_downsample.0"), model.get_submodule("u_downsample.1")
     torch.testing.assert_close(model(x), model.get_submodule("t")(s) + bn(conv(s)))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_include_of_something_not_a_file(tmp_path: Path, kind: str) -> None:
+    """A FIFO would block the reader forever; a folder has nothing to read."""
+    import archspec
+
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "blocks.yaml")
+    else:
+        (tmp_path / "blocks.yaml").mkdir()
+    spec = tmp_path / "net.yaml"
+    spec.write_text(_spec_using("blocks.yaml"))
+    with pytest.raises(archspec.IncludeError, match=r"net.yaml:3:7: use: 'blocks.yaml' is not a regular file$"):
+        archspec.check(spec)

@@ -274,8 +274,10 @@ def _safe_include(rel: str, d: Document, sub: PathT, root: Path | None) -> Path:
     target = (here / p).resolve()
     if not target.is_relative_to(root):
         raise bad("reaches outside the spec's folder")
-    if not target.is_file():
+    if not target.exists():
         raise bad("does not exist")
+    if not target.is_file():  # a folder, a FIFO, a device: nothing to read blocks from
+        raise bad("is not a regular file")
     return target
 
 
