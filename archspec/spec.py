@@ -41,7 +41,7 @@ Scalar = Union[bool, int, float, str, None]
 Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
 InSpec = Union[str, list[str], dict[str, str]]
 
-NODE_KEYS = ("in", "when", "doc", "op", "block", "nodes", "share")
+NODE_KEYS = ("in", "when", "doc", "op", "block", "nodes", "share", "kind")
 
 
 class Strict(BaseModel):

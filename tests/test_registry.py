@@ -116,3 +116,25 @@ def test_docs_ops_md_matches_the_registry():
     from archspec.ops.reference import markdown
 
     assert (ROOT / "docs/ops.md").read_text() == markdown(), "regenerate: python -m archspec.ops.reference > docs/ops.md"
+
+
+def test_an_attribute_named_like_a_node_key_is_refused():
+    class KindAttrs(OpAttrs):
+        kind: int = 1
+
+    bad = type("Kinded", (Scaled,), {"name": "kinded", "Attrs": KindAttrs})
+    archspec.register_op(bad)
+    try:
+        with pytest.raises(ArchSpecError, match="op 'kinded' has an attribute named 'kind', which is reserved for nodes"):
+            run_passes(SPEC)
+    finally:
+        REGISTRY.unregister("kinded")
+
+
+def test_packaged_templates_are_the_shipped_specs():
+    from helpers import ROOT
+
+    templates = sorted((ROOT / "archspec/templates").glob("*.yaml"))
+    assert [t.name for t in templates] == [s.name for s in sorted((ROOT / "specs").glob("*.yaml")) if s.name != "zoo.yaml"]
+    for t in templates:
+        assert t.read_text() == (ROOT / "specs" / t.name).read_text(), f"run `make templates`: {t.name} is stale"
