@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.archspec-installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test lint fuzz bench docs-images clean graphviz
+.PHONY: setup demo test lint fuzz bench docs-images clean graphviz templates
 
 setup: $(STAMP) graphviz
 
@@ -32,6 +32,10 @@ test: setup
 # Side-by-side timings against the hand-written reference models (reported, not asserted).
 bench: setup
 	$(PY) benchmarks/bench_compile.py
+
+# `archspec init` ships the zoo's specs inside the package; a test keeps the copies equal.
+templates:
+	for f in specs/*.yaml; do [ "$$f" = specs/zoo.yaml ] || cp "$$f" archspec/templates/; done
 
 lint: setup
 	$(PY) -m ruff check archspec tests
