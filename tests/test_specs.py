@@ -16,7 +16,7 @@ import pytest
 import torch
 import torchvision
 from helpers import ROOT, SPECS
-from reference_cifar import CifarResNet18
+from reference_models import CifarResNet18
 from torch.fx import Interpreter
 
 import archspec
