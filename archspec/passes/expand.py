@@ -573,7 +573,7 @@ def _expand_op(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | dict[
     lo, hi = op.arity
     if len(ins) < lo or (hi is not None and len(ins) > hi):
         want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
-        raise sc.err(GraphError, f"op '{nd.op}' takes {want} input{'s' if (hi or 2) > 1 else ''}, got {len(ins)}",
+        raise sc.err(GraphError, f"op '{nd.op}' takes {want} input{'s' if (lo if hi is None else hi) != 1 else ''}, got {len(ins)}",
                      *sub, expected=want, got=str(len(ins)))
     attrs = _attrs(ctx, sc, nd, sub)
     ir = sc.prefix + name

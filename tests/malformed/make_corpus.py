@@ -310,6 +310,22 @@ case("ref_arity_relu_two", node("r: {op: relu, in: [x, x]}"))
 case("ref_arity_lerp_two", node("l: {op: lerp, in: [x, x]}"))
 case("ref_op_in_mapping", node("r: {op: relu, in: {a: x}}"))
 
+case("ref_dense_two_inputs", spec("  a: {op: relu}\n  d: {block: dl, repeat: 2, connect: dense, in: [a, x]}\n",
+                                  before="blocks:\n  dl:\n    inputs: [p, q]\n    nodes:\n      c: {op: concat, in: [p, q]}\n"))
+case("ref_share_repeat", spec("  l: {block: basic, repeat: 2, args: {out: 3}}\n  m: {share: l}\n", before=BLOCK))
+case("ref_group_output_unknown", node("g: {nodes: {r: {op: relu}}, output: nope}"))
+case("ref_block_output_unknown", spec("  l: {block: b}\n", before="blocks:\n  b:\n    nodes: {r: {op: relu}}\n    output: nope\n"))
+case("ref_edge_self_loop", spec("  a: {op: relu}\n  b: {op: relu}\n", after="edges: ['a -> a']\n"))
+case("ref_concat_no_inputs", node("c: {op: concat, in: []}"))
+case("ref_index_expr_range", spec("  l: {block: basic, repeat: 2, args: {out: 3}}\n  r: {op: relu, in: 'l[${1 + 2}]'}\n", before=BLOCK))
+case("expr_in_when", node("r: {op: relu, when: '${nope > 1}'}"))
+case("expr_block_param_default", spec("  l: {block: b}\n", before="blocks:\n  b:\n    params: [{w: $nope}]\n    nodes: {c: {op: conv, out: $w, k: 1}}\n"))
+case("defaults_zero_out", spec("  c: {op: conv, k: 3}\n", before="defaults:\n  conv: {out: 0}\n"))
+case("init_residual_int", spec("  r: {op: relu}\n", before="init: {zero_init_residual: 1}\n"))
+case("shape_mul_policy_none", spec("  c: {op: conv, out: 4, k: 1}\n  m: {op: mul, in: [c, x]}\n",
+                                   before="defaults:\n  projection: {kind: none}\n"))
+case("param_symbol_zero", spec("  r: {op: relu}\n", before="params: {H: 8}\n", inputs="inputs: {x: [3, H, 8]}\n"), "-p", "H=0")
+
 # -- recursion in blocks ----------------------------------------------------------------
 case("block_recursion_self", spec("  l: {block: a}\n", before="blocks:\n  a:\n    nodes:\n      inner: {block: a}\n"))
 case("block_recursion_mutual", spec("  l: {block: a}\n", before="blocks:\n  a:\n    nodes:\n      inner: {block: b}\n  b:\n    nodes:\n      inner: {block: a}\n"))
