@@ -22,6 +22,7 @@ from torch import nn
 from .errors import GraphError
 from .ir import Graph, Node
 from .ops import REGISTRY
+from .passes.check import check_names
 
 
 _CONV_OPS = ("conv", "conv_transpose")
@@ -29,6 +30,7 @@ _CONV_OPS = ("conv", "conv_transpose")
 
 def emit(graph: Graph) -> fx.GraphModule:
     """Build the GraphModule of a checked graph (shapes known, no errors)."""
+    check_names(graph)  # fx writes names into code it runs: never trust a hand-built Graph
     root = nn.Module()
     g = fx.Graph()
     values: dict[str, Any] = {}

@@ -460,3 +460,16 @@ def test_include_of_something_not_a_file(tmp_path: Path, kind: str) -> None:
     spec.write_text(_spec_using("blocks.yaml"))
     with pytest.raises(archspec.IncludeError, match=r"net.yaml:3:7: use: 'blocks.yaml' is not a regular file$"):
         archspec.check(spec)
+
+
+def test_emit_refuses_a_hand_built_graph_with_a_crafted_name(tmp_path):
+    import archspec
+    from archspec.emit import emit
+    from archspec.ir import Graph, Node
+
+    sentinel = tmp_path / "pwned"
+    crafted = f"x):\n    open({str(sentinel)!r}, 'w')\n    return (x"
+    g = Graph(name="g", inputs={crafted: (3,)}, nodes=(Node("r", "relu", {}, (crafted,), shape=(3,)),), outputs=("r",))
+    with pytest.raises(archspec.GraphError, match="cannot be an argument of the generated forward"):
+        emit(g)
+    assert not sentinel.exists()

@@ -16,7 +16,7 @@ def check(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:
     errors = graph.errors()
     if errors:
         raise errors[0]
-    _check_names(graph)
+    check_names(graph)
     total = 0
     shapes = {k: tuple(v) for k, v in graph.inputs.items()}
     for n in graph.nodes:
@@ -41,7 +41,7 @@ def check(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:
     return graph
 
 
-def _check_names(graph: Graph) -> None:
+def check_names(graph: Graph) -> None:
     """torch.fx writes input names, node names and module paths into the code it generates
     and runs: a Graph built by hand (``archspec.compile(graph)``) skips the checks of the
     expand pass, so its names are checked again here, before anything is emitted."""
