@@ -24,7 +24,7 @@ graphviz:
 	  else echo "warning: graphviz 'dot' not found; install it (apt-get install graphviz) for SVG/PNG"; fi; }
 
 demo: setup
-	$(VENV)/bin/archspec build specs/unet.yaml --render
+	$(VENV)/bin/archspec build specs/unet.yaml --render --force
 
 test: setup
 	$(PY) -m pytest

@@ -120,7 +120,7 @@ def test_unknown_param_override():
 
 
 def test_param_override_of_the_wrong_type():
-    with pytest.raises(SpecValidationError, match=r"param 'width' is a int, got 'wide'"):
+    with pytest.raises(SpecValidationError, match=r"param 'width' is an int, got 'wide'"):
         run_passes(HEAD + "params: {width: 8}\nnodes: {c: {op: relu}}\noutputs: [c]\n", {"width": "wide"})
 
 

@@ -182,7 +182,7 @@ def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dic
                           expected="one of: " + ", ".join(declared) if declared else "no params (the spec declares none)")
         d = declared[k]
         if _kind_of(d) != _kind_of(v) and not (isinstance(d, float) and _kind_of(v) == "int") and not has_expr_value(d):
-            raise top.err(SpecValidationError, f"param '{k}' is a {_kind_of(d)}, got {v!r}", "params", k,
+            raise top.err(SpecValidationError, f"param '{k}' is {_article(_kind_of(d))}, got {v!r}", "params", k,
                           expected=_kind_of(d), got=repr(v))
     env: dict[str, Any] = {}
     for k, v in declared.items():
@@ -198,6 +198,10 @@ def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dic
 
 def has_expr_value(v: Any) -> bool:
     return isinstance(v, str) and "$" in v
+
+
+def _article(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
 
 
 def _kind_of(v: Any) -> str:
