@@ -81,10 +81,10 @@ class ArchSpecError(Exception):
         if self.loc is not None and self.source is not None:
             src = self.source.splitlines()
             if 1 <= self.loc.line <= len(src):
-                text = src[self.loc.line - 1]
+                text, caret = _window(src[self.loc.line - 1], max(self.loc.col - 1, 0))
                 gutter = f"{self.loc.line:>5} | "
                 lines.append(gutter + text)
-                lines.append(" " * (len(gutter) + max(self.loc.col - 1, 0)) + "^")
+                lines.append(" " * (len(gutter) + caret) + "^")
         if self.expected is not None:
             lines.append(f"  expected: {self.expected}")
         if self.got is not None:
@@ -105,6 +105,17 @@ class ArchSpecError(Exception):
             "got": self.got,
             "fix": self.fix,
         }
+
+
+def _window(text: str, col: int, width: int = 120) -> tuple[str, int]:
+    """A long source line cut to ``width`` characters around ``col``; the caret's new column."""
+    if len(text) <= width:
+        return text, col
+    start = max(0, min(col - width // 2, len(text) - width))
+    cut = text[start:start + width]
+    head = "…" if start > 0 else ""
+    tail = "…" if start + width < len(text) else ""
+    return head + cut + tail, col - start + len(head)
 
 
 class SpecSyntaxError(ArchSpecError):

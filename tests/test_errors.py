@@ -312,3 +312,13 @@ def test_cli_shows_caret_and_exits_2_without_traceback(tmp_path):
     lines = r.stderr.splitlines()
     src = next(i for i, line in enumerate(lines) if "c: {op: cnv" in line)
     assert lines[src + 1].index("^") == lines[src].index("cnv")
+
+
+def test_a_long_source_line_is_cut_around_the_caret():
+    from archspec.errors import Loc
+
+    line = "x: [" + "1, " * 2000 + "oops]"
+    err = SpecSyntaxError("bad", loc=Loc("t.yaml", 1, line.index("oops") + 1), source=line)
+    shown, caret = err.render().splitlines()[1:3]
+    assert len(shown) < 140 and shown.endswith("oops]") and "…" in shown
+    assert shown[caret.index("^"):].startswith("oops")
