@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -40,6 +41,14 @@ Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Scalar = Union[bool, int, float, str, None]
 Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
 InSpec = Union[str, list[str], dict[str, str]]
+
+def _version(v: Any) -> Any:
+    if type(v) is not int:
+        raise ValueError(f"the format version is the integer 1, not {v!r}")
+    return v
+
+
+Version = Annotated[Literal[1], BeforeValidator(_version)]
 
 NODE_KEYS = ("in", "when", "doc", "op", "block", "nodes", "share", "kind")
 
@@ -176,7 +185,7 @@ def _build(version: int) -> dict[str, Any]:
     class Spec(Strict):
         """A whole spec file."""
 
-        archspec: Literal[1]
+        archspec: Version
         name: str
         doc: str = ""
         params: dict[str, Param] = {}
@@ -192,7 +201,7 @@ def _build(version: int) -> dict[str, Any]:
     class BlockFile(Strict):
         """A file of blocks for ``use:``."""
 
-        archspec: Literal[1]
+        archspec: Version
         doc: str = ""
         use: list[str] = []
         blocks: dict[str, Block] = {}

@@ -322,3 +322,8 @@ def test_a_long_source_line_is_cut_around_the_caret():
     shown, caret = err.render().splitlines()[1:3]
     assert len(shown) < 140 and shown.endswith("oops]") and "…" in shown
     assert shown[caret.index("^"):].startswith("oops")
+
+
+def test_format_version_is_the_integer_1():
+    with pytest.raises(SpecValidationError, match=r"archspec: format version 1.0 is not supported; this archspec reads version 1"):
+        run_passes("archspec: 1.0\nname: t\ninputs: {x: [3]}\nnodes: {a: {op: relu}}\noutputs: [a]\n")
