@@ -279,10 +279,11 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
       archspec render specs/resnet.yaml -p depth=50 --expand layer2 -o r50.pdf
       archspec render specs/densenet.yaml --format mermaid -o -
     """
-    import importlib
     import shutil
 
-    r = importlib.import_module("archspec.render")  # the module: archspec.render is also the function
+    import archspec.render  # noqa: F401 - loads the module; `archspec.render` names the function
+
+    r = sys.modules["archspec.render"]
 
     to_stdout = out is not None and str(out) == "-"
     fmt = r.resolve_format(None if to_stdout else out, fmt)

@@ -181,18 +181,16 @@ def constructor(m: Any, path: str) -> str:
 
 
 def _repr(m: Any, path: str) -> str:
-    """A torch.nn module rebuilt from its repr, checked to round-trip."""
-    from torch import nn
-
-    text = repr(m)
+    """A torch.nn module of a type with no known constructor: exportable only when its
+    default construction is indistinguishable from it (``nn.ReLU()``)."""
     try:
-        rebuilt = eval(text, {name: getattr(nn, name) for name in dir(nn)})  # noqa: S307 - our own repr, nn names only
-    except Exception:  # noqa: BLE001
-        rebuilt = None
-    if rebuilt is None or repr(rebuilt) != text:
+        default = type(m)()
+    except TypeError:
+        default = None
+    if default is None or repr(default) != repr(m):
         raise ArchSpecError(f"cannot export module '{path}' ({type(m).__name__}) as standalone Python",
                             fix="export with --to torchscript or --to export instead")
-    return "nn." + text
+    return f"nn.{type(m).__name__}()"
 
 
 def _lit(v: Any) -> str:
