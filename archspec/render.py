@@ -1014,6 +1014,17 @@ def _legend(d: Drawing) -> str:
             + "".join(rows) + "</table>>")
 
 
+
+def _tree(d: Drawing) -> tuple[dict[str | None, list[DNode]], dict[str | None, list[str]]]:
+    """The drawing's nodes by cluster, and each cluster's child clusters (None: the top)."""
+    by_cluster: dict[str | None, list[DNode]] = {}
+    for n in d.nodes.values():
+        by_cluster.setdefault(n.cluster, []).append(n)
+    children: dict[str | None, list[str]] = {}
+    for c in d.clusters.values():
+        children.setdefault(c.parent, []).append(c.path)
+    return by_cluster, children
+
 def dot_source(d: Drawing) -> str:
     """The DOT text of a Drawing: deterministic, ids are IR names."""
     out = [f"digraph {_q(d.name)} {{",
@@ -1023,12 +1034,7 @@ def dot_source(d: Drawing) -> str:
            'fontsize=10, margin="0.1,0.03", height=0.3];',
            '  edge [fontname="Helvetica", fontsize=8, arrowsize=0.6, color="#455a64"];',
            "  \"legend:\" [shape=plaintext, style=\"\", label=" + _legend(d) + ", tooltip=\"legend\"];"]
-    by_cluster: dict[str | None, list[DNode]] = {}
-    for n in d.nodes.values():
-        by_cluster.setdefault(n.cluster, []).append(n)
-    children: dict[str | None, list[str]] = {}
-    for c in d.clusters.values():
-        children.setdefault(c.parent, []).append(c.path)
+    by_cluster, children = _tree(d)
 
     def emit(cluster: str | None, indent: str) -> None:
         for n in by_cluster.get(cluster, []):
@@ -1073,12 +1079,7 @@ def mermaid_source(d: Drawing) -> str:
            f"  classDef error fill:{ERROR_FILL},stroke:{ERROR_LINE},stroke-width:3px",
            "  classDef merge fill:#fff8e1,stroke:#ffa000",
            "  classDef io fill:#eceff1,stroke:#78909c"]
-    by_cluster: dict[str | None, list[DNode]] = {}
-    for n in d.nodes.values():
-        by_cluster.setdefault(n.cluster, []).append(n)
-    children: dict[str | None, list[str]] = {}
-    for c in d.clusters.values():
-        children.setdefault(c.parent, []).append(c.path)
+    by_cluster, children = _tree(d)
     cids = {path: f"c{k}" for k, path in enumerate(d.clusters)}
 
     def label(n: DNode) -> str:

@@ -7,24 +7,17 @@ overwrite a tensor that a residual branch may still read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from ..errors import ShapeError
-from .base import Op, OpAttrs, Shape, fmt, register_op
-
-Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
-
-
-class NoAttrs(OpAttrs):
-    pass
+from .base import Call, Op, OpAttrs, Shape, fmt, register_op
 
 
 class _Pointwise(Op):
     """Shape rule of every activation: the output has the input's shape."""
 
     family = "activation"
-    Attrs = NoAttrs
 
     def infer(self, a: Any, shapes: Sequence[Shape]) -> Shape:
         return shapes[0]
@@ -36,7 +29,7 @@ class ReLU(_Pointwise):
 
     name = "relu"
 
-    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.relu, (args[0],), {}
@@ -82,7 +75,7 @@ class SiLU(_Pointwise):
 
     name = "silu"
 
-    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch.nn.functional as F
 
         return F.silu, (args[0],), {}
@@ -94,7 +87,7 @@ class Sigmoid(_Pointwise):
 
     name = "sigmoid"
 
-    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.sigmoid, (args[0],), {}
@@ -106,7 +99,7 @@ class Tanh(_Pointwise):
 
     name = "tanh"
 
-    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.tanh, (args[0],), {}
@@ -118,7 +111,7 @@ class Hardswish(_Pointwise):
 
     name = "hardswish"
 
-    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch.nn.functional as F
 
         return F.hardswish, (args[0],), {}

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import ArchSpecError, ShapeError, UnknownOpError, close_matches
 
 Shape = tuple[int, ...]
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # (function, args, kwargs)
 
 
 class OpAttrs(BaseModel):
@@ -75,7 +76,7 @@ class Op:
         """The ``nn.Module`` of a stateful op."""
         raise NotImplementedError(f"op '{self.name}' has no module")
 
-    def call(self, a: Any, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self, a: Any, shapes: Sequence[Shape], args: list[Any]) -> Call:
         """``(function, args, kwargs)`` of a stateless op, given its fx input nodes."""
         raise NotImplementedError(f"op '{self.name}' has no function")
 

@@ -12,7 +12,18 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ..errors import ShapeError
-from .base import Op, OpAttrs, Shape, Window, conv_out, fmt, prod, register_op, spatial_rank, tuplify
+from .base import (
+    Op,
+    OpAttrs,
+    Shape,
+    Window,
+    conv_out,
+    fmt,
+    prod,
+    register_op,
+    spatial_rank,
+    tuplify,
+)
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNeg = Annotated[int, Field(ge=0)]

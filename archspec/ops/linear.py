@@ -6,20 +6,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
 from ..errors import ShapeError
-from .base import Op, OpAttrs, Shape, Window, fmt, prod, register_op
+from .base import Call, Op, OpAttrs, Shape, Window, fmt, prod, register_op
 
 PosInt = Annotated[int, Field(ge=1)]
-Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
-
-class NoAttrs(OpAttrs):
-    pass
 
 
 class LinearAttrs(OpAttrs):
@@ -172,10 +168,9 @@ class Identity(Op):
     """Passes its input through; emits no node. Shape kept."""
 
     name = "identity"
-    Attrs = NoAttrs
 
-    def infer(self, a: NoAttrs, shapes: Sequence[Shape]) -> Shape:
+    def infer(self, a: OpAttrs, shapes: Sequence[Shape]) -> Shape:
         return shapes[0]
 
-    def emit(self, graph: Any, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Any:
+    def emit(self, graph: Any, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Any:
         return args[0]

@@ -8,24 +8,20 @@ projection on every input whose shape differs from input 0 before inference sees
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from ..errors import ShapeError
-from .base import Op, OpAttrs, Shape, Window, fmt, register_op, same_shapes
-
-
-class NoAttrs(OpAttrs):
-    pass
+from .base import Call, Op, OpAttrs, Shape, Window, fmt, register_op, same_shapes
 
 
 class _Elementwise(Op):
     family = "merge"
     projectable = True
 
-    def infer(self, a: NoAttrs, shapes: Sequence[Shape]) -> Shape:
+    def infer(self, a: OpAttrs, shapes: Sequence[Shape]) -> Shape:
         return same_shapes(self.name, shapes)
 
 
@@ -36,10 +32,10 @@ class Add(_Elementwise):
     name = "add"
     arity = (2, None)
 
-    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         return operator.add, tuple(args), {}
 
-    def emit(self, graph: Any, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> Any:
+    def emit(self, graph: Any, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Any:
         # Three or more inputs: a left-to-right chain of binary adds, as Python writes a + b + c.
         node = graph.call_function(operator.add, (args[0], args[1]))
         for arg in args[2:]:
@@ -54,7 +50,7 @@ class Mul(_Elementwise):
     name = "mul"
     arity = (2, None)
 
-    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         return operator.mul, tuple(args), {}
 
 
@@ -68,7 +64,7 @@ class Lerp(_Elementwise):
     name = "lerp"
     arity = (3, 3)
 
-    def call(self, a: NoAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.lerp, tuple(args), {}
@@ -108,7 +104,7 @@ class Concat(Op):
             total += s[d]
         return first[:d] + (total,) + first[d + 1:]
 
-    def call(self, a: ConcatAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self, a: ConcatAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         d = a.dim % len(shapes[0]) + 1  # + batch
@@ -151,5 +147,5 @@ class ZeroPad(Op):
         r = len(shapes[0]) - 1  # sub-sampling: a 1-wide window every `stride` positions
         return Window(kernel=(1,) * r, stride=(float(a.stride),) * r, dilation=(1,) * r)
 
-    def call(self, a: ZeroPadAttrs, shapes: Sequence[Shape], args: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    def call(self, a: ZeroPadAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         return zero_pad_shortcut, (args[0], a.stride, a.out - shapes[0][0]), {}

@@ -13,12 +13,22 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..errors import ShapeError
-from .base import Op, OpAttrs, Shape, Window, conv_out, fmt, register_op, spatial_rank, tuplify
+from .base import (
+    Call,
+    Op,
+    OpAttrs,
+    Shape,
+    Window,
+    conv_out,
+    fmt,
+    register_op,
+    spatial_rank,
+    tuplify,
+)
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNeg = Annotated[int, Field(ge=0)]
 IntOrList = PosInt | list[PosInt]
-Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 def pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:

@@ -8,17 +8,16 @@ spatial size). The interpolating modes need a matching number of spatial dims:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..errors import ShapeError
-from .base import Op, OpAttrs, Shape, Window, fmt, register_op, spatial_rank, tuplify
+from .base import Call, Op, OpAttrs, Shape, Window, fmt, register_op, spatial_rank, tuplify
 
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
-Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 Mode = Literal["nearest", "linear", "bilinear", "bicubic", "trilinear"]
 MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
