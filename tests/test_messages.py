@@ -10,7 +10,14 @@ import torch
 from helpers import ROOT, run_passes
 
 import archspec
-from archspec.errors import ExpressionError, GraphError, LimitError, OutputError, ShapeError, SpecValidationError
+from archspec.errors import (
+    ExpressionError,
+    GraphError,
+    LimitError,
+    OutputError,
+    ShapeError,
+    SpecValidationError,
+)
 from archspec.expr import evaluate, evaluate_value
 from archspec.ops import REGISTRY
 
