@@ -43,8 +43,9 @@ Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
 InSpec = Union[str, list[str], dict[str, str]]
 
 def _version(v: Any) -> Any:
+    """Only the integer 1: strict Literal[1] would let 1.0 through. (from_pydantic words the error.)"""
     if type(v) is not int:
-        raise ValueError(f"the format version is the integer 1, not {v!r}")
+        raise ValueError("not the integer 1")
     return v
 
 
