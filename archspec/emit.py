@@ -24,7 +24,6 @@ from .ir import Graph, Node
 from .ops import REGISTRY
 from .passes.check import check_names
 
-
 _CONV_OPS = ("conv", "conv_transpose")
 
 

@@ -100,7 +100,7 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
     for fname, finfo in op.Attrs.model_fields.items():
         if fname in NODE_KEYS:
             raise ArchSpecError(f"op '{op_name}' has an attribute named '{fname}', which is reserved for nodes")
-        ann = Annotated[finfo.annotation, *finfo.metadata] if finfo.metadata else finfo.annotation  # type: ignore[valid-type]
+        ann = Annotated[(finfo.annotation, *finfo.metadata)] if finfo.metadata else finfo.annotation  # type: ignore[valid-type]
         # Required attributes may come from `defaults:`, so the expand pass checks them.
         default = None if partial or finfo.is_required() else finfo.default
         fields[fname] = (Union[ann, Expr], Field(default, description=finfo.description))  # type: ignore[valid-type]

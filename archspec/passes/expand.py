@@ -707,7 +707,7 @@ def _instance_names(sc: _Scope, nd: Any, n: int, sub: PathT) -> list[str]:
             out.append(str(i))
             continue
         env = {**sc.env, "i": i, "n": n}
-        text = re.sub(r"\{([^{}]*)\}", lambda m: str(_eval_pattern(sc, m.group(1), env, sub)), nd.names)
+        text = re.sub(r"\{([^{}]*)\}", lambda m, env=env: str(_eval_pattern(sc, m.group(1), env, sub)), nd.names)
         if (not _IDENT.match(text) and not text.isdigit()) or keyword.iskeyword(text):
             raise sc.err(SpecValidationError, f"names: '{nd.names}' gives '{text}', which is not an identifier",
                          *sub, "names")
