@@ -30,7 +30,7 @@ from ..errors import (
     SpecValidationError,
     close_matches,
 )
-from ..expr import evaluate, evaluate_value
+from ..expr import evaluate, evaluate_value, has_expr
 from ..ir import Graph, Node, Scope
 from ..loader import DEFAULT_LIMITS, Document, Limits, load_file
 from ..ops import REGISTRY
@@ -181,7 +181,7 @@ def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dic
             raise top.err(SpecValidationError, f"unknown param '{k}'{hint}", "params",
                           expected="one of: " + ", ".join(declared) if declared else "no params (the spec declares none)")
         d = declared[k]
-        if _kind_of(d) != _kind_of(v) and not (isinstance(d, float) and _kind_of(v) == "int") and not has_expr_value(d):
+        if _kind_of(d) != _kind_of(v) and not (isinstance(d, float) and _kind_of(v) == "int") and not has_expr(d):
             raise top.err(SpecValidationError, f"param '{k}' is {_article(_kind_of(d))}, got {v!r}", "params", k,
                           expected=_kind_of(d), got=repr(v))
     env: dict[str, Any] = {}
@@ -194,10 +194,6 @@ def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dic
         except ExpressionError as e:
             raise e.located(top.loc("params", k), f"params.{k}", top.doc.text) from None
     return env
-
-
-def has_expr_value(v: Any) -> bool:
-    return isinstance(v, str) and "$" in v
 
 
 def _article(word: str) -> str:
