@@ -314,8 +314,9 @@ def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any], edges: list[s
                          fix="say where it reads from with in:, or add it to edges:")
 
     order = _local_order(sc, names, nodes, raw, sub)
+    position = {n: k for k, n in enumerate(names)}
     for n in order:
-        k = names.index(n)
+        k = position[n]
         before = names[k - 1] if k > 0 else None
         _expand_node(ctx, sc, n, nodes[n], raw[n], sub + (n,), default_input, before)
 
@@ -381,7 +382,6 @@ def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: di
             elif (d := _local_deps(r, local)) is not None:
                 found.append(d)
         deps[n] = found
-    index = {n: i for i, n in enumerate(names)}
     done: list[str] = []
     state: dict[str, int] = {}
 
@@ -404,7 +404,7 @@ def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: di
                                  fix="a network is a DAG; break the loop (recurrent use needs share:)")
                 state[n] = 1
                 trail.append(n)
-                todo = iter(sorted(set(deps[n]), key=index.__getitem__))
+                todo = iter(sorted(set(deps[n]), key=index_of.__getitem__))
                 stack[-1] = (n, todo)
             d = next(todo, None)
             if d is not None:
