@@ -214,7 +214,8 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> dict[str, _Bloc
 
     def include(model: Any, d: Document, depth: int, chain: tuple[Path, ...]) -> None:
         for k, rel in enumerate(model.use):
-            target = _safe_include(rel, d, ("use", k), root)
+            target = _library_file(rel, d, ("use", k)) if rel.startswith(LIBRARY_PREFIX) \
+                else _safe_include(rel, d, ("use", k), root)
             if target in chain:
                 cycle = " -> ".join(p.name for p in chain[chain.index(target):] + (target,))
                 raise IncludeError(f"use: includes '{rel}' twice (an include cycle?): {cycle}", loc=d.loc(("use", k)),
@@ -249,6 +250,25 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> dict[str, _Bloc
     include(spec, doc, 0, (Path(doc.file).resolve(),) if root is not None else ())
     add_blocks(spec, doc)
     return blocks
+
+
+LIBRARY_PREFIX = "archspec:"
+LIBRARY = Path(__file__).resolve().parent.parent / "library"
+
+
+def library_names() -> list[str]:
+    """The block files shipped with archspec (``use: [archspec:NAME]``)."""
+    return sorted(p.stem for p in LIBRARY.glob("*.yaml"))
+
+
+def _library_file(rel: str, d: Document, sub: PathT) -> Path:
+    """``archspec:NAME`` — a block file shipped in the package, named, never a path."""
+    name = rel[len(LIBRARY_PREFIX):]
+    if name not in library_names():
+        raise IncludeError(f"use: '{rel}' is not a block file shipped with archspec{close_matches(name, library_names())}",
+                           loc=d.loc(sub), source=d.text,
+                           expected="one of: " + ", ".join(LIBRARY_PREFIX + n for n in library_names()))
+    return LIBRARY / f"{name}.yaml"
 
 
 def _safe_include(rel: str, d: Document, sub: PathT, root: Path | None) -> Path:
