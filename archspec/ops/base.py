@@ -13,14 +13,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ArchSpecError, ShapeError, UnknownOpError, close_matches
 
 Shape = tuple[int, ...]
 Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # (function, args, kwargs)
+
+
+# Attribute types shared by the op families.
+PosInt = Annotated[int, Field(ge=1)]
+NonNeg = Annotated[int, Field(ge=0)]
+IntOrList = PosInt | list[PosInt]  # one size for every spatial dim, or one per dim
 
 
 class OpAttrs(BaseModel):

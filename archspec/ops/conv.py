@@ -7,14 +7,15 @@ Conv2d, ``(C, D, H, W)`` Conv3d.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
-
-from pydantic import Field
+from typing import Literal
 
 from ..errors import ShapeError
 from .base import (
+    IntOrList,
+    NonNeg,
     Op,
     OpAttrs,
+    PosInt,
     Shape,
     Window,
     conv_out,
@@ -24,10 +25,6 @@ from .base import (
     spatial_rank,
     tuplify,
 )
-
-PosInt = Annotated[int, Field(ge=1)]
-NonNeg = Annotated[int, Field(ge=0)]
-IntOrList = PosInt | list[PosInt]
 
 
 class ConvAttrs(OpAttrs):

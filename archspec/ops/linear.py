@@ -12,10 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 
 from ..errors import ShapeError
-from .base import Call, Op, OpAttrs, Shape, Window, fmt, prod, register_op
-
-PosInt = Annotated[int, Field(ge=1)]
-
+from .base import Call, Op, OpAttrs, PosInt, Shape, Window, fmt, prod, register_op
 
 
 class LinearAttrs(OpAttrs):

@@ -12,9 +12,8 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..errors import ShapeError
-from .base import Op, OpAttrs, Shape, fmt, prod, register_op, spatial_rank
+from .base import Op, OpAttrs, PosInt, Shape, fmt, prod, register_op, spatial_rank
 
-PosInt = Annotated[int, Field(ge=1)]
 Eps = Annotated[float, Field(gt=0)]
 Momentum = Annotated[float, Field(ge=0, le=1)]
 

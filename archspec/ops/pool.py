@@ -8,13 +8,13 @@ the channels.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
-
-from pydantic import Field
+from typing import Any
 
 from ..errors import ShapeError
 from .base import (
     Call,
+    IntOrList,
+    NonNeg,
     Op,
     OpAttrs,
     Shape,
@@ -25,10 +25,6 @@ from .base import (
     spatial_rank,
     tuplify,
 )
-
-PosInt = Annotated[int, Field(ge=1)]
-NonNeg = Annotated[int, Field(ge=0)]
-IntOrList = PosInt | list[PosInt]
 
 
 def pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:

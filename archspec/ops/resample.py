@@ -14,9 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from ..errors import ShapeError
-from .base import Call, Op, OpAttrs, Shape, Window, fmt, register_op, spatial_rank, tuplify
+from .base import Call, Op, OpAttrs, PosInt, Shape, Window, fmt, register_op, spatial_rank, tuplify
 
-PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0)]
 
 Mode = Literal["nearest", "linear", "bilinear", "bicubic", "trilinear"]
