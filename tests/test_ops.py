@@ -448,6 +448,15 @@ def test_pool_size_rule_matches_torch(n: int, k: int, s: int, d: int, p: int, ce
         attrs["dilation"] = d
     op, a = op_attrs(name, attrs)
     fn, args, kwargs = op.call(a, [(1, n)], [torch.empty(1, 1, n, device="meta")])
+    got, want = inferred_and_real_length(op, a, n, fn, args, kwargs)
+    assert got == want
+    if got is not None:
+        assert got == pool_out(n, k, s, p, 1 if avg else d, ceil_mode)
+
+
+
+def inferred_and_real_length(op: Any, a: Any, n: int, fn: Any, args: Any, kwargs: Any) -> tuple[int | None, int | None]:
+    """The output length of a 1-d op by its shape rule and by torch; None where either refuses."""
     try:
         want: int | None = fn(*args, **kwargs).shape[-1]
     except RuntimeError:
@@ -456,10 +465,7 @@ def test_pool_size_rule_matches_torch(n: int, k: int, s: int, d: int, p: int, ce
         got: int | None = op.infer(a, [(1, n)])[-1]
     except ShapeError:
         got = None
-    assert got == want
-    if got is not None:
-        assert got == pool_out(n, k, s, p, 1 if avg else d, ceil_mode)
-
+    return got, want
 
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(1, 50), scale=st.one_of(st.integers(1, 5), st.floats(0.05, 4.0)),
@@ -468,14 +474,7 @@ def test_upsample_size_rule_matches_torch(n: int, scale: float, mode: str) -> No
     # On cpu: the meta kernel of upsample_linear1d accepts an empty output that cpu refuses.
     op, a = op_attrs("upsample", {"scale": scale, "mode": mode})
     fn, args, kwargs = op.call(a, [(1, n)], [torch.zeros(1, 1, n)])
-    try:
-        want: int | None = fn(*args, **kwargs).shape[-1]
-    except RuntimeError:
-        want = None
-    try:
-        got: int | None = op.infer(a, [(1, n)])[-1]
-    except ShapeError:
-        got = None
+    got, want = inferred_and_real_length(op, a, n, fn, args, kwargs)
     assert got == want
 
 
