@@ -214,7 +214,7 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     """
     from .api import check as do_check
     from .api import compile as do_compile
-    from .io import check_target, write_text
+    from .io import check_target, safe_stem, write_text
 
     if render:  # say that graphviz is missing before compiling anything
         from .render import require_dot
@@ -222,18 +222,21 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
         require_dot("svg")
     result = do_check(spec, params, limits=limits)
     g = result.graph
-    model = do_compile(g, weights=weights, limits=limits)
-    rows = node_table(g)
-    out_dir = out_dir or Path("build") / g.name
+    # The spec's name: names the files, never their folder: that is -o's (or build/).
+    stem = safe_stem(g.name)
+    out_dir = out_dir or Path("build") / stem
+    protect = inputs_read(spec, g, weights)
     # Every target is checked before the first is written: a refusal changes nothing.
     for suffix in (".json", ".svg", ".dot") if render else (".json",):
-        check_target(out_dir / f"{g.name}{suffix}", force=force, protect=[spec])
-    written = [write_text(out_dir / f"{g.name}.json", json.dumps({**result.to_dict(), "table": rows}, indent=2),
-                          force=force, protect=[spec])]
+        check_target(out_dir / f"{stem}{suffix}", force=force, protect=protect)
+    model = do_compile(g, weights=weights, limits=limits)
+    rows = node_table(g)
+    written = [write_text(out_dir / f"{stem}.json", json.dumps({**result.to_dict(), "table": rows}, indent=2),
+                          force=force, protect=protect)]
     if render:
         from .render import render as do_render
 
-        written += do_render(g, out_dir / f"{g.name}.svg", force=force, protect=[spec], dot_beside=True)
+        written += do_render(g, out_dir / f"{stem}.svg", force=force, protect=protect, dot_beside=True)
     total = sum(p.numel() for p in model.parameters())
     if as_json:
         click.echo(json.dumps({"ok": True, **result.to_dict(), "params": total, "table": rows,
@@ -298,8 +301,10 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
     if to_stdout:
         click.echo(r.source_text(d, fmt), nl=False)
     else:
-        target = out if out is not None else Path(graph.name + r.SUFFIXES[fmt])
-        written = r.write_drawing(d, target, fmt, force=force, protect=[spec])
+        from .io import safe_stem
+
+        target = out if out is not None else Path(safe_stem(graph.name) + r.SUFFIXES[fmt])
+        written = r.write_drawing(d, target, fmt, force=force, protect=inputs_read(spec, graph))
     errors = graph.errors()
     if as_json:
         click.echo(json.dumps({"ok": not errors, "written": [str(w) for w in written], "nodes": len(d.nodes),
@@ -316,6 +321,11 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
         if not as_json:
             click.echo(errors[0].render(), err=True)
         sys.exit(EXIT_SPEC_ERROR)
+
+
+def inputs_read(spec: Path, graph: Any, *more: Path | None) -> list[Path]:
+    """Every file a command read (the spec, its ``use:`` files, weights): never an output."""
+    return [spec, *map(Path, graph.files), *(p for p in more if p is not None)]
 
 
 def node_table(graph: Any) -> list[dict[str, Any]]:
@@ -485,10 +495,12 @@ def export(spec: Path, fmt: str, out: Path, weights: Path | None, input_shapes: 
     from .analyse import load_with_inputs, parse_shape
     from .api import compile as do_compile
     from .export import export as do_export
+    from .io import check_target
 
     graph = load_with_inputs(spec, params, dict(parse_shape(t) for t in input_shapes), limits)
+    check_target(out, force=force, protect=inputs_read(spec, graph, weights))  # before compiling
     model = do_compile(graph, weights=weights, limits=limits)
-    path = do_export(graph, fmt, out, force=force, protect=[spec], model=model)
+    path = do_export(graph, fmt, out, force=force, protect=inputs_read(spec, graph, weights), model=model)
     if as_json:
         click.echo(json.dumps({"ok": True, "name": graph.name, "format": fmt, "written": str(path)}, indent=2))
         return
@@ -541,7 +553,7 @@ def init(template: str | None, out: Path | None, name: str | None, force: bool, 
         return
     from .io import write_text
 
-    path = write_text(out, text, force=force)
+    path = write_text(out, text, force=force, protect=[Path(str(templates[template]))])
     if as_json:
         click.echo(json.dumps({"ok": True, "template": template, "written": str(path)}, indent=2))
     else:

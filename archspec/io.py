@@ -9,11 +9,36 @@ in one step. An error or Ctrl-C before the rename leaves the target as it was.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import OutputError
+
+# A file name derived from a spec is at most this many UTF-8 bytes before its suffix, far
+# below the 255 bytes every common file system allows.
+MAX_STEM_BYTES = 120
+
+
+def safe_stem(name: str, default: str = "model") -> str:
+    """A file name (without suffix) made from ``name``, which a spec chose.
+
+    Only letters, digits, ``_``, ``-`` and ``.`` stay; every other character (``/``,
+    ``\\``, ``:``, control characters, spaces) becomes ``_``. No leading dot (so never
+    ``..`` or a hidden file), at most :data:`MAX_STEM_BYTES` bytes. The result is one
+    plain name in the output folder the user chose, never a path::
+
+        >>> safe_stem("../../etc/passwd")
+        'etc_passwd'
+    """
+    chars = [c if (c.isalnum() and unicodedata.category(c) != "Cs") or c in "_-." else "_"
+             for c in unicodedata.normalize("NFC", name)]
+    stem = re.sub(r"_{2,}", "_", "".join(chars)).strip("._-")
+    while len(stem.encode("utf-8")) > MAX_STEM_BYTES:
+        stem = stem[:-1]
+    return stem.rstrip("._-") or default
 
 
 def check_target(path: str | Path, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:

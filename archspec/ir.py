@@ -78,6 +78,8 @@ class Graph:
     init: Mapping[str, Any] = field(default_factory=dict)
     input_locs: Mapping[str, Loc] = field(default_factory=dict, compare=False)
     output_locs: Mapping[str, Loc] = field(default_factory=dict, compare=False)
+    # The files read to build it (the spec and its `use:` files): no output may replace them.
+    files: tuple[str, ...] = field(default=(), compare=False)
 
     def replace(self, **changes: Any) -> Graph:
         return dataclasses.replace(self, **changes)

@@ -248,12 +248,15 @@ def render(source: Any, path: str | Path | None = None, *, format: str | None = 
     """
     fmt = resolve_format(path, format)
     require_dot(fmt)
+    from .io import safe_stem
+
     protect = list(protect)
     if _is_file(source):
         protect.append(source)  # a spec file: never written over
     graph = graph_of(source, params, limits)
+    protect += graph.files  # nor its use: files
     d = drawing(graph, expand=expand, depth=depth, fold=fold, max_render_nodes=max_render_nodes)
-    target = Path(path) if path is not None else Path(graph.name + SUFFIXES[fmt])
+    target = Path(path) if path is not None else Path(safe_stem(graph.name) + SUFFIXES[fmt])
     return write_drawing(d, target, fmt, force=force, protect=protect, dot_beside=dot_beside)
 
 

@@ -161,5 +161,5 @@ def test_cli_build_weights(tmp_path):
     r = CliRunner().invoke(main, ["build", str(SPEC), "--weights", str(good), "-o", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     bad = save_weights(model(num_classes=7), tmp_path / "bad.safetensors")
-    r = CliRunner().invoke(main, ["build", str(SPEC), "--weights", str(bad), "-o", str(tmp_path / "out")])
+    r = CliRunner().invoke(main, ["build", str(SPEC), "--weights", str(bad), "-o", str(tmp_path / "out2")])
     assert r.exit_code == 2 and "WeightsError" in r.output and "fc.weight: file 7x64, model 10x64" in r.output

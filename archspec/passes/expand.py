@@ -121,7 +121,7 @@ def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limit
     symbolic = {d for dims in spec.inputs.values() for d in dims if isinstance(d, str) and d not in spec.params}
     sizes = {k: v for k, v in (params or {}).items() if k in symbolic}
     resolved = _resolve_params(spec, {k: v for k, v in (params or {}).items() if k not in symbolic}, top)
-    blocks = _collect_blocks(spec, doc, limits)
+    blocks, files = _collect_blocks(spec, doc, limits)
     defaults = {op: m.model_dump(exclude_none=True) for op in REGISTRY.names()
                 if (m := getattr(spec.defaults, op, None)) is not None}
     ctx = _Ctx(limits=limits, params=resolved, defaults=defaults, blocks=blocks)
@@ -168,7 +168,15 @@ def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limit
     init["projection"] = spec.defaults.projection.model_dump()
     return Graph(name=spec.name, inputs=inputs, nodes=order, outputs=tuple(outputs), scopes=tuple(ctx.scopes),
                  doc=spec.doc, file=doc.file, source=doc.text, params=resolved, init=init,
-                 input_locs=input_locs, output_locs=output_locs)
+                 input_locs=input_locs, output_locs=output_locs,
+                 files=tuple(str(f) for f in ([Path(doc.file)] if _is_file(doc.file) else []) + files))
+
+
+def _is_file(name: str) -> bool:
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):  # a name that is no path: too long, a NUL
+        return False
 
 
 # -- params, blocks, includes -----------------------------------------------------------
@@ -207,7 +215,8 @@ def _kind_of(v: Any) -> str:
     return "null"
 
 
-def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> dict[str, _BlockDef]:
+def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> tuple[dict[str, _BlockDef], list[Path]]:
+    """The blocks a spec can call, and the ``use:`` files read to find them."""
     blocks: dict[str, _BlockDef] = {}
     seen_files: list[Path] = []
     root = Path(doc.file).resolve().parent if Path(doc.file).exists() else None
@@ -249,7 +258,7 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> dict[str, _Bloc
 
     include(spec, doc, 0, (Path(doc.file).resolve(),) if root is not None else ())
     add_blocks(spec, doc)
-    return blocks
+    return blocks, seen_files
 
 
 LIBRARY_PREFIX = "archspec:"
