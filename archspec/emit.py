@@ -24,8 +24,6 @@ from .ir import Graph, Node
 from .ops import REGISTRY
 from .passes.check import check_names
 
-_CONV_OPS = ("conv", "conv_transpose")
-
 
 def emit(graph: Graph) -> fx.GraphModule:
     """Build the GraphModule of a checked graph (shapes known, no errors)."""
@@ -37,7 +35,7 @@ def emit(graph: Graph) -> fx.GraphModule:
     lines = (graph.source or "").splitlines()
     # Weights that the init policy overwrites are not drawn twice: such modules are
     # built on the meta device and given uninitialised storage, then _initialise fills them.
-    redrawn = _CONV_OPS if graph.init.get("scheme", "default") == "kaiming_normal" else ()
+    redraw = graph.init.get("scheme", "default") == "kaiming_normal"
 
     for name, shape in graph.inputs.items():
         ph = g.placeholder(name)
@@ -53,7 +51,7 @@ def emit(graph: Graph) -> fx.GraphModule:
         args = [values[i] for i in n.inputs]
         if n.module is not None:
             if "share" not in n.meta or n.module == n.name:
-                if n.op in redrawn:
+                if redraw and op.init_kind == "fan_out":
                     with torch.device("meta"):
                         module = op.module(attrs, in_shapes)
                     module = module.to_empty(device="cpu")
@@ -117,15 +115,20 @@ def _class_name(name: str) -> str:
 
 
 def _initialise(gm: fx.GraphModule, graph: Graph) -> None:
-    """Apply the spec's ``init:`` policy (PyTorch's defaults are already in place)."""
-    scheme = graph.init.get("scheme", "default")
-    if scheme == "kaiming_normal":
-        for m in gm.modules():
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+    """Apply the spec's ``init:`` policy (PyTorch's defaults are already in place).
+
+    Each op says what the policy does to its module (``Op.init_kind``); modules are
+    visited in registration order, so the random draws are those of a hand-written model.
+    """
+    if graph.init.get("scheme", "default") == "kaiming_normal":
+        kinds = {n.module: REGISTRY.get(n.op).init_kind for n in graph.nodes if n.module is not None}
+        for path, m in gm.named_modules():
+            kind = kinds.get(path)
+            if kind == "fan_out":
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm)) and m.weight is not None:
+            elif kind == "norm" and getattr(m, "weight", None) is not None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
     if graph.init.get("zero_init_residual"):
@@ -138,15 +141,17 @@ def _initialise(gm: fx.GraphModule, graph: Graph) -> None:
 
 def residual_norms(graph: Graph) -> list[str]:
     """Module paths of the last norm on each residual branch: the spec node feeding
-    input 0 of every ``add`` that has a skip (zeroed by ``zero_init_residual``)."""
+    input 0 of every residual sum (``Op.residual``) written in the spec, looking through
+    ops that pass their input on (``Op.passthrough``); ``zero_init_residual`` zeroes them."""
     by_name = graph.index()
     out = []
     for n in graph.nodes:
-        if n.op != "add" or n.provenance != "spec":
+        op = REGISTRY.get(n.op)
+        if not op.residual or n.provenance != "spec":
             continue
         src = by_name.get(n.inputs[0])
-        while src is not None and src.op == "identity":
+        while src is not None and REGISTRY.get(src.op).passthrough:
             src = by_name.get(src.inputs[0])
-        if src is not None and src.op in ("bn", "groupnorm", "layernorm") and src.module is not None:
+        if src is not None and REGISTRY.get(src.op).init_kind == "norm" and src.module is not None:
             out.append(src.module)
     return out

@@ -160,6 +160,16 @@ class WeightsError(ArchSpecError):
     """A state_dict does not match the compiled model."""
 
 
+class OpDefinitionError(ArchSpecError):
+    """An op class given to ``register_op`` is broken (its name, its ``Attrs``): a fault of
+    the Python that defines the op, not of any spec. ``loc`` points at the class."""
+
+
+class ExportError(ArchSpecError):
+    """A checked graph that a chosen export format cannot write (a module or function
+    with no standalone Python form): a limit of the format, not a fault of the spec."""
+
+
 def close_matches(word: str, choices: object) -> str:
     """`` (did you mean 'conv'?)`` or the empty string."""
     import difflib

@@ -23,13 +23,12 @@ import inspect
 import io
 import keyword
 import math
-import re
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchSpecError
+from .errors import ArchSpecError, ExportError
 from .ir import Graph
 
 FORMATS = ("python", "torchscript", "export", "onnx")
@@ -138,39 +137,21 @@ def _build(mod: Any, path: str, expr: str, leaves: set[str], out: list[str], lis
             _build(child, cpath, cexpr, leaves, out, lists)
 
 
-_CTOR_ARGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    # class name prefix: (positional attributes, keyword attributes with their defaults)
-    "Conv": (("in_channels", "out_channels"),
-             {"kernel_size": None, "stride": None, "padding": None, "dilation": (1,), "groups": 1, "bias": True,
-              "padding_mode": "zeros"}),
-    "ConvTranspose": (("in_channels", "out_channels"),
-                      {"kernel_size": None, "stride": None, "padding": None, "output_padding": (0,), "groups": 1,
-                       "bias": True, "dilation": (1,)}),
-    "BatchNorm": (("num_features",), {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True}),
-    "InstanceNorm": (("num_features",), {"eps": 1e-5, "momentum": 0.1, "affine": False,
-                                         "track_running_stats": False}),
-    "Linear": (("in_features", "out_features"), {"bias": True}),
-    "GroupNorm": (("num_groups", "num_channels"), {"eps": 1e-5, "affine": True}),
-    "LayerNorm": (("normalized_shape",), {"eps": 1e-5, "elementwise_affine": True, "bias": True}),
-    "Dropout": ((), {"p": 0.5}),
-    "AlphaDropout": ((), {"p": 0.5}),
-    "Identity": ((), {}),
-}
-
-
 def constructor(m: Any, path: str) -> str:
     """``nn.Conv2d(3, 64, kernel_size=(7, 7), ...)``: Python that rebuilds module ``m``."""
     from torch import nn
 
+    from .ops import REGISTRY
+
     cls = type(m)
     name = cls.__name__
     if getattr(nn, name, None) is not cls:
-        raise ArchSpecError(f"cannot export module '{path}' as standalone Python: it is a {cls.__module__}.{name}, "
-                            "not a torch.nn module", fix="export with --to torchscript or --to export instead")
-    key = next((k for k in sorted(_CTOR_ARGS, key=len, reverse=True) if re.fullmatch(rf"{k}\d?d?", name)), None)
-    if key is None:
+        raise ExportError(f"cannot export module '{path}' as standalone Python: it is a {cls.__module__}.{name}, "
+                          "not a torch.nn module", fix="export with --to torchscript or --to export instead")
+    op = REGISTRY.for_torch(cls)  # the op that builds this class says how to write its constructor
+    if op is None or op.ctor is None:
         return _repr(m, path)
-    pos, kw = _CTOR_ARGS[key]
+    pos, kw = op.ctor
     args = [_lit(getattr(m, a)) for a in pos]
     for a, default in kw.items():
         if a == "bias":
@@ -193,8 +174,8 @@ def _repr(m: Any, path: str) -> str:
     except TypeError:
         default = None
     if default is None or repr(default) != repr(m):
-        raise ArchSpecError(f"cannot export module '{path}' ({type(m).__name__}) as standalone Python",
-                            fix="export with --to torchscript or --to export instead")
+        raise ExportError(f"cannot export module '{path}' ({type(m).__name__}) as standalone Python",
+                          fix="export with --to torchscript or --to export instead")
     return f"nn.{type(m).__name__}()"
 
 
@@ -248,7 +229,7 @@ def _lit(v: Any) -> str:
         return f"torch.device({str(v)!r})"
     if isinstance(v, slice):
         return f"slice({_lit(v.start)}, {_lit(v.stop)}, {_lit(v.step)})"
-    raise ArchSpecError(f"cannot write the constant {v!r} ({type(v).__name__}) as Python")
+    raise ExportError(f"cannot write the constant {v!r} ({type(v).__name__}) as Python")
 
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "matmul": "@", "pow": "**"}
@@ -315,8 +296,8 @@ def _helper(fn: Any, qual: str, helpers: dict[str, str]) -> str:
         src = ""
     if not name.isidentifier() or not src.startswith("def ") or "archspec" in src:
         where = f"{getattr(fn, '__module__', None) or '?'}.{getattr(fn, '__qualname__', None) or name or qual}"
-        raise ArchSpecError(f"cannot export the function {where} as standalone Python",
-                            fix="export with --to torchscript or --to export instead")
+        raise ExportError(f"cannot export the function {where} as standalone Python",
+                          fix="export with --to torchscript or --to export instead")
     helpers[name] = src
     return name
 

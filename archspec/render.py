@@ -58,6 +58,7 @@ from typing import Any, Literal
 from .errors import ArchSpecError, LimitError, OutputError, close_matches
 from .io import write_bytes, write_text
 from .ir import Graph, Node, Scope, Shape
+from .ops import REGISTRY, Op
 
 FORMATS = ("svg", "png", "pdf", "dot", "mermaid")
 IMAGE_FORMATS = frozenset({"svg", "png", "pdf"})
@@ -69,10 +70,6 @@ INSTALL_GRAPHVIZ = ("install graphviz (apt-get install graphviz, brew install gr
                     "-c conda-forge graphviz), or write --format dot or --format mermaid, which need no graphviz")
 
 Role = Literal["main", "residual", "concat", "branch"]
-MERGES = frozenset({"add", "mul", "lerp", "concat"})
-# Shape-keeping ops drawn inside the node before them: `conv` then `+ bn + relu`.
-FOLDABLE = frozenset({"bn", "layernorm", "groupnorm", "instancenorm", "relu", "leaky_relu", "gelu", "silu",
-                      "sigmoid", "tanh", "hardswish", "elu", "dropout", "identity"})
 
 # Colours: one per resolution for the main path, one per skip kind, and the markers.
 RES_COLOURS = ("#1a237e", "#0277bd", "#00838f", "#6a1b9a", "#ad1457", "#4e342e", "#37474f", "#283593")
@@ -313,6 +310,11 @@ def _parent(name: str) -> str:
     return name.rpartition(".")[0]
 
 
+def _op(name: str) -> Op[Any] | None:
+    """The registered op of a node; None for a hand-built node of an unknown op (drawn plain)."""
+    return REGISTRY.get(name) if name in REGISTRY else None
+
+
 def fmt_shape(shape: Shape | None) -> str:
     return "×".join(str(d) for d in shape) if shape else "?"
 
@@ -387,8 +389,6 @@ class _Builder:
     def params_of(self, n: Node) -> int:
         if n.module is None or "share" in n.meta or n.shape is None:
             return 0
-        from .ops import REGISTRY
-
         op = REGISTRY.get(n.op)
         ins = [self.shapes.get(i) for i in n.inputs]
         if any(s is None for s in ins):
@@ -445,7 +445,8 @@ class _Builder:
                 if span < 1:
                     self.roles[(n.name, slot)] = ("branch", None)
                     continue
-                self.roles[(n.name, slot)] = ("concat" if n.op == "concat" else "residual", span)
+                op = _op(n.op)
+                self.roles[(n.name, slot)] = (op.skip if op is not None else "residual", span)
                 if self._dips(real, n, n.inputs[main], depth):
                     self.u_layout = True
                     self.u_skips.append((real, n.name))
@@ -490,7 +491,8 @@ class _Builder:
                 self.group[n.name] = proj.setdefault(key, n.name)
                 continue
             head = n.name
-            if self.fold and n.op in FOLDABLE and len(n.inputs) == 1 and n.error is None:
+            op = _op(n.op)
+            if self.fold and op is not None and op.foldable and len(n.inputs) == 1 and n.error is None:
                 p = n.inputs[0]
                 pn = self.idx.get(p)
                 if (pn is not None and pn.provenance != "auto" and not pn.meta.get("disabled")
@@ -668,7 +670,8 @@ class _Builder:
             extra = [" + ".join(m.op for m in nodes)]
             why = str(first.meta.get("rule", ""))
         else:
-            kind = "merge" if first.op in MERGES else "op"
+            op = _op(first.op)
+            kind = "merge" if op is not None and op.role == "merge" else "op"
             headline = self._summary(first)
             extra = ["+ " + " + ".join(m.op for m in nodes[1:])] if len(nodes) > 1 else []
             if "share" in first.meta:
@@ -711,41 +714,14 @@ class _Builder:
         return node
 
     def _summary(self, n: Node) -> str:
-        """The op and its telling attributes: ``conv 3×3/2 64→128``."""
-        a = n.attrs
-        ins = [self.shapes.get(i) for i in n.inputs]
-        cin = ins[0][0] if ins and ins[0] else None
-        nd = max(len(ins[0]) - 1, 1) if ins and ins[0] else 2
-
-        def kernel(v: Any) -> str:
-            return "×".join(str(x) for x in (v if isinstance(v, list | tuple) else [v] * nd))
-
-        def stride(v: Any) -> str:
-            if v is None or v == 1 or (isinstance(v, list | tuple) and all(x == 1 for x in v)):
-                return ""
-            return "/" + (kernel(v) if isinstance(v, list | tuple) else str(v))
-
-        if n.op in ("conv", "conv_transpose"):
-            s = f"{n.op} {kernel(a.get('k'))}{stride(a.get('stride'))}"
-            s += f" {cin}→{a.get('out')}" if cin is not None else f" →{a.get('out')}"
-            if a.get("groups", 1) != 1:
-                s += f" g{a['groups']}"
-            if a.get("dilation", 1) not in (1, [1], (1,)):
-                s += f" d{a['dilation']}"
-            return s
-        if n.op in ("maxpool", "avgpool"):
-            st = a.get("stride")
-            return f"{n.op} {kernel(a.get('k'))}{stride(st if st is not None else a.get('k'))}"
-        if n.op.startswith("adaptive_"):
-            return f"{n.op} →{kernel(a.get('size'))}"
-        if n.op == "linear":
-            return f"linear {cin}→{a.get('out')}" if cin is not None else f"linear →{a.get('out')}"
-        if n.op == "upsample":
-            how = f"×{a['scale']}" if a.get("scale") is not None else f"→{kernel(a.get('size'))}"
-            return f"upsample {how} {a.get('mode', '')}".rstrip()
-        if n.op == "dropout":
-            return f"dropout {a.get('p')}"
-        return n.op
+        """The op and its telling attributes (``conv 3×3/2 64→128``): the op's own label."""
+        op = _op(n.op)
+        if op is None:
+            return n.op
+        try:
+            return op.label(op.Attrs.model_validate(dict(n.attrs)), [self.shapes.get(i) for i in n.inputs])
+        except ValueError:  # a hand-built node whose attributes the op refuses
+            return n.op
 
     def _drawn_cluster(self, chain: list[str]) -> str | None:
         drawn = [c for c in chain if self._is_cluster(c)]

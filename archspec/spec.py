@@ -51,8 +51,6 @@ def _version(v: Any) -> Any:
 
 Version = Annotated[Literal[1], BeforeValidator(_version)]
 
-NODE_KEYS = ("in", "when", "doc", "op", "block", "nodes", "share", "kind")
-
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
@@ -97,9 +95,7 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
         "when": (Union[bool, Expr, None], None),
         "doc": (str, ""),
     }
-    for fname, finfo in op.Attrs.model_fields.items():
-        if fname in NODE_KEYS:
-            raise ArchSpecError(f"op '{op_name}' has an attribute named '{fname}', which is reserved for nodes")
+    for fname, finfo in op.Attrs.model_fields.items():  # none is a node key: register_op refuses those
         ann = Annotated[(finfo.annotation, *finfo.metadata)] if finfo.metadata else finfo.annotation  # type: ignore[valid-type]
         # Required attributes may come from `defaults:`, so the expand pass checks them.
         default = None if partial or finfo.is_required() else finfo.default

@@ -350,6 +350,27 @@ def test_op_matches_torch(name: str, attrs: dict[str, Any], shapes: Shapes) -> N
     assert op.macs(a, shapes, out) == fc.get_total_flops() // 2
 
 
+@pytest.mark.parametrize(("name", "attrs", "shapes"), TORCH_PARAMS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(TORCH_PARAMS)])
+def test_op_is_found_and_read_back_from_torch(name: str, attrs: dict[str, Any], shapes: Shapes) -> None:
+    """The reverse mapping: the torch class or function an op builds leads back to the op,
+    and the attributes it reads from it build the same module or call again."""
+    op, a = op_attrs(name, attrs)
+    if not op.stateless:
+        m = op.module(a, shapes)
+        assert REGISTRY.for_torch(type(m)) is op
+        back = op.Attrs.model_validate(op.read(m, shapes))
+        assert repr(op.module(back, shapes)) == repr(m)
+    elif op.passthrough:  # emits no node: nothing to read
+        assert op.emit(None, a, shapes, ["x"]) == "x" and op.read(None, shapes) == {}
+    else:
+        args = [f"x{i}" for i in range(len(shapes))]
+        fn, fargs, kwargs = op.call(a, shapes, args)
+        assert REGISTRY.for_torch(fn) is op
+        back = op.Attrs.model_validate(op.read(fn, shapes, fargs, kwargs))
+        assert op.call(back, shapes, args) == (fn, fargs, kwargs)
+
+
 def test_stateless_ops_emit_no_inplace_and_right_values() -> None:
     x = torch.randn(2, 3, 4, 5)
 

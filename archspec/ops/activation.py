@@ -7,27 +7,28 @@ overwrite a tensor that a residual branch may still read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from ..errors import ShapeError
-from .base import Call, Op, OpAttrs, Shape, fmt, register_op
+from .base import A, Call, Op, OpAttrs, Shape, fmt, register_op
 
 
-class _Pointwise(Op):
+class _Pointwise(Op[A]):
     """Shape rule of every activation: the output has the input's shape."""
 
     family = "activation"
 
-    def infer(self, a: Any, shapes: Sequence[Shape]) -> Shape:
+    def infer(self, a: A, shapes: Sequence[Shape]) -> Shape:
         return shapes[0]
 
 
 @register_op
-class ReLU(_Pointwise):
+class ReLU(_Pointwise[OpAttrs]):
     """``max(x, 0)``. Shape kept."""
 
     name = "relu"
+    torch_names = ("torch.relu", "torch.nn.functional.relu")
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
@@ -40,10 +41,11 @@ class LeakyReLUAttrs(OpAttrs):
 
 
 @register_op
-class LeakyReLU(_Pointwise):
+class LeakyReLU(_Pointwise[LeakyReLUAttrs]):
     """``x if x > 0 else slope * x``. Shape kept."""
 
     name = "leaky_relu"
+    torch_names = ("torch.nn.functional.leaky_relu",)
     Attrs = LeakyReLUAttrs
 
     def call(self, a: LeakyReLUAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
@@ -51,16 +53,21 @@ class LeakyReLU(_Pointwise):
 
         return F.leaky_relu, (args[0],), {"negative_slope": a.slope}
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"slope": (kwargs or {}).get("negative_slope", 0.01)}
+
 
 class GELUAttrs(OpAttrs):
     approximate: Literal["none", "tanh"] = "none"
 
 
 @register_op
-class GELU(_Pointwise):
+class GELU(_Pointwise[GELUAttrs]):
     """Gaussian error linear unit, exact (``none``) or its ``tanh`` approximation. Shape kept."""
 
     name = "gelu"
+    torch_names = ("torch.nn.functional.gelu",)
     Attrs = GELUAttrs
 
     def call(self, a: GELUAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
@@ -68,12 +75,17 @@ class GELU(_Pointwise):
 
         return F.gelu, (args[0],), {"approximate": a.approximate}
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"approximate": (kwargs or {}).get("approximate", "none")}
+
 
 @register_op
-class SiLU(_Pointwise):
+class SiLU(_Pointwise[OpAttrs]):
     """``x * sigmoid(x)`` (swish). Shape kept."""
 
     name = "silu"
+    torch_names = ("torch.nn.functional.silu",)
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch.nn.functional as F
@@ -82,10 +94,11 @@ class SiLU(_Pointwise):
 
 
 @register_op
-class Sigmoid(_Pointwise):
+class Sigmoid(_Pointwise[OpAttrs]):
     """``1 / (1 + exp(-x))``. Shape kept."""
 
     name = "sigmoid"
+    torch_names = ("torch.sigmoid",)
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
@@ -94,10 +107,11 @@ class Sigmoid(_Pointwise):
 
 
 @register_op
-class Tanh(_Pointwise):
+class Tanh(_Pointwise[OpAttrs]):
     """Hyperbolic tangent. Shape kept."""
 
     name = "tanh"
+    torch_names = ("torch.tanh",)
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
@@ -106,10 +120,11 @@ class Tanh(_Pointwise):
 
 
 @register_op
-class Hardswish(_Pointwise):
+class Hardswish(_Pointwise[OpAttrs]):
     """``x * relu6(x + 3) / 6`` (MobileNetV3). Shape kept."""
 
     name = "hardswish"
+    torch_names = ("torch.nn.functional.hardswish",)
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch.nn.functional as F
@@ -122,10 +137,11 @@ class ELUAttrs(OpAttrs):
 
 
 @register_op
-class ELU(_Pointwise):
+class ELU(_Pointwise[ELUAttrs]):
     """``x if x > 0 else alpha * (exp(x) - 1)``. Shape kept."""
 
     name = "elu"
+    torch_names = ("torch.nn.functional.elu",)
     Attrs = ELUAttrs
 
     def call(self, a: ELUAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
@@ -133,17 +149,23 @@ class ELU(_Pointwise):
 
         return F.elu, (args[0],), {"alpha": a.alpha}
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"alpha": (kwargs or {}).get("alpha", 1.0)}
+
 
 class SoftmaxAttrs(OpAttrs):
     dim: int = 0  # per-sample dim: 0 is channels (or the features of an (F,) vector)
 
 
 @register_op
-class Softmax(_Pointwise):
+class Softmax(_Pointwise[SoftmaxAttrs]):
     """Softmax along per-sample ``dim`` (default 0: channels / features). Shape kept;
     ``dim`` must lie in ``[-rank, rank)`` of the per-sample shape."""
 
     name = "softmax"
+    fold = False  # a distribution, drawn as a step of its own
+    torch_names = ("torch.softmax",)
     Attrs = SoftmaxAttrs
 
     def infer(self, a: SoftmaxAttrs, shapes: Sequence[Shape]) -> Shape:
@@ -158,4 +180,8 @@ class Softmax(_Pointwise):
         import torch
 
         return torch.softmax, (args[0],), {"dim": a.dim % len(shapes[0]) + 1}  # + batch
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"dim": (kwargs or {})["dim"] - 1}  # - batch
 

@@ -11,13 +11,20 @@ vectors. Attributes that name a dimension (``dim``) count in that per-sample sha
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ArchSpecError, ShapeError, UnknownOpError, close_matches
+from ..errors import (
+    ArchSpecError,
+    Loc,
+    OpDefinitionError,
+    ShapeError,
+    UnknownOpError,
+    close_matches,
+)
 
 Shape = tuple[int, ...]
 Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # (function, args, kwargs)
@@ -49,8 +56,37 @@ class Window:
     glob: bool = False
 
 
-class Op:
-    """Base class of every op. Subclasses set ``name`` and override what applies."""
+DrawRole = Literal["merge", "pointwise", "weighted", "plain"]
+SkipKind = Literal["residual", "concat"]
+InitKind = Literal["default", "fan_out", "norm"]
+CtorArgs = tuple[tuple[str, ...], Mapping[str, Any]]  # (positional attributes, keyword attributes: defaults)
+
+# Keys a spec node uses for itself: an op attribute of one of these names could never be written.
+RESERVED_ATTRS = frozenset({"in", "when", "doc", "op", "block", "nodes", "share", "kind"})
+_ROLE_OF_FAMILY: dict[str, DrawRole] = {"merge": "merge", "activation": "pointwise", "norm": "pointwise",
+                                        "conv": "weighted", "linear": "weighted"}
+
+A = TypeVar("A", bound=OpAttrs)
+
+
+class Op(Generic[A]):
+    """Base class of every op: everything archspec knows about one op lives on its class.
+
+    Subclasses set ``name`` and override what applies. ``Op[ConvAttrs]`` types ``a``,
+    the op's validated attributes, in every method. Besides the shape rule and counts:
+
+    - ``draw`` — how render draws it: ``merge`` (its other inputs are skips of kind
+      ``skip``), ``pointwise`` (shape-keeping; folded into the op before it when
+      ``fold``), ``weighted`` or ``plain``; by default from ``family``;
+    - ``init_kind`` — what the ``init:`` policy does to its module: ``fan_out``
+      (kaiming normal, zero bias), ``norm`` (weight 1, bias 0; the residual norm that
+      ``zero_init_residual`` zeroes) or ``default`` (left as built);
+    - ``label`` — the drawn summary (``conv 3×3/2 64→128``);
+    - ``module``/``call``/``emit`` — how emit builds it; ``ctor`` — how export writes the
+      constructor of its module;
+    - ``torch_names`` and ``read`` — the reverse mapping: which torch classes or functions
+      it is, and its attributes read back from a module instance or a call's arguments.
+    """
 
     name: ClassVar[str]
     family: ClassVar[str] = "misc"
@@ -59,62 +95,123 @@ class Op:
     stateless: ClassVar[bool] = True  # True: emitted as call_function, no module
     projectable: ClassVar[bool] = False  # merges whose mismatched inputs get auto projections
     doc: ClassVar[str] = ""
+    draw: ClassVar[DrawRole | None] = None  # None: from the family
+    fold: ClassVar[bool | None] = None  # None: pointwise ops fold
+    skip: ClassVar[SkipKind] = "residual"  # the kind of skip that ends at it
+    init_kind: ClassVar[InitKind] = "default"
+    residual: ClassVar[bool] = False  # a residual sum: input 0 is the branch, the rest are skips
+    passthrough: ClassVar[bool] = False  # its output is its input (emits no node)
+    ctor: ClassVar[CtorArgs | None] = None  # None: exported only as its default construction
+    torch_names: ClassVar[tuple[str, ...]] = ()  # "torch.nn.Conv2d", "torch.relu", ...
+
+    @property
+    def role(self) -> DrawRole:
+        """How render draws this op."""
+        return self.draw if self.draw is not None else _ROLE_OF_FAMILY.get(self.family, "plain")
+
+    @property
+    def foldable(self) -> bool:
+        """Drawn inside the node before it (``conv`` then ``+ bn + relu``)."""
+        return self.fold if self.fold is not None else self.role == "pointwise"
 
     # -- pure Python: no torch below this line unless inside a method that builds ----
-    def infer(self, a: Any, shapes: Sequence[Shape]) -> Shape:
+    def infer(self, a: A, shapes: Sequence[Shape]) -> Shape:
         """The output shape; raises ShapeError saying what and why."""
         raise NotImplementedError
 
-    def params(self, a: Any, shapes: Sequence[Shape]) -> int:
+    def params(self, a: A, shapes: Sequence[Shape]) -> int:
         """Number of learnable parameters."""
         return 0
 
-    def macs(self, a: Any, shapes: Sequence[Shape], out: Shape) -> int:
+    def macs(self, a: A, shapes: Sequence[Shape], out: Shape) -> int:
         """Multiply-accumulates of the weighted ops (conv, conv_transpose, linear); 0 otherwise."""
         return 0
 
-    def window(self, a: Any, shapes: Sequence[Shape]) -> Window | None:
+    def window(self, a: A, shapes: Sequence[Shape]) -> Window | None:
         """Receptive-field data; ``None`` for pointwise ops that keep the field."""
         return None
 
+    def label(self, a: A, shapes: Sequence[Shape | None]) -> str:
+        """The drawn summary of a node: the op and its telling attributes."""
+        return self.name
+
     # -- torch side -----------------------------------------------------------------
-    def module(self, a: Any, shapes: Sequence[Shape]) -> Any:
+    def module(self, a: A, shapes: Sequence[Shape]) -> Any:
         """The ``nn.Module`` of a stateful op."""
         raise NotImplementedError(f"op '{self.name}' has no module")
 
-    def call(self, a: Any, shapes: Sequence[Shape], args: list[Any]) -> Call:
+    def call(self, a: A, shapes: Sequence[Shape], args: list[Any]) -> Call:
         """``(function, args, kwargs)`` of a stateless op, given its fx input nodes."""
         raise NotImplementedError(f"op '{self.name}' has no function")
 
-    def emit(self, graph: Any, a: Any, shapes: Sequence[Shape], args: list[Any]) -> Any:
+    def emit(self, graph: Any, a: A, shapes: Sequence[Shape], args: list[Any]) -> Any:
         """Add this stateless op to a ``torch.fx.Graph``; returns the node holding its result."""
         fn, fargs, kwargs = self.call(a, shapes, args)
         return graph.call_function(fn, fargs, kwargs)
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The attributes of this op read back from torch: from a module instance
+        (stateful ops), or from the function and the arguments of its call (stateless
+        ops; ``args`` hold the inputs first). ``shapes`` are the per-sample input shapes.
+        The inverse of ``module``/``call``: building from what it returns gives the same."""
+        return {}
+
     def __repr__(self) -> str:
         return f"<op {self.name}>"
+
+
+def torch_object(qualname: str) -> Any:
+    """The torch class or function a ``torch_names`` entry names (imports torch)."""
+    import importlib
+
+    mod, _, attr = qualname.rpartition(".")
+    obj: Any = importlib.import_module(mod.split(".")[0])
+    for part in qualname.split(".")[1:]:
+        obj = getattr(obj, part)
+    return obj
+
+
+def _definition_loc(obj: Any) -> Loc | None:
+    """Where a class is defined, for errors about a broken op."""
+    import inspect
+
+    try:
+        file = inspect.getsourcefile(obj)
+        _, line = inspect.getsourcelines(obj)
+    except (OSError, TypeError):
+        return None
+    return Loc(file, line, 1) if file else None
 
 
 class Registry:
     """The closed op registry. Registering a name twice is an error, not a warning."""
 
     def __init__(self) -> None:
-        self._ops: dict[str, Op] = {}
+        self._ops: dict[str, Op[Any]] = {}
         self.version = 0
         self._entry_points_loaded = False
 
-    def register(self, op: type[Op] | Op, *, replace: bool = False) -> Op:
+    def register(self, op: type[Op[Any]] | Op[Any], *, replace: bool = False) -> Op[Any]:
+        """Add an op; a broken one is refused here, so it never breaks a later spec."""
         inst = op() if isinstance(op, type) else op
+        loc = _definition_loc(type(inst))
         name = getattr(inst, "name", None)
         if not isinstance(name, str) or not name.isidentifier():
-            raise ArchSpecError(f"op name {name!r} is not an identifier")
+            raise OpDefinitionError(f"op name {name!r} is not an identifier", loc=loc)
         if name in self._ops and not replace:
             raise ArchSpecError(
                 f"op '{name}' is already registered",
                 fix="pick another name, or pass replace=True to override it on purpose",
             )
         if not (isinstance(inst.Attrs, type) and issubclass(inst.Attrs, OpAttrs)):
-            raise ArchSpecError(f"op '{name}': Attrs must subclass archspec.OpAttrs")
+            raise OpDefinitionError(f"op '{name}': Attrs must subclass archspec.OpAttrs", loc=loc)
+        for fname in inst.Attrs.model_fields:
+            if fname in RESERVED_ATTRS:
+                raise OpDefinitionError(
+                    f"op '{name}' has an attribute named '{fname}', which is reserved for nodes",
+                    loc=_definition_loc(inst.Attrs) or loc,
+                    fix=f"rename the attribute; a node uses {', '.join(sorted(RESERVED_ATTRS))} itself")
         self._ops[name] = inst
         self.version += 1
         return inst
@@ -123,7 +220,7 @@ class Registry:
         del self._ops[name]
         self.version += 1
 
-    def get(self, name: str) -> Op:
+    def get(self, name: str) -> Op[Any]:
         self.load_entry_points()
         try:
             return self._ops[name]
@@ -132,6 +229,18 @@ class Registry:
                 f"unknown op '{name}'{close_matches(name, self._ops)}",
                 fix="see `docs/ops.md` for the list of ops, or register your own with archspec.register_op",
             ) from None
+
+    def for_torch(self, obj: Any) -> Op[Any] | None:
+        """The op that is the torch class (or function) ``obj``: the reverse mapping."""
+        self.load_entry_points()
+        for op in self._ops.values():
+            for qualname in op.torch_names:
+                try:
+                    if torch_object(qualname) is obj:
+                        return op
+                except (ImportError, AttributeError):
+                    continue
+        return None
 
     def names(self) -> list[str]:
         self.load_entry_points()
@@ -160,7 +269,7 @@ class Registry:
 REGISTRY = Registry()
 
 
-def register_op(op: type[Op] | Op | None = None, *, replace: bool = False) -> Any:
+def register_op(op: type[Op[Any]] | Op[Any] | None = None, *, replace: bool = False) -> Any:
     """Add an op to the registry; usable as a class decorator.
 
     >>> from archspec.ops.base import Op, register_op
@@ -173,7 +282,7 @@ def register_op(op: type[Op] | Op | None = None, *, replace: bool = False) -> An
     >>> REGISTRY.unregister("square_doc")
     """
 
-    def deco(cls: type[Op] | Op) -> Any:
+    def deco(cls: type[Op[Any]] | Op[Any]) -> Any:
         REGISTRY.register(cls, replace=replace)
         return cls
 
@@ -213,6 +322,34 @@ def tuplify(v: int | Sequence[int], n: int, what: str) -> tuple[int, ...]:
 def conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
     """floor((size + 2p - d(k-1) - 1) / s) + 1 — PyTorch's conv and pool size rule."""
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def kernel_text(v: Any, nd: int) -> str:
+    """``3×3``: a per-dim size in a drawn label (an int stands for every one of ``nd`` dims)."""
+    return "×".join(str(x) for x in (v if isinstance(v, list | tuple) else [v] * nd))
+
+
+def stride_text(v: Any, nd: int) -> str:
+    """``/2`` after a kernel in a drawn label; empty for stride 1."""
+    if v is None or v == 1 or (isinstance(v, list | tuple) and all(x == 1 for x in v)):
+        return ""
+    return "/" + (kernel_text(v, nd) if isinstance(v, list | tuple) else str(v))
+
+
+def label_geometry(shapes: Sequence[Shape | None]) -> tuple[int | None, int]:
+    """(input channels or None, number of spatial dims) of a drawn node's first input."""
+    first = shapes[0] if shapes else None
+    if not first:
+        return None, 2
+    return first[0], max(len(first) - 1, 1)
+
+
+def ints(v: Any) -> int | list[int]:
+    """A torch size tuple as an attribute: one int when every dim agrees, else a list."""
+    if isinstance(v, list | tuple):
+        t = [int(x) for x in v]
+        return t[0] if t and all(x == t[0] for x in t) else t
+    return int(v)
 
 
 def prod(xs: Sequence[int]) -> int:

@@ -6,8 +6,8 @@ Conv2d, ``(C, D, H, W)`` Conv3d.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from ..errors import ShapeError
 from .base import (
@@ -20,9 +20,13 @@ from .base import (
     Window,
     conv_out,
     fmt,
+    ints,
+    kernel_text,
+    label_geometry,
     prod,
     register_op,
     spatial_rank,
+    stride_text,
     tuplify,
 )
 
@@ -63,14 +67,33 @@ def _check_groups(op: str, cin: int, out: int, groups: int) -> None:
         )
 
 
+def _conv_label(name: str, a: ConvAttrs | ConvTransposeAttrs, shapes: Sequence[Shape | None]) -> str:
+    """``conv 3×3/2 64→128``, with ``g<groups>`` and ``d<dilation>`` when not 1."""
+    cin, nd = label_geometry(shapes)
+    s = f"{name} {kernel_text(a.k, nd)}{stride_text(a.stride, nd)}"
+    s += f" {cin}→{a.out}" if cin is not None else f" →{a.out}"
+    if a.groups != 1:
+        s += f" g{a.groups}"
+    if a.dilation not in (1, [1], (1,)):
+        s += f" d{a.dilation}"
+    return s
+
+
+_CONV_CTOR = {"kernel_size": None, "stride": None, "padding": None, "dilation": (1,), "groups": 1, "bias": True,
+              "padding_mode": "zeros"}
+
+
 @register_op
-class Conv(Op):
+class Conv(Op[ConvAttrs]):
     """Convolution. ``(C_in, *S) -> (out, *S')`` with PyTorch's size rule per dim."""
 
     name = "conv"
     family = "conv"
     Attrs = ConvAttrs
     stateless = False
+    init_kind = "fan_out"
+    ctor = (("in_channels", "out_channels"), _CONV_CTOR)
+    torch_names = ("torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d")
 
     def infer(self, a: ConvAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes
@@ -110,6 +133,17 @@ class Conv(Op):
         return cls(shapes[0][0], a.out, k, stride=s, padding=p, dilation=d, groups=a.groups,
                    bias=a.bias, padding_mode=a.padding_mode)
 
+    def label(self, a: ConvAttrs, shapes: Sequence[Shape | None]) -> str:
+        return _conv_label(self.name, a, shapes)
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        m = target
+        return {"out": m.out_channels, "k": ints(m.kernel_size), "stride": ints(m.stride),
+                "padding": m.padding if isinstance(m.padding, str) else ints(m.padding),
+                "dilation": ints(m.dilation), "groups": m.groups, "bias": m.bias is not None,
+                "padding_mode": m.padding_mode}
+
 
 class ConvTransposeAttrs(OpAttrs):
     out: PosInt
@@ -123,7 +157,7 @@ class ConvTransposeAttrs(OpAttrs):
 
 
 @register_op
-class ConvTranspose(Op):
+class ConvTranspose(Op[ConvTransposeAttrs]):
     """Transposed convolution: ``(s-1)*stride ... `` up-sampling, PyTorch's size rule:
     ``(n-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1``."""
 
@@ -131,6 +165,11 @@ class ConvTranspose(Op):
     family = "conv"
     Attrs = ConvTransposeAttrs
     stateless = False
+    init_kind = "fan_out"
+    ctor = (("in_channels", "out_channels"),
+            {"kernel_size": None, "stride": None, "padding": None, "output_padding": (0,), "groups": 1,
+             "bias": True, "dilation": (1,)})
+    torch_names = ("torch.nn.ConvTranspose1d", "torch.nn.ConvTranspose2d", "torch.nn.ConvTranspose3d")
 
     def _geom(self, a: ConvTransposeAttrs, x: Shape) -> tuple[tuple[int, ...], ...]:
         """(k, stride, padding, output_padding, dilation), each one entry per spatial dim."""
@@ -177,3 +216,13 @@ class ConvTranspose(Op):
         cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[r]
         return cls(x[0], a.out, k, stride=s, padding=p, output_padding=op, groups=a.groups,
                    bias=a.bias, dilation=d)
+
+    def label(self, a: ConvTransposeAttrs, shapes: Sequence[Shape | None]) -> str:
+        return _conv_label(self.name, a, shapes)
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        m = target
+        return {"out": m.out_channels, "k": ints(m.kernel_size), "stride": ints(m.stride),
+                "padding": ints(m.padding), "output_padding": ints(m.output_padding), "dilation": ints(m.dilation),
+                "groups": m.groups, "bias": m.bias is not None}

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
 from ..errors import ShapeError
-from .base import Call, Op, OpAttrs, PosInt, Shape, Window, fmt, prod, register_op
+from .base import Call, Op, OpAttrs, PosInt, Shape, Window, fmt, label_geometry, prod, register_op
 
 
 class LinearAttrs(OpAttrs):
@@ -21,13 +21,15 @@ class LinearAttrs(OpAttrs):
 
 
 @register_op
-class Linear(Op):
+class Linear(Op[LinearAttrs]):
     """Fully connected layer on the last dim: ``(..., F) -> (..., out)``."""
 
     name = "linear"
     family = "linear"
     Attrs = LinearAttrs
     stateless = False
+    ctor = (("in_features", "out_features"), {"bias": True})
+    torch_names = ("torch.nn.Linear",)
 
     def infer(self, a: LinearAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes
@@ -51,6 +53,14 @@ class Linear(Op):
 
         return nn.Linear(shapes[0][-1], a.out, bias=a.bias)
 
+    def label(self, a: LinearAttrs, shapes: Sequence[Shape | None]) -> str:
+        cin, _ = label_geometry(shapes)
+        return f"linear {cin}→{a.out}" if cin is not None else f"linear →{a.out}"
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"out": target.out_features, "bias": target.bias is not None}
+
 
 def _dim(op: str, what: str, d: int, x: Shape) -> int:
     """A per-sample dim normalised to ``[0, rank)``, or a ShapeError."""
@@ -67,12 +77,13 @@ class FlattenAttrs(OpAttrs):
 
 
 @register_op
-class Flatten(Op):
+class Flatten(Op[FlattenAttrs]):
     """Merge per-sample dims ``start..end`` (inclusive) into one:
     ``(C, H, W) -> (C*H*W,)`` by default; ``start`` must not come after ``end``."""
 
     name = "flatten"
     Attrs = FlattenAttrs
+    torch_names = ("torch.flatten",)
 
     def _range(self, a: FlattenAttrs, x: Shape) -> tuple[int, int]:
         s, e = _dim("flatten", "start", a.start, x), _dim("flatten", "end", a.end, x)
@@ -92,6 +103,12 @@ class Flatten(Op):
         s, e = self._range(a, shapes[0])
         return torch.flatten, (args[0],), {"start_dim": s + 1, "end_dim": e + 1}  # + batch
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        kw = kwargs or {}
+        start, end = kw.get("start_dim", 0), kw.get("end_dim", -1)
+        return {"start": start - 1 if start >= 0 else start, "end": end - 1 if end >= 0 else end}  # - batch
+
 
 class ReshapeAttrs(OpAttrs):
     shape: list[int] = Field(min_length=1)  # per-sample; at most one -1, inferred
@@ -107,12 +124,13 @@ class ReshapeAttrs(OpAttrs):
 
 
 @register_op
-class Reshape(Op):
+class Reshape(Op[ReshapeAttrs]):
     """View the per-sample tensor as ``shape`` (one entry may be ``-1``, inferred);
     the element count must stay the same. ``(C, H, W) -> shape``."""
 
     name = "reshape"
     Attrs = ReshapeAttrs
+    torch_names = ("torch.reshape",)
 
     def infer(self, a: ReshapeAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes
@@ -137,19 +155,26 @@ class Reshape(Op):
 
         return torch.reshape, (args[0], (-1, *self.infer(a, shapes))), {}  # -1: the batch
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"shape": list(args[1][1:])}  # after the batch
+
 
 class DropoutAttrs(OpAttrs):
     p: Annotated[float, Field(ge=0, le=1)] = 0.5
 
 
 @register_op
-class Dropout(Op):
+class Dropout(Op[DropoutAttrs]):
     """Dropout (``nn.Dropout``): zeroes elements with probability ``p`` in training.
     Shape kept; a module so that ``model.eval()`` turns it off."""
 
     name = "dropout"
     Attrs = DropoutAttrs
     stateless = False
+    draw = "pointwise"
+    ctor = ((), {"p": 0.5})
+    torch_names = ("torch.nn.Dropout",)
 
     def infer(self, a: DropoutAttrs, shapes: Sequence[Shape]) -> Shape:
         return shapes[0]
@@ -159,12 +184,22 @@ class Dropout(Op):
 
         return nn.Dropout(a.p)
 
+    def label(self, a: DropoutAttrs, shapes: Sequence[Shape | None]) -> str:
+        return f"dropout {a.p}"
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"p": target.p}
+
 
 @register_op
-class Identity(Op):
+class Identity(Op[OpAttrs]):
     """Passes its input through; emits no node. Shape kept."""
 
     name = "identity"
+    draw = "pointwise"
+    passthrough = True
+    torch_names = ("torch.nn.Identity",)
 
     def infer(self, a: OpAttrs, shapes: Sequence[Shape]) -> Shape:
         return shapes[0]

@@ -8,7 +8,7 @@ projection on every input whose shape differs from input 0 before inference sees
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -17,7 +17,7 @@ from ..errors import ShapeError
 from .base import Call, Op, OpAttrs, Shape, Window, fmt, register_op, same_shapes
 
 
-class _Elementwise(Op):
+class _Elementwise(Op[OpAttrs]):
     family = "merge"
     projectable = True
 
@@ -31,6 +31,8 @@ class Add(_Elementwise):
 
     name = "add"
     arity = (2, None)
+    residual = True
+    torch_names = ("operator.add",)
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         return operator.add, tuple(args), {}
@@ -49,6 +51,7 @@ class Mul(_Elementwise):
 
     name = "mul"
     arity = (2, None)
+    torch_names = ("operator.mul",)
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         return operator.mul, tuple(args), {}
@@ -63,6 +66,7 @@ class Lerp(_Elementwise):
 
     name = "lerp"
     arity = (3, 3)
+    torch_names = ("torch.lerp",)
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
@@ -75,13 +79,15 @@ class ConcatAttrs(OpAttrs):
 
 
 @register_op
-class Concat(Op):
+class Concat(Op[ConcatAttrs]):
     """Concatenation along ``dim`` (channels by default); other dims must match."""
 
     name = "concat"
     family = "merge"
     Attrs = ConcatAttrs
     arity = (1, None)
+    skip = "concat"
+    torch_names = ("torch.cat",)
 
     def infer(self, a: ConcatAttrs, shapes: Sequence[Shape]) -> Shape:
         first = shapes[0]
@@ -110,6 +116,10 @@ class Concat(Op):
         d = a.dim % len(shapes[0]) + 1  # + batch
         return torch.cat, (tuple(args),), {"dim": d}
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"dim": (kwargs or {}).get("dim", 0) - 1}  # - batch
+
 
 class ZeroPadAttrs(OpAttrs):
     out: Annotated[int, Field(ge=1)]
@@ -126,13 +136,15 @@ def zero_pad_shortcut(x: Any, stride: int, extra: int) -> Any:
 
 
 @register_op
-class ZeroPad(Op):
+class ZeroPad(Op[ZeroPadAttrs]):
     """Parameter-free shortcut (ResNet option A): stride by sub-sampling, then zero
     channels appended up to ``out``. ``(C, *S) -> (out, *ceil(S/stride))``."""
 
     name = "zero_pad"
     family = "merge"
     Attrs = ZeroPadAttrs
+    draw = "plain"  # a shortcut on one input, not a merge of several
+    torch_names = ("archspec.ops.merge.zero_pad_shortcut",)
 
     def infer(self, a: ZeroPadAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes
@@ -149,3 +161,8 @@ class ZeroPad(Op):
 
     def call(self, a: ZeroPadAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         return zero_pad_shortcut, (args[0], a.stride, a.out - shapes[0][0]), {}
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        _, stride, extra = args
+        return {"out": shapes[0][0] + extra, "stride": stride}

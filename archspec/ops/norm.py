@@ -6,7 +6,7 @@ input rank; ``layernorm`` normalises over the last ``dims`` per-sample dims.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -26,7 +26,7 @@ class BatchNormAttrs(OpAttrs):
 
 
 @register_op
-class BatchNorm(Op):
+class BatchNorm(Op[BatchNormAttrs]):
     """Batch normalisation over channels. ``(C,)``/``(C, L)`` use BatchNorm1d,
     ``(C, H, W)`` 2d, ``(C, D, H, W)`` 3d; the shape is kept."""
 
@@ -34,6 +34,9 @@ class BatchNorm(Op):
     family = "norm"
     Attrs = BatchNormAttrs
     stateless = False
+    init_kind = "norm"
+    ctor = (("num_features",), {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True})
+    torch_names = ("torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.BatchNorm3d")
 
     def infer(self, a: BatchNormAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes
@@ -51,6 +54,11 @@ class BatchNorm(Op):
         return cls(x[0], eps=a.eps, momentum=a.momentum, affine=a.affine,
                    track_running_stats=a.track_running_stats)
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"eps": target.eps, "momentum": target.momentum, "affine": target.affine,
+                "track_running_stats": target.track_running_stats}
+
 
 class LayerNormAttrs(OpAttrs):
     dims: PosInt = 1  # normalise over the last `dims` per-sample dims
@@ -60,7 +68,7 @@ class LayerNormAttrs(OpAttrs):
 
 
 @register_op
-class LayerNorm(Op):
+class LayerNorm(Op[LayerNormAttrs]):
     """Layer normalisation over the last ``dims`` per-sample dims (``dims: 1`` on
     ``(L, F)`` normalises each ``F``-vector); ``dims`` must not exceed the rank. Shape kept."""
 
@@ -68,6 +76,9 @@ class LayerNorm(Op):
     family = "norm"
     Attrs = LayerNormAttrs
     stateless = False
+    init_kind = "norm"
+    ctor = (("normalized_shape",), {"eps": 1e-5, "elementwise_affine": True, "bias": True})
+    torch_names = ("torch.nn.LayerNorm",)
 
     def infer(self, a: LayerNormAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes
@@ -87,6 +98,12 @@ class LayerNorm(Op):
         return nn.LayerNorm(tuple(shapes[0][-a.dims:]), eps=a.eps,
                             elementwise_affine=a.elementwise_affine, bias=a.bias)
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        affine = target.elementwise_affine
+        return {"dims": len(target.normalized_shape), "eps": target.eps, "elementwise_affine": affine,
+                "bias": target.bias is not None if affine else True}
+
 
 class GroupNormAttrs(OpAttrs):
     groups: PosInt
@@ -95,7 +112,7 @@ class GroupNormAttrs(OpAttrs):
 
 
 @register_op
-class GroupNorm(Op):
+class GroupNorm(Op[GroupNormAttrs]):
     """Group normalisation: channels split into ``groups`` (which must divide ``C``);
     any ``(C, *)`` input. Shape kept."""
 
@@ -103,6 +120,9 @@ class GroupNorm(Op):
     family = "norm"
     Attrs = GroupNormAttrs
     stateless = False
+    init_kind = "norm"
+    ctor = (("num_groups", "num_channels"), {"eps": 1e-5, "affine": True})
+    torch_names = ("torch.nn.GroupNorm",)
 
     def infer(self, a: GroupNormAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes
@@ -121,6 +141,10 @@ class GroupNorm(Op):
 
         return nn.GroupNorm(a.groups, shapes[0][0], eps=a.eps, affine=a.affine)
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"groups": target.num_groups, "eps": target.eps, "affine": target.affine}
+
 
 class InstanceNormAttrs(OpAttrs):
     eps: Eps = 1e-5
@@ -130,7 +154,7 @@ class InstanceNormAttrs(OpAttrs):
 
 
 @register_op
-class InstanceNorm(Op):
+class InstanceNorm(Op[InstanceNormAttrs]):
     """Instance normalisation per sample and channel over the spatial dims:
     ``(C, L)``, ``(C, H, W)`` or ``(C, D, H, W)`` with more than one spatial element
     (torch refuses a single one when training). Shape kept."""
@@ -139,6 +163,9 @@ class InstanceNorm(Op):
     family = "norm"
     Attrs = InstanceNormAttrs
     stateless = False
+    # init_kind stays "default": the init policy has never reset instance norms.
+    ctor = (("num_features",), {"eps": 1e-5, "momentum": 0.1, "affine": False, "track_running_stats": False})
+    torch_names = ("torch.nn.InstanceNorm1d", "torch.nn.InstanceNorm2d", "torch.nn.InstanceNorm3d")
 
     def infer(self, a: InstanceNormAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes
@@ -159,3 +186,8 @@ class InstanceNorm(Op):
         cls = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[len(x) - 1]
         return cls(x[0], eps=a.eps, momentum=a.momentum, affine=a.affine,
                    track_running_stats=a.track_running_stats)
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"eps": target.eps, "momentum": target.momentum, "affine": target.affine,
+                "track_running_stats": target.track_running_stats}

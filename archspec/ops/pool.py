@@ -7,11 +7,12 @@ the channels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ShapeError
 from .base import (
+    A,
     Call,
     IntOrList,
     NonNeg,
@@ -21,8 +22,12 @@ from .base import (
     Window,
     conv_out,
     fmt,
+    ints,
+    kernel_text,
+    label_geometry,
     register_op,
     spatial_rank,
+    stride_text,
     tuplify,
 )
 
@@ -56,8 +61,20 @@ class AvgPoolAttrs(_PoolAttrs):
     count_include_pad: bool = True
 
 
-class _Pool(Op):
+class _Pool(Op[A]):
     family = "pool"
+
+    def label(self, a: A, shapes: Sequence[Shape | None]) -> str:
+        _, nd = label_geometry(shapes)
+        st = getattr(a, "stride", None)
+        return f"{self.name} {kernel_text(getattr(a, 'k', None), nd)}{stride_text(st if st is not None else getattr(a, 'k', None), nd)}"
+
+    def _read_window(self, kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+        kw = kwargs or {}
+        k = ints(kw["kernel_size"])
+        stride = kw.get("stride")
+        return {"k": k, "stride": None if stride is None or ints(stride) == k else ints(stride),
+                "padding": ints(kw.get("padding", 0)), "ceil_mode": kw.get("ceil_mode", False)}
 
     def _geom(self, a: Any, x: Shape) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         """(rank, k, stride, padding, dilation), each one entry per spatial dim."""
@@ -91,7 +108,7 @@ class _Pool(Op):
 
 
 @register_op
-class MaxPool(_Pool):
+class MaxPool(_Pool[MaxPoolAttrs]):
     """Max pooling. ``(C, *S) -> (C, *S')`` with PyTorch's pooling size rule per dim:
     ``floor((n + 2p - d(k-1) - 1) / s) + 1`` (ceil with ``ceil_mode``, dropping a last
     window that would start in the right padding); ``stride`` defaults to ``k`` and
@@ -99,6 +116,8 @@ class MaxPool(_Pool):
 
     name = "maxpool"
     Attrs = MaxPoolAttrs
+    torch_names = ("torch.nn.functional.max_pool1d", "torch.nn.functional.max_pool2d",
+                   "torch.nn.functional.max_pool3d")
 
     def call(self, a: MaxPoolAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch.nn.functional as F
@@ -108,14 +127,20 @@ class MaxPool(_Pool):
         return fn, (args[0],), {"kernel_size": k, "stride": s, "padding": p, "dilation": d,
                                 "ceil_mode": a.ceil_mode}
 
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {**self._read_window(kwargs), "dilation": ints((kwargs or {}).get("dilation", 1))}
+
 
 @register_op
-class AvgPool(_Pool):
+class AvgPool(_Pool[AvgPoolAttrs]):
     """Average pooling. ``(C, *S) -> (C, *S')`` with the size rule of ``maxpool``
     (dilation 1); ``count_include_pad`` counts padded zeros in the mean."""
 
     name = "avgpool"
     Attrs = AvgPoolAttrs
+    torch_names = ("torch.nn.functional.avg_pool1d", "torch.nn.functional.avg_pool2d",
+                   "torch.nn.functional.avg_pool3d")
 
     def call(self, a: AvgPoolAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch.nn.functional as F
@@ -124,6 +149,10 @@ class AvgPool(_Pool):
         fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[r]
         return fn, (args[0],), {"kernel_size": k, "stride": s, "padding": p,
                                 "ceil_mode": a.ceil_mode, "count_include_pad": a.count_include_pad}
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {**self._read_window(kwargs), "count_include_pad": (kwargs or {}).get("count_include_pad", True)}
 
 
 class AdaptivePoolAttrs(OpAttrs):
@@ -135,7 +164,7 @@ def adaptive_window_len(n: int, out: int) -> int:
     return max(-(-((i + 1) * n) // out) - (i * n) // out for i in range(out))
 
 
-class _AdaptivePool(Op):
+class _AdaptivePool(Op[AdaptivePoolAttrs]):
     family = "pool"
     Attrs = AdaptivePoolAttrs
 
@@ -163,6 +192,14 @@ class _AdaptivePool(Op):
         size = self._size(a, shapes[0])
         return self._fn(len(size)), (args[0],), {"output_size": size}
 
+    def label(self, a: AdaptivePoolAttrs, shapes: Sequence[Shape | None]) -> str:
+        _, nd = label_geometry(shapes)
+        return f"{self.name} →{kernel_text(a.size, nd)}"
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"size": ints((kwargs or {})["output_size"])}
+
 
 @register_op
 class AdaptiveAvgPool(_AdaptivePool):
@@ -170,6 +207,8 @@ class AdaptiveAvgPool(_AdaptivePool):
     ``size: 1`` is global average pooling."""
 
     name = "adaptive_avgpool"
+    torch_names = ("torch.nn.functional.adaptive_avg_pool1d", "torch.nn.functional.adaptive_avg_pool2d",
+                   "torch.nn.functional.adaptive_avg_pool3d")
 
     def _fn(self, r: int) -> Callable[..., Any]:
         import torch.nn.functional as F
@@ -182,6 +221,8 @@ class AdaptiveMaxPool(_AdaptivePool):
     """Adaptive max pooling to a fixed spatial ``size``: ``(C, *S) -> (C, *size)``."""
 
     name = "adaptive_maxpool"
+    torch_names = ("torch.nn.functional.adaptive_max_pool1d", "torch.nn.functional.adaptive_max_pool2d",
+                   "torch.nn.functional.adaptive_max_pool3d")
 
     def _fn(self, r: int) -> Callable[..., Any]:
         import torch.nn.functional as F

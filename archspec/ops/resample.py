@@ -8,13 +8,27 @@ spatial size). The interpolating modes need a matching number of spatial dims:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..errors import ShapeError
-from .base import Call, Op, OpAttrs, PosInt, Shape, Window, fmt, register_op, spatial_rank, tuplify
+from .base import (
+    Call,
+    Op,
+    OpAttrs,
+    PosInt,
+    Shape,
+    Window,
+    fmt,
+    ints,
+    kernel_text,
+    label_geometry,
+    register_op,
+    spatial_rank,
+    tuplify,
+)
 
 PosFloat = Annotated[float, Field(gt=0)]
 
@@ -50,13 +64,14 @@ def _scales(a: UpsampleAttrs, r: int) -> tuple[float, ...]:
 
 
 @register_op
-class Upsample(Op):
+class Upsample(Op[UpsampleAttrs]):
     """Interpolation to ``size``, or by ``scale`` per spatial dim with PyTorch's rule
     ``floor(n * scale)`` (which must stay >= 1). ``(C, *S) -> (C, *S')``."""
 
     name = "upsample"
     family = "resample"
     Attrs = UpsampleAttrs
+    torch_names = ("torch.nn.functional.interpolate",)
 
     def _out(self, a: UpsampleAttrs, x: Shape) -> tuple[int, ...]:
         r = spatial_rank("upsample", x)
@@ -103,3 +118,17 @@ class Upsample(Op):
         if a.align_corners is not None:
             kwargs["align_corners"] = a.align_corners
         return F.interpolate, (args[0],), kwargs
+
+    def label(self, a: UpsampleAttrs, shapes: Sequence[Shape | None]) -> str:
+        _, nd = label_geometry(shapes)
+        how = f"×{a.scale}" if a.scale is not None else f"→{kernel_text(a.size, nd)}"
+        return f"upsample {how} {a.mode}".rstrip()
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        kw = kwargs or {}
+        size, scale = kw.get("size"), kw.get("scale_factor")
+        return {"size": None if size is None else ints(size),
+                "scale": None if scale is None else (scale[0] if len(set(scale)) == 1 else list(scale))
+                if isinstance(scale, list | tuple) else scale,
+                "mode": kw.get("mode", "nearest"), "align_corners": kw.get("align_corners")}
