@@ -24,7 +24,7 @@ from .errors import (
     WeightsError,
 )
 from .ir import Graph, Node, lint
-from .loader import Limits
+from .limits import Limits
 from .ops import Op, OpAttrs, Window, register_op
 from .render import render
 

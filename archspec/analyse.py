@@ -34,7 +34,8 @@ from typing import Any
 
 from .errors import ArchSpecError, SpecValidationError, close_matches
 from .ir import Graph, Shape
-from .loader import DEFAULT_LIMITS, Document, Limits
+from .limits import DEFAULT_LIMITS, Limits
+from .loader import Document
 from .ops import REGISTRY, Window
 
 CONVENTION = ("MACs: multiply-accumulates of conv, conv_transpose and linear weights, per sample "
@@ -313,7 +314,7 @@ def load_with_inputs(source: Any, params: Mapping[str, Any] | None = None,
                      input_shapes: Mapping[Any, Shape] | None = None, limits: Limits = DEFAULT_LIMITS) -> Graph:
     """:func:`archspec.load` with some input shapes replaced (``--input``)."""
     from .api import analyse, read
-    from .passes import check, expand, infer, project
+    from .passes import check
 
     if input_shapes and isinstance(source, Graph):
         raise ArchSpecError("input shapes cannot be applied to an already built graph; pass the spec instead")
@@ -321,8 +322,7 @@ def load_with_inputs(source: Any, params: Mapping[str, Any] | None = None,
         return check(analyse(source, params, limits), limits)
     doc = read(source, limits)
     bound, shapes = _bind(doc, params, input_shapes)
-    g = expand(doc, bound, limits)
-    return check(infer(project(infer(g.replace(inputs={**g.inputs, **shapes})))), limits)
+    return check(analyse(doc, bound, limits, inputs=shapes), limits)
 
 
 # -- input-size constraints --------------------------------------------------------------
@@ -439,7 +439,7 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
     >>> [str(r) for r in c.rules]         # doctest: +SKIP
     ['H divisible by 16', 'W divisible by 16']
     """
-    from .api import read
+    from .api import annotate, read
     from .passes import expand
 
     doc = read(source, limits)
@@ -463,7 +463,7 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
     def attempt(values: Mapping[str, int]) -> tuple[Graph | None, ArchSpecError | None]:
         g = graph.replace(inputs={name: tuple(values[d] if isinstance(d, str) else d for d in shape)
                                   for name, shape in dims.items()})
-        g = _evaluate(g)
+        g = annotate(g)
         errs = g.errors()
         return (None, errs[0]) if errs else (g, None)
 
@@ -548,16 +548,6 @@ def _fixed_sizes(doc: Document, graph: Graph, taken: Mapping[str, Any]) -> dict[
                 sym = f"{name}.{sym}"
             out.setdefault(sym, []).append((name, k))
     return out
-
-
-def _evaluate(g: Graph) -> Graph:
-    from .passes import infer, project
-
-    g = infer(g)
-    # Only a mismatched merge needs the projection pass (and a second inference).
-    if any(n.error is not None and REGISTRY.get(n.op).projectable for n in g.nodes):
-        g = infer(project(g))
-    return g
 
 
 def _fit(sym: str, valid: Sequence[int], n: int) -> SizeRule:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArchSpecError, SpecSyntaxError
 from .ir import Graph, Shape
-from .loader import DEFAULT_LIMITS, Document, Limits, load_file, load_text
+from .limits import DEFAULT_LIMITS, Limits
+from .loader import Document, load_file, load_text
 from .passes import check as check_pass
 from .passes import expand, infer, project
 
@@ -45,17 +46,28 @@ def _is_file(text: str) -> bool:
         return False
 
 
-def analyse(source: Source, params: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS) -> Graph:
-    """expand → infer → project → infer: the annotated graph, errors left on the nodes.
+def annotate(graph: Graph) -> Graph:
+    """infer → project (→ infer): every node of an expanded graph with its shape, or with
+    its error; the projections that residual merges need inserted."""
+    return project(infer(graph))
+
+
+def analyse(source: Source, params: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS, *,
+            inputs: Mapping[str, Shape] | None = None) -> Graph:
+    """The one pipeline, expand → infer → project → infer: the annotated graph, errors
+    left on the nodes. ``inputs`` replaces some of the spec's input shapes.
 
     Use :func:`load` for a graph that is known to be valid.
     """
     if isinstance(source, Graph):
-        if params:
-            raise ArchSpecError("params cannot be applied to an already built graph; pass the spec instead")
+        if params or inputs:
+            what = "params" if params else "input shapes"
+            raise ArchSpecError(f"{what} cannot be applied to an already built graph; pass the spec instead")
         return source
-    doc = read(source, limits)
-    return infer(project(infer(expand(doc, params, limits))))
+    graph = expand(read(source, limits), params, limits)
+    if inputs:
+        graph = graph.replace(inputs={**graph.inputs, **inputs})
+    return annotate(graph)
 
 
 def load(source: Source, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS) -> Graph:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from .errors import ArchSpecError, SpecValidationError
-from .loader import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits
 
 EXIT_SPEC_ERROR = 2
 EXIT_INTERNAL = 1

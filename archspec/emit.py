@@ -21,8 +21,8 @@ from torch import nn
 
 from .errors import GraphError
 from .ir import Graph, Node
+from .names import check_names
 from .ops import REGISTRY
-from .passes.check import check_names
 
 
 def emit(graph: Graph) -> fx.GraphModule:

@@ -217,7 +217,7 @@ def graph_of(source: Any, params: Mapping[str, Any] | None = None, limits: Any =
     """The graph to draw from a spec (path, text, Document), a Graph, a CheckResult or a
     compiled GraphModule. A spec whose shapes fail still gives a graph, errors on its nodes."""
     from .api import analyse
-    from .loader import DEFAULT_LIMITS
+    from .limits import DEFAULT_LIMITS
 
     graph = getattr(source, "graph", None)
     if isinstance(graph, Graph):  # CheckResult

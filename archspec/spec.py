@@ -34,10 +34,11 @@ from pydantic import (
 
 from .errors import ArchSpecError, SpecValidationError, UnknownOpError, close_matches
 from .loader import Document
+from .names import IDENT_PATTERN
 from .ops import REGISTRY
 
 Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Name = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 Scalar = Union[bool, int, float, str, None]
 Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
 InSpec = Union[str, list[str], dict[str, str]]

@@ -6,9 +6,10 @@ can still be made; ``check`` is where a broken graph stops.
 
 from __future__ import annotations
 
-from ..errors import GraphError, LimitError
-from ..ir import Graph, lint
-from ..loader import DEFAULT_LIMITS, Limits
+from ..errors import LimitError
+from ..ir import Graph
+from ..limits import DEFAULT_LIMITS, Limits
+from ..names import check_names
 from ..ops import REGISTRY
 
 
@@ -41,26 +42,4 @@ def check(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:
     return graph
 
 
-def check_names(graph: Graph) -> None:
-    """torch.fx writes input names, node names and module paths into the code it generates
-    and runs: a Graph built by hand (``archspec.compile(graph)``) skips the checks of the
-    expand pass, so its names are checked again here, before anything is emitted."""
-    import keyword
-    import re
-
-    from .expand import _FX_GLOBALS
-
-    ident = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-    lint(graph)
-    for name in graph.inputs:
-        if not ident.match(name) or keyword.iskeyword(name) or name in _FX_GLOBALS:
-            raise GraphError(f"input name {name!r} cannot be an argument of the generated forward()",
-                             loc=graph.input_locs.get(name), source=graph.source,
-                             fix="name inputs with plain identifiers, e.g. 'x' or 'image'")
-    for n in graph.nodes:
-        for what, dotted in (("node name", n.name), ("module path", n.module)):
-            parts = dotted.split(".") if dotted is not None else []
-            if any(not (p.isdigit() or (ident.match(p) and not keyword.iskeyword(p))) for p in parts) \
-                    or dotted == "self":
-                raise GraphError(f"{what} {dotted!r} is not a dotted identifier", loc=n.loc, path=n.path,
-                                 source=graph.source, fix="names are letters, digits and '_'")
+__all__ = ["check", "check_names"]

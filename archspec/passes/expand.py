@@ -9,7 +9,6 @@ order, in spec order wherever the wiring allows.
 
 from __future__ import annotations
 
-import builtins
 import keyword
 import math
 import re
@@ -24,7 +23,6 @@ from ..errors import (
     ArchSpecError,
     ExpressionError,
     GraphError,
-    IncludeError,
     LimitError,
     Loc,
     SpecValidationError,
@@ -32,36 +30,18 @@ from ..errors import (
 )
 from ..expr import evaluate, evaluate_value, has_expr
 from ..ir import Graph, Node, Scope
-from ..loader import DEFAULT_LIMITS, Document, Limits, load_file
+from ..limits import DEFAULT_LIMITS, Limits
+from ..loader import Document
+from ..names import IDENT as _IDENT
+from ..names import INDEXED as _INDEXED
+from ..names import MODULE_ATTRS, name_problem
 from ..ops import REGISTRY
 from ..spec import validate
+from ..use import block_files
 
 PathT = tuple[str | int, ...]
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_INDEXED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[(-?[0-9]+)\]$")
-_RESERVED = {"input", "prev"}
-# The generated forward is `def forward(self, <inputs>)`: a node named `self` would rebind
-# it, and an input (an argument, written verbatim) named like a global of fx's generated
-# code or a builtin would shadow that global.
-_FX_GLOBALS = frozenset({"self", "torch", "operator", "math", "inf", "nan", "device", "fx_pytree", "pytree",
-                         "NoneType", "builtins", "typing"}) | frozenset(dir(builtins))
 _SCOPE_INPUT = "$__scope_input__"  # marks "the scope's input" in a node's raw inputs
-
-# Attributes of torch.nn.Module / fx.GraphModule that a submodule name would shadow;
-# kept here so `check` can refuse them without importing torch (a test keeps it in sync).
-MODULE_ATTRS = frozenset("""
-T_destination add_module add_submodule apply bfloat16 buffers call_super_init children code compile cpu cuda
-delete_all_unused_submodules delete_submodule double dump_patches eval extra_repr float forward
-get_buffer get_extra_state get_parameter get_submodule graph half ipu load_state_dict meta
-modules mtia named_buffers named_children named_modules named_parameters parameters
-print_readable recompile register_backward_hook register_buffer register_forward_hook
-register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook
-register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
-register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
-set_extra_state set_submodule share_memory smart_apply state_dict to to_empty to_folder train training
-type xpu zero_grad
-""".split())
 
 
 @dataclass
@@ -218,30 +198,6 @@ def _kind_of(v: Any) -> str:
 def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> tuple[dict[str, _BlockDef], list[Path]]:
     """The blocks a spec can call, and the ``use:`` files read to find them."""
     blocks: dict[str, _BlockDef] = {}
-    seen_files: list[Path] = []
-    root = Path(doc.file).resolve().parent if Path(doc.file).exists() else None
-
-    def include(model: Any, d: Document, depth: int, chain: tuple[Path, ...]) -> None:
-        for k, rel in enumerate(model.use):
-            target = _library_file(rel, d, ("use", k)) if rel.startswith(LIBRARY_PREFIX) \
-                else _safe_include(rel, d, ("use", k), root)
-            if target in chain:
-                cycle = " -> ".join(p.name for p in chain[chain.index(target):] + (target,))
-                raise IncludeError(f"use: includes '{rel}' twice (an include cycle?): {cycle}", loc=d.loc(("use", k)),
-                                   source=d.text,
-                                   fix="a block file cannot include a file that includes it")
-            if depth >= limits.max_include_depth:
-                raise LimitError(f"use: files nest deeper than the limit of {limits.max_include_depth}",
-                                 loc=d.loc(("use", k)), source=d.text,
-                                 fix="raise the limit with --max-include-depth")
-            if target in seen_files:
-                raise IncludeError(f"use: includes '{rel}' twice (an include cycle?)", loc=d.loc(("use", k)),
-                                   source=d.text, fix="include each block file once")
-            seen_files.append(target)
-            sub = load_file(target, limits)
-            inc = validate(sub, "BlockFile")
-            include(inc, sub, depth + 1, (*chain, target))
-            add_blocks(inc, sub)
 
     def add_blocks(model: Any, d: Document) -> None:
         for name, b in model.blocks.items():
@@ -256,58 +212,11 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> tuple[dict[str,
                                  loc=d.loc(("blocks", name), key=True), source=d.text)
             blocks[name] = _BlockDef(b, d, ("blocks", name))
 
-    include(spec, doc, 0, (Path(doc.file).resolve(),) if root is not None else ())
+    used = block_files(spec, doc, limits)
+    for _, model, d in used:
+        add_blocks(model, d)
     add_blocks(spec, doc)
-    return blocks, seen_files
-
-
-LIBRARY_PREFIX = "archspec:"
-LIBRARY = Path(__file__).resolve().parent.parent / "library"
-
-
-def library_names() -> list[str]:
-    """The block files shipped with archspec (``use: [archspec:NAME]``)."""
-    return sorted(p.stem for p in LIBRARY.glob("*.yaml"))
-
-
-def _library_file(rel: str, d: Document, sub: PathT) -> Path:
-    """``archspec:NAME`` — a block file shipped in the package, named, never a path."""
-    name = rel[len(LIBRARY_PREFIX):]
-    if name not in library_names():
-        raise IncludeError(f"use: '{rel}' is not a block file shipped with archspec{close_matches(name, library_names())}",
-                           loc=d.loc(sub), source=d.text,
-                           expected="one of: " + ", ".join(LIBRARY_PREFIX + n for n in library_names()))
-    return LIBRARY / f"{name}.yaml"
-
-
-def _safe_include(rel: str, d: Document, sub: PathT, root: Path | None) -> Path:
-    """A ``use:`` path, confined to the top spec's folder: no absolute paths, no ``..``,
-    no symlinks, and the canonical path inside the folder."""
-    def bad(why: str) -> IncludeError:
-        return IncludeError(f"use: '{rel}' {why}", loc=d.loc(sub), source=d.text,
-                            fix="keep block files in the spec's folder and name them relative to it")
-
-    if root is None:
-        raise bad("cannot be resolved: the spec was not loaded from a file")
-    p = Path(rel)
-    if p.is_absolute() or rel.startswith(("/", "\\")) or ":" in rel:
-        raise bad("is an absolute path")
-    if ".." in p.parts:
-        raise bad("reaches outside the spec's folder ('..')")
-    here = Path(d.file).resolve().parent
-    cur = here
-    for part in p.parts:
-        cur = cur / part
-        if cur.is_symlink():
-            raise bad("goes through a symlink")
-    target = (here / p).resolve()
-    if not target.is_relative_to(root):
-        raise bad("reaches outside the spec's folder")
-    if not target.exists():
-        raise bad("does not exist")
-    if not target.is_file():  # a folder, a FIFO, a device: nothing to read blocks from
-        raise bad("is not a regular file")
-    return target
+    return blocks, [path for path, _, _ in used]
 
 
 # -- scopes -------------------------------------------------------------------------------
@@ -465,18 +374,10 @@ def _group_refs(nd: Any) -> list[str]:
 
 
 def _check_name(sc: _Scope, name: str, sub: PathT) -> None:
-    if not _IDENT.match(name) or keyword.iskeyword(name):
-        raise sc.err(SpecValidationError, f"name '{name}' is not an identifier (letters, digits, '_'; "
-                     "not a Python keyword)", *sub, key=True)
-    if name in _RESERVED:
-        raise sc.err(SpecValidationError, f"name '{name}' is reserved", *sub, key=True,
-                     fix="'input' names a block's input and 'prev' the previous repeat instance; rename the node")
-    if name == "self" or (sub[0] == "inputs" and name in _FX_GLOBALS):
-        raise sc.err(SpecValidationError, f"name '{name}' would shadow '{name}' in the generated forward()",
-                     *sub, key=True, fix=f"rename it, e.g. '{name}_'")
-    if name in MODULE_ATTRS or name.startswith("_"):
-        raise sc.err(SpecValidationError, f"name '{name}' would shadow an attribute of torch's nn.Module",
-                     *sub, key=True, fix=f"rename it, e.g. '{name.strip('_')}_'")
+    problem = name_problem(name, is_input=sub[0] == "inputs")
+    if problem is not None:
+        message, fix = problem
+        raise sc.err(SpecValidationError, message, *sub, key=True, fix=fix)
 
 
 def _check_elements(sc: _Scope, shape: list[int], sub: PathT, limits: Limits) -> None:

@@ -18,7 +18,8 @@ them with one bias-free ``linear``.
 
 Inserted nodes have ``provenance="auto"`` and deterministic names: inside a block
 instance ``layer2.0`` they are ``layer2.0.downsample.0``/``.1`` (torchvision's), at the
-top level ``<add>_downsample.0``. Run :func:`~archspec.passes.infer` before and after.
+top level ``<add>_downsample.0``. Run :func:`~archspec.passes.infer` before: ``project``
+infers the graph again when it inserted anything, so its result is fully annotated.
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ from ..errors import ShapeError
 from ..ir import Graph, Node, Shape
 from ..ops import REGISTRY
 from ..ops.base import conv_out, fmt
+from .infer import infer
 
 
 def project(graph: Graph) -> Graph:
+    """Insert the projections that the inferred ``graph``'s merges need; the result is
+    inferred (inserted nodes and every node after them), or ``graph`` itself when no
+    merge needed one."""
     policy = dict(graph.init.get("projection", {}))
     kind = policy.get("kind", "conv_bn")
     base_name = policy.get("name", "downsample")
@@ -40,12 +45,14 @@ def project(graph: Graph) -> Graph:
         shapes[n.name] = n.shape
     taken = {n.name for n in graph.nodes} | set(graph.inputs)
     out: list[Node] = []
+    changed = False
     for n in graph.nodes:
         op = REGISTRY.get(n.op)
         ins = [shapes[i] for i in n.inputs]
         if not op.projectable or any(s is None for s in ins) or all(s == ins[0] for s in ins):
             out.append(n)
             continue
+        changed = True
         target = ins[0]
         assert target is not None
         new_inputs = list(n.inputs)
@@ -67,7 +74,9 @@ def project(graph: Graph) -> Graph:
             out.append(n.replace(error=error, shape=None))
         else:
             out.append(n.replace(inputs=tuple(new_inputs), error=None))
-    return graph.replace(nodes=tuple(out))
+    if not changed:
+        return graph
+    return infer(graph.replace(nodes=tuple(out)))
 
 
 def _name(n: Node, base: str, taken: set[str]) -> str:
