@@ -39,6 +39,7 @@ templates:
 
 lint: setup
 	$(PY) -m ruff check archspec tests
+	$(PY) -m mypy
 
 clean:
 	rm -rf build .pytest_cache

@@ -233,7 +233,8 @@ def summarise(graph: Graph) -> Summary:
     return Summary(graph, tuple(rows), {k: fields.get(k) for k in graph.inputs})
 
 
-def summary(source: Any, params: Mapping[str, Any] | None = None, *, input_shapes: Mapping[str, Shape] | None = None,
+def summary(source: Any, params: Mapping[str, Any] | None = None, *,
+            input_shapes: Mapping[str | None, Shape] | None = None,
             limits: Limits = DEFAULT_LIMITS) -> Summary:
     """Parameters, MACs and receptive field of every node of a spec, without torch.
 
@@ -455,10 +456,10 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
         raise SpecValidationError("the spec has no symbolic input sizes",
                                   fix="write a name instead of a number in inputs:, e.g. x: [3, H, W], "
                                       "or ask for free sizes (archspec check --sizes)")
-    dims = {name: list(shape) for name, shape in graph.inputs.items()}
+    dims: dict[str, list[int | str]] = {name: list(shape) for name, shape in graph.inputs.items()}
     for sym, places in syms.items():
         for name, k in places:
-            dims[name][k] = sym  # type: ignore[call-overload]
+            dims[name][k] = sym
 
     def attempt(values: Mapping[str, int]) -> tuple[Graph | None, ArchSpecError | None]:
         g = graph.replace(inputs={name: tuple(values[d] if isinstance(d, str) else d for d in shape)
@@ -486,8 +487,7 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
                 base = {s: v for s in syms}
                 break
     if base is None or example is None:
-        rules = tuple(SizeRule(s, "none", 256) for s in syms)
-        return Constraints(syms, rules, None, False, error, ", ".join(f"{s}={_CANDIDATES[0]}" for s in syms))
+        return Constraints(syms, tuple(SizeRule(s, "none", 256) for s in syms), None, False, error, ", ".join(f"{s}={_CANDIDATES[0]}" for s in syms))
 
     jump = max((math.ceil(x) for f in receptive_fields(example).values() if f and f.stride for x in f.stride),
                default=1)

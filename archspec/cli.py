@@ -424,7 +424,7 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[
                       f"{_si(s.flops)}FLOP)\n{CONVENTION}", caption_justify="left")
     for col, just in (("node", "left"), ("op", "left"), ("shape", "right"), ("params", "right"), ("MACs", "right"),
                       ("RF", "right"), ("stride", "right")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t.add_column(col, justify=just)  # type: ignore[arg-type]  # rich wants a Literal; these are its values
     for r in s.collapse(depth):
         rf, stride = _rf_text(r.field)
         op = r.op + (" (auto)" if r.auto else "") + (f" [{r.nodes} nodes]" if r.nodes > 1 else "")
@@ -639,13 +639,13 @@ def list_ops(as_json: bool) -> None:
     """
     from .ops import REGISTRY
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in sorted(REGISTRY.names(), key=lambda n: (REGISTRY.get(n).family, n)):
         op = REGISTRY.get(name)
         lo, hi = op.arity
         arity = str(lo) if hi == lo else f"{lo}+" if hi is None else f"{lo}-{hi}"
         doc = " ".join((op.doc or op.__doc__ or "").strip().split("\n\n")[0].split())
-        attrs = {}
+        attrs: dict[str, dict[str, Any]] = {}
         for k, f in op.Attrs.model_fields.items():
             default = None if f.is_required() else f.default
             attrs[k] = {"required": f.is_required(),
@@ -662,8 +662,8 @@ def list_ops(as_json: bool) -> None:
     for col in ("op", "family", "inputs", "params", "attributes", "description"):
         t.add_column(col)
     for r in rows:
-        attrs = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
-        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", attrs, r["doc"])
+        text = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
+        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", text, r["doc"])
     Console(soft_wrap=True, width=_width()).print(t)
 
 

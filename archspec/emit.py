@@ -77,7 +77,7 @@ def emit(graph: Graph) -> fx.GraphModule:
     g.lint()
     gm = fx.GraphModule(root, g, class_name=_class_name(graph.name))
     _initialise(gm, graph)
-    gm.meta = {"archspec_graph": graph}  # type: ignore[assignment]
+    gm.meta = {"archspec_graph": graph}
     return gm
 
 

@@ -12,6 +12,7 @@ when that is known. :meth:`ArchSpecError.render` shows the source line with a ca
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -170,11 +171,11 @@ class ExportError(ArchSpecError):
     with no standalone Python form): a limit of the format, not a fault of the spec."""
 
 
-def close_matches(word: str, choices: object) -> str:
+def close_matches(word: str, choices: Iterable[object]) -> str:
     """`` (did you mean 'conv'?)`` or the empty string."""
     import difflib
 
-    matches = difflib.get_close_matches(word, sorted(str(c) for c in choices), n=3, cutoff=0.6)  # type: ignore[attr-defined]
+    matches = difflib.get_close_matches(word, sorted(str(c) for c in choices), n=3, cutoff=0.6)
     if not matches:
         return ""
     return " (did you mean " + " or ".join(f"'{m}'" for m in matches) + "?)"

@@ -268,7 +268,7 @@ class _Eval:
     def v_Dict(self, n: ast.Dict) -> Any:
         if any(k is None for k in n.keys):
             raise ExpressionError("'**' is not allowed in an expression")
-        return {self.visit(k): self.visit(v) for k, v in zip(n.keys, n.values, strict=True)}  # type: ignore[arg-type]
+        return {self.visit(k): self.visit(v) for k, v in zip(n.keys, n.values, strict=True)}  # type: ignore[arg-type]  # a None key is ** unpacking, refused earlier
 
     def v_Subscript(self, n: ast.Subscript) -> Any:
         if isinstance(n.slice, ast.Slice):

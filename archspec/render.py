@@ -394,7 +394,7 @@ class _Builder:
         if any(s is None for s in ins):
             return 0
         try:
-            return op.params(op.Attrs.model_validate(dict(n.attrs)), ins)  # type: ignore[arg-type]
+            return op.params(op.Attrs.model_validate(dict(n.attrs)), ins)  # type: ignore[arg-type]  # no None: checked above
         except ArchSpecError:
             return 0
 
@@ -507,10 +507,10 @@ class _Builder:
             r = n.meta.get("dense")
             if r is None or n.op != "concat":
                 continue
-            p = last.get(r)
+            before = last.get(r)
             main = self.main_in.get(n.name)
-            if p is not None and main == len(n.inputs) - 1 and tuple(n.inputs[:-1]) == tuple(p.inputs):
-                self.bus[n.name] = p.name
+            if before is not None and main == len(n.inputs) - 1 and tuple(n.inputs[:-1]) == tuple(before.inputs):
+                self.bus[n.name] = before.name
             last[r] = n
         self.members: dict[str, list[str]] = {}
         for name, head in self.group.items():
@@ -767,7 +767,7 @@ class _Builder:
                     continue
                 role, span = self._role(n, slot)
                 if carried > 1:
-                    span = self.depth_of[n.inputs[self.main_in[n.name]]] - self.depth_of[prev]  # type: ignore[index]
+                    span = self.depth_of[n.inputs[self.main_in[n.name]]] - self.depth_of[prev]  # type: ignore[index]  # prev is set when carried > 1
                 key = (u, v, role)
                 if key in seen:
                     seen[key].count += 0 if carried > 1 else 1
@@ -780,9 +780,9 @@ class _Builder:
         for out in g.outputs:
             oid = f"output:{out}"
             if oid in d.nodes:
-                src = out if out in g.inputs else self.draw_id.get(self.resolve(out))
-                if src is not None:
-                    d.edges.append(DEdge(src, oid, "main", self.shapes.get(out)))
+                drawn = out if out in g.inputs else self.draw_id.get(self.resolve(out))
+                if drawn is not None:
+                    d.edges.append(DEdge(drawn, oid, "main", self.shapes.get(out)))
         for r, count in sorted(self.dense_loops.items()):
             inst0 = self.instances[r][0]
             ins = [x for x in d.nodes.values() if x.id.startswith(inst0 + ".")]

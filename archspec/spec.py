@@ -91,31 +91,31 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
     (the model of ``defaults.<op>``)."""
     op = REGISTRY.get(op_name)
     fields: dict[str, Any] = {} if partial else {
-        "op": (Literal[op_name], ...),  # type: ignore[valid-type]
+        "op": (Literal[op_name], ...),
         "in_": (Union[InSpec, None], Field(None, alias="in")),
         "when": (Union[bool, Expr, None], None),
         "doc": (str, ""),
     }
     for fname, finfo in op.Attrs.model_fields.items():  # none is a node key: register_op refuses those
-        ann = Annotated[(finfo.annotation, *finfo.metadata)] if finfo.metadata else finfo.annotation  # type: ignore[valid-type]
+        ann = Annotated[(finfo.annotation, *finfo.metadata)] if finfo.metadata else finfo.annotation
         # Required attributes may come from `defaults:`, so the expand pass checks them.
         default = None if partial or finfo.is_required() else finfo.default
-        fields[fname] = (Union[ann, Expr], Field(default, description=finfo.description))  # type: ignore[valid-type]
-    model = create_model(  # type: ignore[call-overload]
+        fields[fname] = (Union[ann, Expr], Field(default, description=finfo.description))
+    model = create_model(
         f"{op_name}_defaults" if partial else f"{op_name}_node",
         __base__=Strict,
         __doc__=(op.__doc__ or "").strip() or None,
         **fields,
     )
-    model.kind = "op"  # type: ignore[attr-defined]
-    return model  # type: ignore[no-any-return]
+    model.kind = "op"  # type: ignore[attr-defined]  # a tag on the generated class, read by _kind
+    return model
 
 
 @lru_cache(maxsize=4)
 def _build(version: int) -> dict[str, Any]:
     names = REGISTRY.names()
     op_models = tuple(_op_model(n) for n in names)
-    OpNode = Annotated[Union[op_models], Field(discriminator="op")]  # type: ignore[valid-type]
+    OpNode = Annotated[Union[op_models], Field(discriminator="op")]  # type: ignore[valid-type]  # a Union built at runtime from the registry
 
     class BlockCall(Strict):
         """A call of a block from ``blocks:``; ``repeat: N`` unrolls N instances."""
@@ -170,7 +170,7 @@ def _build(version: int) -> dict[str, Any]:
 
         params: list[Union[Name, dict[str, Param]]] = []
         inputs: list[Name] = ["input"]
-        nodes: dict[str, NodeDef]  # type: ignore[valid-type]
+        nodes: dict[str, NodeDef]
         edges: list[str] = []
         output: Union[str, None] = None
         doc: str = ""
@@ -178,7 +178,7 @@ def _build(version: int) -> dict[str, Any]:
     defaults_fields: dict[str, Any] = {"projection": (ProjectionPolicy, ProjectionPolicy())}
     for n in names:
         defaults_fields[n] = (Union[_op_model(n, partial=True), None], None)
-    Defaults = create_model("Defaults", __base__=Strict, **defaults_fields)  # type: ignore[call-overload]
+    Defaults = create_model("Defaults", __base__=Strict, **defaults_fields)
 
     class Spec(Strict):
         """A whole spec file."""
@@ -188,11 +188,11 @@ def _build(version: int) -> dict[str, Any]:
         doc: str = ""
         params: dict[str, Param] = {}
         inputs: dict[str, list[Union[Annotated[int, Field(ge=1)], Name]]]
-        defaults: Defaults = Defaults()  # type: ignore[valid-type]
+        defaults: Defaults = Defaults()  # type: ignore[valid-type]  # a model built at runtime from the registry
         init: InitPolicy = InitPolicy()
         use: list[str] = []
         blocks: dict[str, Block] = {}
-        nodes: dict[str, NodeDef]  # type: ignore[valid-type]
+        nodes: dict[str, NodeDef]
         edges: list[str] = []
         outputs: Union[list[str], str]
 
@@ -215,7 +215,7 @@ def models() -> dict[str, Any]:
 
 
 def spec_model() -> type[BaseModel]:
-    return models()["Spec"]  # type: ignore[no-any-return]
+    return models()["Spec"]
 
 
 def json_schema() -> dict[str, Any]:

@@ -129,7 +129,7 @@ class Conv(Op[ConvAttrs]):
         from torch import nn
 
         r, k, s, d, p = _conv_geometry(a, shapes[0], "conv")
-        cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[r]
+        cls: Any = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[r]  # torch annotates one int; tuples are fine
         return cls(shapes[0][0], a.out, k, stride=s, padding=p, dilation=d, groups=a.groups,
                    bias=a.bias, padding_mode=a.padding_mode)
 
@@ -213,7 +213,7 @@ class ConvTranspose(Op[ConvTransposeAttrs]):
         x = shapes[0]
         r = len(x) - 1
         k, s, p, op, d = self._geom(a, x)
-        cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[r]
+        cls: Any = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[r]  # as above
         return cls(x[0], a.out, k, stride=s, padding=p, output_padding=op, groups=a.groups,
                    bias=a.bias, dilation=d)
 

@@ -103,7 +103,7 @@ class Concat(Op[ConcatAttrs]):
                 raise ShapeError(
                     f"concat: input {i} is {fmt(s)} but input 0 is {fmt(first)}; "
                     f"all dims except {what} must match",
-                    expected=fmt(first[:d] + ("*",) + first[d + 1:]),  # type: ignore[operator]
+                    expected="x".join([*map(str, first[:d]), "*", *map(str, first[d + 1:])]),
                     got=fmt(s),
                     fix="resample one input (upsample, pool or a strided conv) so the sizes agree",
                 )

@@ -183,7 +183,7 @@ class InstanceNorm(Op[InstanceNormAttrs]):
         from torch import nn
 
         x = shapes[0]
-        cls = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[len(x) - 1]
+        cls: Any = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[len(x) - 1]  # momentum None is valid
         return cls(x[0], eps=a.eps, momentum=a.momentum, affine=a.affine,
                    track_running_stats=a.track_running_stats)
 

@@ -146,7 +146,7 @@ class AvgPool(_Pool[AvgPoolAttrs]):
         import torch.nn.functional as F
 
         r, k, s, p, _ = self._geom(a, shapes[0])
-        fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[r]
+        fn: Any = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[r]  # builtins, which mypy types as "function"
         return fn, (args[0],), {"kernel_size": k, "stride": s, "padding": p,
                                 "ceil_mode": a.ceil_mode, "count_include_pad": a.count_include_pad}
 

@@ -616,7 +616,7 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
 def _block_name(sc: _Scope, nd: Any, sub: PathT, env: dict[str, Any]) -> str:
     """``block:`` is a name, or an expression giving one (``"${'bottleneck' if depth >= 50 else 'basic'}"``)."""
     if "$" not in nd.block:
-        return nd.block  # type: ignore[no-any-return]
+        return nd.block
     try:
         name = evaluate_value(nd.block, env)
     except ExpressionError as e:
@@ -633,7 +633,11 @@ def _instance_names(sc: _Scope, nd: Any, n: int, sub: PathT) -> list[str]:
             out.append(str(i))
             continue
         env = {**sc.env, "i": i, "n": n}
-        text = re.sub(r"\{([^{}]*)\}", lambda m, env=env: str(_eval_pattern(sc, m.group(1), env, sub)), nd.names)
+
+        def fill(m: re.Match[str], env: dict[str, Any] = env) -> str:
+            return str(_eval_pattern(sc, m.group(1), env, sub))
+
+        text = re.sub(r"\{([^{}]*)\}", fill, nd.names)
         if (not _IDENT.match(text) and not text.isdigit()) or keyword.iskeyword(text):
             raise sc.err(SpecValidationError, f"names: '{nd.names}' gives '{text}', which is not an identifier",
                          *sub, "names")

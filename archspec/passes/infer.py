@@ -10,7 +10,7 @@ keeps its error but takes input 0's shape, the shape it will have once projected
 
 from __future__ import annotations
 
-from ..errors import ArchSpecError, ShapeError
+from ..errors import ArchSpecError, Loc, ShapeError
 from ..ir import Graph, Node, Shape
 from ..ops import REGISTRY
 from ..ops.base import fmt
@@ -26,12 +26,12 @@ def infer(graph: Graph) -> Graph:
         error: ArchSpecError | None = None
         if all(s is not None for s in ins):
             try:
-                shape = _infer_node(n, ins, nodes_by_name, shapes)  # type: ignore[arg-type]
+                shape = _infer_node(n, ins, nodes_by_name, shapes)  # type: ignore[arg-type]  # no None: checked above
             except ArchSpecError as e:
                 # A merge that the project pass refused keeps that pass's diagnosis.
                 keep = n.error is not None and REGISTRY.get(n.op).projectable
                 error = n.error if keep else _locate(e, n, ins, graph)
-                if REGISTRY.get(n.op).projectable and len({len(x) for x in ins}) == 1:  # type: ignore[arg-type]
+                if REGISTRY.get(n.op).projectable and len({len(x) for x in ins}) == 1:  # type: ignore[arg-type]  # no None: checked above
                     # The project pass will map every input onto input 0: inference goes
                     # on with that shape so later merges are seen too.
                     shape = ins[0]
@@ -51,7 +51,7 @@ def _infer_node(n: Node, ins: list[Shape], done: dict[str, Node], shapes: dict[s
         owner = next((o for o in done.values() if o.module == owner_name and "share" not in o.meta), None)
         if owner is not None and owner.shape is not None:
             owner_ins = [shapes[i] for i in owner.inputs]
-            if all(s is not None for s in owner_ins) and op.params(attrs, owner_ins) != op.params(attrs, ins):  # type: ignore[arg-type]
+            if all(s is not None for s in owner_ins) and op.params(attrs, owner_ins) != op.params(attrs, ins):  # type: ignore[arg-type]  # no None: checked just before
                 raise ShapeError(
                     f"shared module '{owner_name}' was built for input {fmt(owner_ins[0])}, "
                     f"but '{n.name}' gives it {fmt(ins[0])}",
@@ -74,7 +74,7 @@ def _locate(e: ArchSpecError, n: Node, ins: list[Shape | None], graph: Graph) ->
     return e.located(n.loc, n.path, graph.source)
 
 
-def _loc_of(graph: Graph, name: str):  # type: ignore[no-untyped-def]
+def _loc_of(graph: Graph, name: str) -> Loc | None:
     for x in graph.nodes:
         if x.name == name:
             return x.loc
