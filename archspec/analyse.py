@@ -258,7 +258,7 @@ def parse_shape(text: str) -> tuple[str | None, Shape]:
         shape = ()
     if not shape or any(d < 1 for d in shape) or (sep and not name.strip().isidentifier()):
         raise SpecValidationError(f"--input expects CxHxW or name=CxHxW with positive sizes, got '{text}'",
-                                  fix="write e.g. --input 3x224x224")
+                                  fix="write e.g. --input 3x224x224", option="--input")
     return (name.strip() if sep else None), shape
 
 
@@ -296,12 +296,12 @@ def _bind(doc: Document, params: Mapping[str, Any] | None, input_shapes: Mapping
             key = names[0]
         if key not in spec.inputs:
             raise SpecValidationError(f"--input names '{key}', which is not an input of the spec"
-                                      f"{close_matches(key, names)}", expected="one of: " + ", ".join(names))
+                                      f"{close_matches(key, names)}", expected="one of: " + ", ".join(names), option="--input")
         dims = spec.inputs[key]
         if len(dims) != len(shape):
             raise SpecValidationError(
                 f"--input gives {key} {len(shape)} dims ({'x'.join(map(str, shape))}), the spec {len(dims)} "
-                f"({'x'.join(map(str, dims))})", expected=f"{len(dims)} dims", got=f"{len(shape)}")
+                f"({'x'.join(map(str, dims))})", expected=f"{len(dims)} dims", got=f"{len(shape)}", option="--input")
         for d, v in zip(dims, shape, strict=True):
             # A size named by a param or a symbol takes the value, so expressions that
             # use it agree; an explicit -p wins (and the shape given still applies).

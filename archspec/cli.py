@@ -1,7 +1,9 @@
 """The ``archspec`` command: a thin shell over the public API.
 
-Exit codes: 0 ok, 2 a problem with the spec (printed with its file:line:col, the source
-line and a caret; never a traceback), 1 an internal error. torch is imported only by the
+Exit codes: 0 ok; 2 a problem with the spec (printed with its file:line:col, the source
+line and a caret; never a traceback) or with the command line (a click usage error, as
+click gives for every option); 3 a valid spec that the chosen export format cannot write;
+1 an internal error or a broken op registered from Python. torch is imported only by the
 commands that need it (``build``, ``export``).
 """
 
@@ -16,11 +18,12 @@ from typing import Any
 
 import click
 
-from .errors import ArchSpecError, SpecValidationError
+from .errors import ArchSpecError, ExportError, OpDefinitionError, SpecValidationError
 from .limits import DEFAULT_LIMITS, Limits
 
 EXIT_SPEC_ERROR = 2
 EXIT_INTERNAL = 1
+EXIT_UNSUPPORTED = 3
 
 _LIMIT_FLAGS = {
     "max_bytes": "largest spec file, in bytes",
@@ -44,11 +47,12 @@ def parse_param(text: str) -> tuple[str, Any]:
 
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise SpecValidationError(f"-p expects key=value, got '{text}'", fix="write e.g. -p num_classes=100")
+        raise SpecValidationError(f"-p expects key=value, got '{text}'", fix="write e.g. -p num_classes=100",
+                                  option="-p")
     try:
         value = load_text(f"v: {raw}", "<-p>").data["v"] if raw.strip() else ""
     except ArchSpecError as e:
-        raise SpecValidationError(f"-p {text}: {e.message}", fix=e.fix) from None
+        raise SpecValidationError(f"-p {text}: {e.message}", fix=e.fix, option="-p") from None
     return key.strip(), value
 
 
@@ -65,8 +69,10 @@ def spec_command(fn: Callable[..., Any]) -> Callable[..., Any]:
             kw["limits"] = DEFAULT_LIMITS.replace(**limit_kw) if limit_kw else DEFAULT_LIMITS
             fn(*args, as_json=as_json, **kw)
         except ArchSpecError as e:
+            if e.option is not None and not as_json:
+                raise usage_error(e) from None
             report_error(e, as_json)
-            sys.exit(EXIT_SPEC_ERROR)
+            sys.exit(exit_code(e))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -75,6 +81,21 @@ def spec_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         wrapper = click.option(f"--{name.replace('_', '-')}", name, type=int, default=None,
                                help=f"Limit: {helptext} (default {getattr(DEFAULT_LIMITS, name)}).")(wrapper)
     return wrapper
+
+
+def exit_code(e: ArchSpecError) -> int:
+    """2 for a problem in the spec; 3 for an export limit; 1 for a broken user op."""
+    if isinstance(e, ExportError):
+        return EXIT_UNSUPPORTED
+    if isinstance(e, OpDefinitionError):
+        return EXIT_INTERNAL
+    return EXIT_SPEC_ERROR
+
+
+def usage_error(e: ArchSpecError) -> click.UsageError:
+    """An error about an option's value, shown as click shows every usage error (exit 2)."""
+    text = e.message + (f"\n  expected: {e.expected}" if e.expected else "") + (f"\n  fix: {e.fix}" if e.fix else "")
+    return click.BadParameter(text, ctx=click.get_current_context(silent=True), param_hint=f"'{e.option}'")
 
 
 def report_error(e: ArchSpecError, as_json: bool) -> None:
@@ -118,7 +139,8 @@ def main() -> None:
       archspec schema -o archspec.schema.json
       archspec ops
 
-    Exit codes: 0 ok, 1 internal error, 2 spec error.
+    Exit codes: 0 ok, 1 internal error or broken op, 2 spec or usage error,
+    3 export format cannot write the spec.
     """
 
 
@@ -292,7 +314,7 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
     fmt = r.resolve_format(None if to_stdout else out, fmt)
     if to_stdout and fmt in r.IMAGE_FORMATS:
         raise ArchSpecError(f"-o - writes text, but {fmt} is an image format",
-                            fix="pass --format dot or --format mermaid, or name an output file")
+                            fix="pass --format dot or --format mermaid, or name an output file", option="-o")
     r.require_dot(fmt)
     graph = r.graph_of(spec, params, limits)
     d = r.drawing(graph, expand=expand, depth=depth, fold=not no_fold,
@@ -579,7 +601,8 @@ def instantiate(text: str, params: dict[str, Any], name: str | None, limits: Lim
     edits: list[tuple[tuple[str | int, ...], str]] = [(("params", k), _yaml_scalar(v)) for k, v in params.items()]
     if name is not None:
         if not name.isidentifier():
-            raise SpecValidationError(f"--name '{name}' is not an identifier", fix="use letters, digits and _")
+            raise SpecValidationError(f"--name '{name}' is not an identifier", fix="use letters, digits and _",
+                                      option="--name")
         edits.append((("name",), name))
     # Replace from the end so earlier positions stay valid.
     spans = sorted((_value_span(text, doc, path), new) for path, new in edits)

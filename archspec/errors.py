@@ -33,6 +33,8 @@ class ArchSpecError(Exception):
 
     ``message`` says what is wrong; ``loc`` where in the YAML; ``path`` the dotted spec
     path; ``expected``/``got`` the two sides of a mismatch; ``fix`` what would mend it.
+    ``option`` names the command-line option (``--expand``) whose value is wrong when
+    the problem is in the command rather than the spec: the CLI shows a usage error.
     """
 
     kind = "error"
@@ -47,8 +49,10 @@ class ArchSpecError(Exception):
         got: str | None = None,
         fix: str | None = None,
         source: str | None = None,
+        option: str | None = None,
     ) -> None:
         self.message = message
+        self.option = option
         self.loc = loc
         self.path = path
         self.expected = expected

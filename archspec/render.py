@@ -199,10 +199,10 @@ def resolve_format(path: str | Path | None, fmt: str | None) -> str:
                    "mermaid": "mermaid"}.get(suffix)
     if fmt is not None and from_suffix is not None and from_suffix != fmt:
         raise OutputError(f"--format {fmt} does not match the output file '{path}'",
-                          fix=f"name the file *{SUFFIXES[fmt]}, or drop --format")
+                          fix=f"name the file *{SUFFIXES[fmt]}, or drop --format", option="--format")
     if fmt is None and suffix and from_suffix is None:
         raise OutputError(f"cannot tell the format of '{path}' from its suffix '.{suffix}'",
-                          expected="one of: " + ", ".join(SUFFIXES), fix="pass --format")
+                          expected="one of: " + ", ".join(SUFFIXES), fix="pass --format", option="-o")
     return fmt or from_suffix or "svg"
 
 
@@ -349,10 +349,10 @@ class _Builder:
                 if name not in repeats:
                     listed = ", ".join(repeats) if repeats else "none (the spec has no repeat)"
                     raise ArchSpecError(f"--expand '{name}' is not a repeat of '{graph.name}'"
-                                        f"{close_matches(name, repeats)}", expected=f"one of: {listed}, or all")
+                                        f"{close_matches(name, repeats)}", expected=f"one of: {listed}, or all", option="--expand")
             self.expand = set(expand)
         if depth is not None and depth < 0:
-            raise ArchSpecError(f"--depth must be 0 or more, got {depth}")
+            raise ArchSpecError(f"--depth must be 0 or more, got {depth}", option="--depth")
         self.shapes: dict[str, Shape | None] = {k: tuple(v) for k, v in graph.inputs.items()}
         for n in graph.nodes:
             self.shapes[n.name] = n.shape

@@ -85,3 +85,26 @@ def test_check_warns_about_nodes_that_reach_no_output(tmp_path):
     assert r.exit_code == 0
     assert "warning: b, c reach no output (computed, then unused)" in r.output
     assert json.loads(run("check", str(spec), "--json").output)["unused"] == ["b", "c"]
+
+
+def test_an_option_error_is_a_click_usage_error(tmp_path):
+    r = run("render", RESNET, "--expand", "stage9", "-o", str(tmp_path / "r.dot"))
+    assert r.exit_code == 2
+    assert "Usage: main render [OPTIONS] SPEC" in r.output
+    assert "Error: Invalid value for '--expand': --expand 'stage9' is not a repeat of 'resnet18'" in r.output
+    assert "^" not in r.output  # not shown as a place in the spec
+    r = run("check", RESNET, "-p", "num_classes")
+    assert "Error: Invalid value for '-p': -p expects key=value, got 'num_classes'" in r.output
+    assert "fix: write e.g. -p num_classes=100" in r.output
+    # With --json the report stays JSON.
+    data = json.loads(run("check", RESNET, "-p", "num_classes", "--json").output)
+    assert data["message"] == "-p expects key=value, got 'num_classes'"
+
+
+def test_exit_codes_by_error_class():
+    from archspec.cli import exit_code
+    from archspec.errors import ExportError, OpDefinitionError, ShapeError
+
+    assert exit_code(ShapeError("x")) == 2
+    assert exit_code(ExportError("x")) == 3
+    assert exit_code(OpDefinitionError("x")) == 1

@@ -259,3 +259,22 @@ def _jit_load(path: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream
         return torch.jit.load(str(path))
+
+
+def test_an_export_limit_is_its_own_error_and_exit_code(custom_ops, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from archspec.cli import main
+    from archspec.errors import ExportError
+
+    g = archspec.load(_one_node("export_test_module", "mha"))
+    with pytest.raises(ExportError, match=r"cannot export module 'a' \(MultiheadAttention\) as standalone Python"):
+        python_source(g, archspec.compile(g))
+    spec = tmp_path / "custom.yaml"
+    spec.write_text(_one_node("export_test_module", "mha"))
+    r = CliRunner().invoke(main, ["export", str(spec), "-o", str(tmp_path / "m.py")])
+    # The spec is valid (check passes): the format cannot write it, which is not exit 2.
+    assert r.exit_code == 3, r.output
+    assert "ExportError: cannot export module 'a' (MultiheadAttention) as standalone Python" in r.output
+    assert not (tmp_path / "m.py").exists()
+    assert CliRunner().invoke(main, ["check", str(spec)]).exit_code == 0
