@@ -93,7 +93,7 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
             continue
         paths: set[_Path] = set().union(*ins) if ins else set()
         op = REGISTRY.get(n.op)
-        w = op.window(op.Attrs.model_validate(dict(n.attrs)), in_shapes)
+        w = op.window(n.attrs, in_shapes)
         if w is not None and w.glob:
             state[n.name] = _GLOBAL
         elif len({len(rf) for rf, _ in paths}) > 1 or (w is not None and any(len(rf) != len(w.kernel)
@@ -224,10 +224,8 @@ def summarise(graph: Graph) -> Summary:
     for n in graph.nodes:
         assert n.shape is not None, f"node {n.name} has no shape: summarise a checked graph"
         op = REGISTRY.get(n.op)
-        attrs = op.Attrs.model_validate(dict(n.attrs))
         ins = [shapes[i] for i in n.inputs]
-        owned = n.module is not None and "share" not in n.meta
-        rows.append(Row(n.name, n.op, n.shape, op.params(attrs, ins) if owned else 0, op.macs(attrs, ins, n.shape),
+        rows.append(Row(n.name, n.op, n.shape, graph.params_of(n, shapes), op.macs(n.attrs, ins, n.shape),
                         fields.get(n.name), auto=n.provenance == "auto"))
         shapes[n.name] = n.shape
     return Summary(graph, tuple(rows), {k: fields.get(k) for k in graph.inputs})
@@ -518,15 +516,7 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
 
 
 def _params(g: Graph) -> int:
-    shapes: dict[str, Shape] = {k: tuple(v) for k, v in g.inputs.items()}
-    total = 0
-    for n in g.nodes:
-        assert n.shape is not None
-        if n.module is not None and "share" not in n.meta:
-            op = REGISTRY.get(n.op)
-            total += op.params(op.Attrs.model_validate(dict(n.attrs)), [shapes[i] for i in n.inputs])
-        shapes[n.name] = n.shape
-    return total
+    return g.param_count()
 
 
 def _fixed_sizes(doc: Document, graph: Graph, taken: Mapping[str, Any]) -> dict[str, list[tuple[str, int]]]:

@@ -101,9 +101,10 @@ class CheckResult:
         for n in self.graph.nodes:
             if n.provenance != "auto":
                 continue
-            key = (n.meta["for"], n.meta["slot"])
-            entry = seen.setdefault(key, {"merge": key[0], "slot": key[1], "kind": n.meta["auto"],
-                                          "label": n.meta["label"], "rule": n.meta["rule"], "nodes": []})
+            p = n.projection
+            assert p is not None, f"auto node {n.name} says for which merge it is"
+            entry = seen.setdefault((p.merge, p.slot), {"merge": p.merge, "slot": p.slot, "kind": p.kind,
+                                                        "label": p.label, "rule": p.rule, "nodes": []})
             entry["nodes"].append(n.name)
         return list(seen.values())
 

@@ -20,6 +20,7 @@ import click
 
 from .errors import ArchSpecError, ExportError, OpDefinitionError, SpecValidationError
 from .limits import DEFAULT_LIMITS, Limits
+from .ops.base import fmt
 
 EXIT_SPEC_ERROR = 2
 EXIT_INTERNAL = 1
@@ -47,12 +48,11 @@ def parse_param(text: str) -> tuple[str, Any]:
 
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise SpecValidationError(f"-p expects key=value, got '{text}'", fix="write e.g. -p num_classes=100",
-                                  option="-p")
+        raise SpecValidationError(f"-p expects key=value, got '{text}'", fix="write e.g. -p num_classes=100")
     try:
         value = load_text(f"v: {raw}", "<-p>").data["v"] if raw.strip() else ""
     except ArchSpecError as e:
-        raise SpecValidationError(f"-p {text}: {e.message}", fix=e.fix, option="-p") from None
+        raise SpecValidationError(f"-p {text}: {e.message}", fix=e.fix) from None
     return key.strip(), value
 
 
@@ -144,10 +144,6 @@ def main() -> None:
     """
 
 
-def _fmt(shape: Any) -> str:
-    return "x".join(str(d) for d in shape)
-
-
 _INPUT_HELP = ("Check this input shape instead of the spec's (CxHxW, or name=CxHxW for one of several "
                "inputs); it also gives symbolic sizes a value. Repeatable.")
 
@@ -204,9 +200,9 @@ def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[s
             click.echo(f"    {line}")
         click.echo("  for example:")
     for k, v in result.inputs.items():
-        click.echo(f"  input  {k}: {_fmt(v)}")
+        click.echo(f"  input  {k}: {fmt(v)}")
     for k, v in result.outputs.items():
-        click.echo(f"  output {k}: {_fmt(v)}")
+        click.echo(f"  output {k}: {fmt(v)}")
     for p in result.projections:
         click.echo(f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}")
     if result.unused:
@@ -352,18 +348,9 @@ def inputs_read(spec: Path, graph: Any, *more: Path | None) -> list[Path]:
 
 def node_table(graph: Any) -> list[dict[str, Any]]:
     """Name, op, output shape and parameter count of every node."""
-    from .ops import REGISTRY
-
-    shapes = {k: tuple(v) for k, v in graph.inputs.items()}
-    rows = []
-    for n in graph.nodes:
-        shapes[n.name] = n.shape
-        op = REGISTRY.get(n.op)
-        owned = n.module is not None and "share" not in n.meta
-        params = op.params(op.Attrs.model_validate(dict(n.attrs)), [shapes[i] for i in n.inputs]) if owned else 0
-        rows.append({"name": n.name, "op": n.op, "shape": list(n.shape or ()), "params": params,
-                     "auto": n.provenance == "auto"})
-    return rows
+    shapes = graph.shapes()
+    return [{"name": n.name, "op": n.op, "shape": list(n.shape or ()), "params": graph.params_of(n, shapes),
+             "auto": n.provenance == "auto"} for n in graph.nodes]
 
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -377,7 +364,7 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
     t.add_column("params", justify="right")
     for r in rows:
         style = "magenta" if r["auto"] else None
-        t.add_row(r["name"], r["op"] + (" (auto)" if r["auto"] else ""), _fmt(r["shape"]), f"{r['params']:,}",
+        t.add_row(r["name"], r["op"] + (" (auto)" if r["auto"] else ""), fmt(r["shape"] or None), f"{r['params']:,}",
                   style=style)
     Console(soft_wrap=True).print(t)
 
@@ -440,7 +427,7 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[
     from rich.table import Table
 
     g = s.graph
-    ins = ", ".join(f"{k}: {_fmt(v)}" for k, v in g.inputs.items())
+    ins = ", ".join(f"{k}: {fmt(v)}" for k, v in g.inputs.items())
     t = Table(title=f"{g.name} ({ins})", title_justify="left", box=None, pad_edge=False,
               caption=f"total: {s.params:,} params ({_si(s.params)}), {s.macs:,} MACs ({_si(s.macs)}MAC, "
                       f"{_si(s.flops)}FLOP)\n{CONVENTION}", caption_justify="left")
@@ -450,7 +437,7 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[
     for r in s.collapse(depth):
         rf, stride = _rf_text(r.field)
         op = r.op + (" (auto)" if r.auto else "") + (f" [{r.nodes} nodes]" if r.nodes > 1 else "")
-        t.add_row(r.name, op, _fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride,
+        t.add_row(r.name, op, fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride,
                   style="magenta" if r.auto else None)
     Console(soft_wrap=True, width=_width()).print(t)
 

@@ -46,11 +46,11 @@ def emit(graph: Graph) -> fx.GraphModule:
 
     for n in graph.nodes:
         op = REGISTRY.get(n.op)
-        attrs = op.Attrs.model_validate(dict(n.attrs))
+        attrs = n.attrs
         in_shapes = [shapes[i] for i in n.inputs]
         args = [values[i] for i in n.inputs]
         if n.module is not None:
-            if "share" not in n.meta or n.module == n.name:
+            if n.owns_module or n.module == n.name:
                 if redraw and op.init_kind == "fan_out":
                     with torch.device("meta"):
                         module = op.module(attrs, in_shapes)

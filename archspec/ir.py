@@ -13,12 +13,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from .errors import ArchSpecError, GraphError, Loc
+from .ops.base import OpAttrs, frozen_attrs
 
 Shape = tuple[int, ...]
 Provenance = Literal["spec", "auto"]
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """Why an auto projection node exists: it maps input ``slot`` of merge ``merge`` onto
+    input 0's shape by the policy ``kind``; ``label`` and ``rule`` say so in words."""
+
+    kind: str  # conv_bn, avgpool_conv_bn, zero_pad (defaults.projection.kind)
+    merge: str
+    slot: int
+    label: str
+    rule: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +42,19 @@ class Node:
     ``name`` is the dotted hierarchical name (``layer2.0.conv1``); ``module`` is the
     module path that holds its parameters (the name itself, or another node's module
     for ``share:``), ``None`` for stateless ops. ``inputs`` name other nodes or graph
-    inputs, in order. ``shape`` is filled in by inference, ``error`` when inference
-    failed at this node.
+    inputs, in order. ``attrs`` is the op's validated, frozen attribute model (a mapping
+    given here is validated). ``shape`` is filled in by inference, ``error`` when
+    inference failed at this node.
+
+    What the spec says about the node beyond its op is typed: ``share`` (the module path
+    of the node whose module it reuses), ``disabled`` (a ``when:`` that was false: an
+    identity stands in), ``dense`` (the dense repeat whose running concat it is) and
+    ``projection`` (an auto projection: for which merge and why).
     """
 
     name: str
     op: str
-    attrs: Mapping[str, Any] = field(default_factory=dict)
+    attrs: OpAttrs = field(default_factory=OpAttrs)
     inputs: tuple[str, ...] = ()
     shape: Shape | None = None
     module: str | None = None
@@ -42,10 +62,37 @@ class Node:
     loc: Loc | None = None
     path: str | None = None  # spec path, e.g. "blocks.basic.nodes.add"
     error: ArchSpecError | None = field(default=None, compare=False)
-    meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    share: str | None = None
+    disabled: bool = False
+    dense: str | None = None
+    projection: Projection | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attrs, OpAttrs):
+            object.__setattr__(self, "attrs", frozen_attrs(self.op, self.attrs))
 
     def replace(self, **changes: Any) -> Node:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def owns_module(self) -> bool:
+        """It has a module of its own (parameters counted here, built by emit)."""
+        return self.module is not None and self.share is None
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """A read-only view of the typed fields under their old ``meta`` keys."""
+        out: dict[str, Any] = {}
+        if self.share is not None:
+            out["share"] = self.share
+        if self.disabled:
+            out["disabled"] = True
+        if self.dense is not None:
+            out["dense"] = self.dense
+        if self.projection is not None:
+            p = self.projection
+            out.update({"auto": p.kind, "for": p.merge, "slot": p.slot, "label": p.label, "rule": p.rule})
+        return MappingProxyType(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +152,36 @@ class Graph:
             return tuple(self.inputs[name])
         return self.node(name).shape
 
+    def shapes(self) -> dict[str, Shape | None]:
+        """The shape of every graph input and node, by name."""
+        out: dict[str, Shape | None] = {k: tuple(v) for k, v in self.inputs.items()}
+        for n in self.nodes:
+            out[n.name] = n.shape
+        return out
+
+    def in_shapes(self, node: Node, shapes: Mapping[str, Shape | None] | None = None) -> list[Shape | None]:
+        """The shapes of ``node``'s inputs, in order (``shapes``: a :meth:`shapes` map to
+        reuse over many nodes)."""
+        known = shapes if shapes is not None else self.shapes()
+        return [known.get(i) for i in node.inputs]
+
+    def params_of(self, node: Node, shapes: Mapping[str, Shape | None] | None = None) -> int:
+        """The learnable parameters ``node`` owns: 0 for a shared or stateless module, or
+        while an input shape is unknown. The one parameter count."""
+        if not node.owns_module:
+            return 0
+        ins = self.in_shapes(node, shapes)
+        if any(s is None for s in ins):
+            return 0
+        from .ops import REGISTRY
+
+        return REGISTRY.get(node.op).params(node.attrs, [s for s in ins if s is not None])
+
+    def param_count(self) -> int:
+        """Every learnable parameter of the graph (shared modules once)."""
+        shapes = self.shapes()
+        return sum(self.params_of(n, shapes) for n in self.nodes)
+
     def consumers(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {name: [] for name in self.inputs}
         for n in self.nodes:
@@ -154,13 +231,13 @@ def lint(graph: Graph) -> None:
                     "nodes must be in topological order",
                     loc=n.loc,
                 )
-        if n.module is not None and n.provenance == "spec" and "share" not in n.meta:
+        if n.module is not None and n.provenance == "spec" and n.share is None:
             if n.module in modules:
                 raise GraphError(f"module path '{n.module}' is used by both '{modules[n.module]}' and '{n.name}'", loc=n.loc)
             modules[n.module] = n.name
         defined.add(n.name)
     for n in graph.nodes:
-        if n.module is not None and "share" in n.meta and n.module not in modules:
+        if n.module is not None and n.share is not None and n.module not in modules:
             raise GraphError(f"node '{n.name}' shares module '{n.module}', which no node owns", loc=n.loc)
     if not graph.outputs:
         raise GraphError("the graph has no outputs")

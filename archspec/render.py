@@ -59,6 +59,7 @@ from .errors import ArchSpecError, LimitError, OutputError, close_matches
 from .io import write_bytes, write_text
 from .ir import Graph, Node, Scope, Shape
 from .ops import REGISTRY, Op
+from .ops.base import fmt
 
 FORMATS = ("svg", "png", "pdf", "dot", "mermaid")
 IMAGE_FORMATS = frozenset({"svg", "png", "pdf"})
@@ -316,7 +317,8 @@ def _op(name: str) -> Op[Any] | None:
 
 
 def fmt_shape(shape: Shape | None) -> str:
-    return "×".join(str(d) for d in shape) if shape else "?"
+    """A shape in a drawing: ``3×32×32``."""
+    return fmt(shape, "×")
 
 
 def fmt_count(n: int) -> str:
@@ -366,7 +368,7 @@ class _Builder:
     # - helpers over the IR -
     def resolve(self, name: str) -> str:
         """Follow disabled ``when:`` identities to the node they pass through."""
-        while name in self.idx and self.idx[name].meta.get("disabled"):
+        while name in self.idx and self.idx[name].disabled:
             name = self.idx[name].inputs[0]
         return name
 
@@ -387,15 +389,11 @@ class _Builder:
         return chain
 
     def params_of(self, n: Node) -> int:
-        if n.module is None or "share" in n.meta or n.shape is None:
-            return 0
-        op = REGISTRY.get(n.op)
-        ins = [self.shapes.get(i) for i in n.inputs]
-        if any(s is None for s in ins):
+        if n.shape is None:
             return 0
         try:
-            return op.params(op.Attrs.model_validate(dict(n.attrs)), ins)  # type: ignore[arg-type]  # no None: checked above
-        except ArchSpecError:
+            return self.g.params_of(n, self.shapes)
+        except (AttributeError, ArchSpecError):  # a hand-built node whose attributes the op refuses
             return 0
 
     # - steps -
@@ -431,7 +429,7 @@ class _Builder:
         self.u_skips: list[tuple[str, str]] = []
         for n in self.g.nodes:
             ins = [depth.get(i, 0) for i in n.inputs]
-            w = 0 if n.provenance == "auto" or n.meta.get("disabled") else 1
+            w = 0 if n.provenance == "auto" or n.disabled else 1
             depth[n.name] = w + max(ins, default=0)
             if len(n.inputs) < 2:
                 continue
@@ -484,10 +482,10 @@ class _Builder:
         self.group: dict[str, str] = {}
         proj: dict[tuple[str, int], str] = {}
         for n in self.g.nodes:
-            if n.meta.get("disabled"):
+            if n.disabled:
                 continue
             if n.provenance == "auto":
-                key = (n.meta.get("for", ""), n.meta.get("slot", 0))
+                key = (n.projection.merge, n.projection.slot) if n.projection is not None else ("", 0)
                 self.group[n.name] = proj.setdefault(key, n.name)
                 continue
             head = n.name
@@ -495,7 +493,7 @@ class _Builder:
             if self.fold and op is not None and op.foldable and len(n.inputs) == 1 and n.error is None:
                 p = n.inputs[0]
                 pn = self.idx.get(p)
-                if (pn is not None and pn.provenance != "auto" and not pn.meta.get("disabled")
+                if (pn is not None and pn.provenance != "auto" and not pn.disabled
                         and self.consumers.get(p) == [n.name] and p not in self.g.outputs
                         and _parent(p) == _parent(n.name) and pn.error is None):
                     head = self.group[p]
@@ -504,7 +502,7 @@ class _Builder:
         self.bus: dict[str, str] = {}
         last: dict[str, Node] = {}
         for n in self.g.nodes:
-            r = n.meta.get("dense")
+            r = n.dense
             if r is None or n.op != "concat":
                 continue
             before = last.get(r)
@@ -611,7 +609,7 @@ class _Builder:
 
     def _map_one(self, name: str) -> str | None:
         n = self.idx[name]
-        if n.meta.get("disabled"):
+        if n.disabled:
             return None
         rep, mapped = self._rep(name)
         self.hidden_rep[name] = mapped
@@ -666,16 +664,16 @@ class _Builder:
         error = next((m.error for m in nodes if m.error is not None), None)
         if first.provenance == "auto":
             kind: Literal["op", "merge", "proj"] = "proj"
-            headline = str(first.meta.get("label", "projection (auto)"))
+            headline = first.projection.label if first.projection is not None else "projection (auto)"
             extra = [" + ".join(m.op for m in nodes)]
-            why = str(first.meta.get("rule", ""))
+            why = first.projection.rule if first.projection is not None else ""
         else:
             op = _op(first.op)
             kind = "merge" if op is not None and op.role == "merge" else "op"
             headline = self._summary(first)
             extra = ["+ " + " + ".join(m.op for m in nodes[1:])] if len(nodes) > 1 else []
-            if "share" in first.meta:
-                extra.append(f"weights of {first.meta['share']}")
+            if first.share is not None:
+                extra.append(f"weights of {first.share}")
             why = ""
         tip = [f"{first.name} ({first.op})" + (f" — {first.loc}" if first.loc else "")]
         if why:
@@ -686,8 +684,8 @@ class _Builder:
                                               for m in nodes[1:]))
         if first.path:
             tip.append(f"spec path: {first.path}")
-        if "share" in first.meta:
-            tip.append(f"shares the module of {first.meta['share']}")
+        if first.share is not None:
+            tip.append(f"shares the module of {first.share}")
         tip.append(f"output {fmt_shape(last.shape)}, {params:,} parameters")
         if error is not None:
             tip.append(error.render())
@@ -700,7 +698,7 @@ class _Builder:
         path = did[len("scope:"):]
         s = self.scopes[path]
         node = DNode(id=did, kind="box", head=path, name="")
-        members = [n for n in self.members_of[path] if not n.meta.get("disabled")]
+        members = [n for n in self.members_of[path] if not n.disabled]
         outs = [m for m in members if m.name in self.g.outputs
                 or any(not c.startswith(path + ".") for c in self.consumers.get(m.name, []))]
         what = s.block or s.kind
@@ -719,8 +717,8 @@ class _Builder:
         if op is None:
             return n.op
         try:
-            return op.label(op.Attrs.model_validate(dict(n.attrs)), [self.shapes.get(i) for i in n.inputs])
-        except ValueError:  # a hand-built node whose attributes the op refuses
+            return op.label(n.attrs, [self.shapes.get(i) for i in n.inputs])
+        except (AttributeError, ArchSpecError):  # a hand-built node whose attributes the op refuses
             return n.op
 
     def _drawn_cluster(self, chain: list[str]) -> str | None:
@@ -791,9 +789,10 @@ class _Builder:
 
     def _role(self, n: Node, slot: int) -> tuple[Role, int | None]:
         if n.provenance == "auto":  # a projection sits on a skip: the edges into it are the skip's
-            merge = self.idx.get(str(n.meta.get("for")))
+            merge = self.idx.get(n.projection.merge) if n.projection is not None else None
             if merge is not None:
-                role, _ = self.roles.get((merge.name, int(n.meta.get("slot", 0))), ("residual", None))
+                assert n.projection is not None
+                role, _ = self.roles.get((merge.name, n.projection.slot), ("residual", None))
                 return role, None
         return self.roles.get((n.name, slot), ("main", None))
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WeightsError
+from .ops.base import fmt
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -83,7 +84,7 @@ def check_state_dict(model: Any, state: Mapping[str, Any]) -> dict[str, list[str
         elif not isinstance(v, torch.Tensor):
             problems["not a tensor"].append(f"{k} ({type(v).__name__})")
         elif tuple(v.shape) != tuple(own[k].shape):
-            problems["mis-shaped"].append(f"{k}: file {_fmt(v.shape)}, model {_fmt(own[k].shape)}")
+            problems["mis-shaped"].append(f"{k}: file {fmt(v.shape)}, model {fmt(own[k].shape)}")
     return problems
 
 
@@ -176,10 +177,6 @@ def _mismatch(model: Any, path: str | Path, state: Mapping[str, Any], problems: 
                "the spec's node names and its projection name (defaults.projection.name)")
     return WeightsError("\n".join(lines), expected=f"{len(model.state_dict())} keys of the model",
                         got=f"{len(state)} keys in the file", fix=fix)
-
-
-def _fmt(shape: Any) -> str:
-    return "x".join(str(d) for d in shape) if len(shape) else "scalar"
 
 
 def _first_line(e: BaseException) -> str:

@@ -93,12 +93,16 @@ def test_an_option_error_is_a_click_usage_error(tmp_path):
     assert "Usage: main render [OPTIONS] SPEC" in r.output
     assert "Error: Invalid value for '--expand': --expand 'stage9' is not a repeat of 'resnet18'" in r.output
     assert "^" not in r.output  # not shown as a place in the spec
-    r = run("check", RESNET, "-p", "num_classes")
-    assert "Error: Invalid value for '-p': -p expects key=value, got 'num_classes'" in r.output
-    assert "fix: write e.g. -p num_classes=100" in r.output
+    r = run("render", RESNET, "--format", "png", "-o", str(tmp_path / "a.svg"))
+    assert r.exit_code == 2
+    assert f"Error: Invalid value for '--format': --format png does not match the output file '{tmp_path / 'a.svg'}'" \
+        in r.output
+    assert "fix: name the file *.png, or drop --format" in r.output
     # With --json the report stays JSON.
-    data = json.loads(run("check", RESNET, "-p", "num_classes", "--json").output)
-    assert data["message"] == "-p expects key=value, got 'num_classes'"
+    r = run("check", RESNET, "--input", "3x0x4", "--json")
+    assert r.exit_code == 2 and json.loads(r.output)["error"] == "SpecValidationError"
+    # -p gives the spec's params: its errors are the spec's, as in the malformed corpus.
+    assert "SpecValidationError: -p expects key=value, got 'num_classes'" in run("check", RESNET, "-p", "num_classes").output
 
 
 def test_exit_codes_by_error_class():

@@ -26,7 +26,7 @@ def test_a_good_graph_lints():
     (graph(Node("x", "relu", inputs=("x",)), outputs=("x",)), "node 'x' is defined twice"),
     (graph(Node("a", "linear", inputs=("x",), module="m"), Node("b", "linear", inputs=("a",), module="m")),
      "module path 'm' is used by both 'a' and 'b'"),
-    (graph(Node("b", "linear", inputs=("x",), module="m", meta={"share": "m"})),
+    (graph(Node("b", "linear", inputs=("x",), module="m", share="m")),
      "node 'b' shares module 'm', which no node owns"),
     (graph(Node("b", "relu", inputs=("x",)), outputs=()), "the graph has no outputs"),
     (graph(Node("b", "relu", inputs=("x",)), outputs=("c",)), "output 'c' is not a node or input"),

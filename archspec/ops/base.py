@@ -37,9 +37,57 @@ IntOrList = PosInt | list[PosInt]  # one size for every spatial dim, or one per 
 
 
 class OpAttrs(BaseModel):
-    """Base of every op's attribute model: frozen, strict, unknown keys rejected."""
+    """Base of every op's attribute model: frozen, strict, unknown keys rejected.
+
+    Read like a mapping too: ``a["k"]``, ``a.get("k")``, ``a.items()``, and equal to a
+    mapping of the same fields, as the IR's attributes were plain mappings before.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields and key not in (self.model_extra or {}):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self) == dict(other)
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), repr(dict(self))))
+
+
+class RawAttrs(OpAttrs):
+    """The attributes of a hand-built node that its op's model refuses (or whose op is
+    unknown), kept as given: ``lint`` can still look at such a graph; no pass runs on it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=False)
+
+
+def frozen_attrs(op_name: str, attrs: Mapping[str, Any] | OpAttrs) -> OpAttrs:
+    """The validated, frozen attribute model of a node of ``op_name``."""
+    if isinstance(attrs, OpAttrs):
+        return attrs
+    if op_name in REGISTRY:
+        try:
+            return REGISTRY.get(op_name).Attrs.model_validate(dict(attrs))
+        except ValueError:  # pydantic's ValidationError
+            pass
+    return RawAttrs(**dict(attrs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,11 +339,12 @@ def register_op(op: type[Op[Any]] | Op[Any] | None = None, *, replace: bool = Fa
 
 # -- helpers shared by op rules -------------------------------------------------------
 
-def fmt(shape: Sequence[int] | None) -> str:
-    """``3x32x32`` — the way every message writes a shape."""
+def fmt(shape: Sequence[int] | None, sep: str = "x") -> str:
+    """``3x32x32`` — the one way a shape is written: in messages and tables with ``x``, in
+    drawings with ``sep="×"``; ``?`` when unknown, ``scalar`` for a 0-d shape."""
     if shape is None:
         return "?"
-    return "x".join(str(d) for d in shape) if shape else "scalar"
+    return sep.join(str(d) for d in shape) if len(shape) else "scalar"
 
 
 def spatial_rank(op: str, shape: Shape, ranks: Sequence[int] = (1, 2, 3)) -> int:

@@ -10,7 +10,6 @@ from ..errors import LimitError
 from ..ir import Graph
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import check_names
-from ..ops import REGISTRY
 
 
 def check(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:
@@ -33,9 +32,8 @@ def check(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:
             raise LimitError(f"node '{n.name}' outputs {elems} elements per sample, more than the limit of "
                              f"{limits.max_elements}", loc=n.loc, path=n.path, source=graph.source,
                              fix="raise the limit with --max-elements")
-        if n.module is not None and "share" not in n.meta:
-            op = REGISTRY.get(n.op)
-            total += op.params(op.Attrs.model_validate(dict(n.attrs)), [shapes[i] for i in n.inputs])
+        if n.owns_module:
+            total += graph.params_of(n, shapes)
             if total > limits.max_params:
                 raise LimitError(f"the model has more than {limits.max_params} parameters (reached at '{n.name}')",
                                  loc=n.loc, path=n.path, source=graph.source, fix="raise the limit with --max-params")

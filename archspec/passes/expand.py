@@ -35,7 +35,8 @@ from ..loader import Document
 from ..names import IDENT as _IDENT
 from ..names import INDEXED as _INDEXED
 from ..names import MODULE_ATTRS, name_problem
-from ..ops import REGISTRY
+from ..ops import REGISTRY, OpAttrs
+from ..ops.base import frozen_attrs
 from ..spec import validate
 from ..use import block_files
 
@@ -473,7 +474,7 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
     if not _when(sc, nd, sub):
         first = next(iter(ins.values())) if isinstance(ins, dict) else ins[0]
         ir = sc.prefix + name
-        ctx.add(Node(ir, "identity", {}, (first,), loc=sc.loc(*sub, key=True), path=_p(sc, sub), meta={"disabled": True}))
+        ctx.add(Node(ir, "identity", frozen_attrs("identity", {}), (first,), loc=sc.loc(*sub, key=True), path=_p(sc, sub), disabled=True))
         sc.local[name] = ir
         return
     if kind == "op":
@@ -511,12 +512,12 @@ def _expand_op(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | dict[
     if ctx.share is not None and module is not None:
         new, owner = ctx.share
         module = owner + module[len(new):]
-    meta: dict[str, Any] = {"share": module} if ctx.share is not None and module is not None else {}
-    ctx.add(Node(ir, nd.op, attrs, tuple(ins), module=module, loc=sc.loc(*sub, key=True), path=_p(sc, sub), meta=meta))
+    share = module if ctx.share is not None and module is not None else None
+    ctx.add(Node(ir, nd.op, attrs, tuple(ins), module=module, loc=sc.loc(*sub, key=True), path=_p(sc, sub), share=share))
     return ir
 
 
-def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> dict[str, Any]:
+def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
     """Defaults, then the node's own attributes, evaluated and checked strictly."""
     op = REGISTRY.get(nd.op)
     written = {k: getattr(nd, k) for k in nd.model_fields_set if k in op.Attrs.model_fields}
@@ -539,7 +540,7 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> dict[str, Any]:
         msg = err["msg"].removeprefix("Value error, ")
         raise sc.err(SpecValidationError, f"op '{nd.op}'{f', {k}' if k is not None else ''}: {msg}{src}", *where,
                      got=repr(evaluated.get(k)) if k is not None else None) from None
-    return dict(model)
+    return model
 
 
 def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub: PathT, bname: str) -> dict[str, Any]:
@@ -695,8 +696,8 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
             feats = [x0[0], *outs]
             if len(feats) > 1:
                 cat = f"{base}.cat{i}"
-                ctx.add(Node(cat, "concat", {"dim": 0}, tuple(feats), loc=sc.loc(*sub, key=True), path=_p(sc, sub),
-                             meta={"dense": base}))
+                ctx.add(Node(cat, "concat", frozen_attrs("concat", {"dim": 0}), tuple(feats), loc=sc.loc(*sub, key=True), path=_p(sc, sub),
+                             dense=base))
                 ins = [cat]
             else:
                 ins = [feats[0]]
@@ -710,8 +711,8 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
         assert first_in is not None
         x0 = first_in if isinstance(first_in, list) else list(first_in.values())
         out = f"{base}.cat"
-        ctx.add(Node(out, "concat", {"dim": 0}, (x0[0], *outs), loc=sc.loc(*sub, key=True), path=_p(sc, sub),
-                     meta={"dense": base}))
+        ctx.add(Node(out, "concat", frozen_attrs("concat", {"dim": 0}), (x0[0], *outs), loc=sc.loc(*sub, key=True), path=_p(sc, sub),
+                     dense=base))
         sc.local[name] = out
     else:
         sc.local[name] = outs[-1]
@@ -739,7 +740,7 @@ def _expand_share(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | di
     if isinstance(ins, dict):
         raise sc.err(GraphError, f"node '{name}' shares op '{src.op}', which takes a list of inputs", *sub, "in")
     ctx.add(Node(ir, src.op, src.attrs, tuple(ins), module=src.module, loc=sc.loc(*sub, key=True), path=_p(sc, sub),
-                 meta={"share": src.module}))
+                 share=src.module))
     return ir
 
 

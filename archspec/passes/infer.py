@@ -44,11 +44,11 @@ def infer(graph: Graph) -> Graph:
 
 def _infer_node(n: Node, ins: list[Shape], done: dict[str, Node], shapes: dict[str, Shape | None]) -> Shape:
     op = REGISTRY.get(n.op)
-    attrs = op.Attrs.model_validate(dict(n.attrs))
+    attrs = n.attrs
     shape = op.infer(attrs, ins)
-    owner_name = n.meta.get("share")
+    owner_name = n.share
     if owner_name is not None:
-        owner = next((o for o in done.values() if o.module == owner_name and "share" not in o.meta), None)
+        owner = next((o for o in done.values() if o.module == owner_name and o.owns_module), None)
         if owner is not None and owner.shape is not None:
             owner_ins = [shapes[i] for i in owner.inputs]
             if all(s is not None for s in owner_ins) and op.params(attrs, owner_ins) != op.params(attrs, ins):  # type: ignore[arg-type]  # no None: checked just before

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ShapeError
-from ..ir import Graph, Node, Shape
+from ..ir import Graph, Node, Projection, Shape
 from ..ops import REGISTRY
 from ..ops.base import conv_out, fmt
 from .infer import infer
@@ -123,13 +123,11 @@ def _projection(n: Node, slot: int, src: str, s: Shape, t: Shape, stride: int, k
     sp = "x".join("1" for _ in s[1:])
     how = "zero-pad" if kind == "zero_pad" else f"{sp}/{stride}" if sp else "linear"
     label = f"proj {how}, {s[0]}\u2192{t[0]} (auto)"
-    meta = {"auto": kind, "for": n.name, "slot": slot, "label": label,
-            "rule": f"{n.op} '{n.name}' joins {fmt(s)} into {fmt(t)}: {kind} projection"}
+    why = Projection(kind, n.name, slot, label, f"{n.op} '{n.name}' joins {fmt(s)} into {fmt(t)}: {kind} projection")
 
     def node(name: str, op: str, attrs: dict[str, Any], inp: str, stateful: bool) -> Node:
-        full = dict(REGISTRY.get(op).Attrs.model_validate(attrs))
-        return Node(name, op, full, (inp,), module=name if stateful else None, provenance="auto",
-                    loc=n.loc, path=n.path, meta=meta)
+        return Node(name, op, REGISTRY.get(op).Attrs.model_validate(attrs), (inp,), module=name if stateful else None,
+                    provenance="auto", loc=n.loc, path=n.path, projection=why)
 
     if kind == "zero_pad":
         return [node(base, "zero_pad", {"out": t[0], "stride": stride}, src, False)]
