@@ -7,8 +7,13 @@
 Importing archspec does not import torch; only :func:`compile` does.
 """
 
+from types import ModuleType
+from typing import Any
+
+from . import render as _render_module
 from .analyse import Summary, summary
-from .api import CheckResult, analyse, check, compile, load
+from .api import CheckResult, analyse, check, compile, graph_of, load
+from .api import render as _api_render
 from .errors import (
     ArchSpecError,
     ExpressionError,
@@ -26,7 +31,19 @@ from .errors import (
 from .ir import Graph, Node, lint
 from .limits import Limits
 from .ops import Op, OpAttrs, Window, register_op
-from .render import render
+
+
+class _RenderModule(ModuleType):
+    """``archspec.render`` is the module of the drawing (``import archspec.render``,
+    ``from archspec.render import to_dot``) and, called, draws any source:
+    ``archspec.render("specs/unet.yaml", "unet.svg")`` is :func:`archspec.api.render`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _api_render(*args, **kwargs)
+
+
+_render_module.__class__ = _RenderModule
+render = _render_module
 
 __version__ = "0.1.0"
 
@@ -34,5 +51,5 @@ __all__ = [
     "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "IncludeError", "LimitError",
     "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecSyntaxError",
     "SpecValidationError", "Summary", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile",
-    "lint", "load", "register_op", "render", "summary",
+    "graph_of", "lint", "load", "register_op", "render", "summary",
 ]

@@ -1,12 +1,14 @@
-"""The public entry points: load, check, compile.
+"""The one pipeline and the entry points: load, check, compile, analyse, graph_of, render.
 
-A spec source is a path (``str`` or ``Path``) to a YAML file, YAML text, a loaded
-:class:`~archspec.loader.Document`, or an already checked :class:`~archspec.ir.Graph`.
+The pipeline is written here once: expand → infer → project (which infers what it
+inserts) → check. A spec source is a path (``str`` or ``Path``) to a YAML file, YAML text,
+a loaded :class:`~archspec.loader.Document`, or an already checked
+:class:`~archspec.ir.Graph`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +80,58 @@ def load(source: Source, params: Mapping[str, Any] | None = None, *, limits: Lim
     (10,)
     """
     return check_pass(analyse(source, params, limits), limits)
+
+
+# -- drawing: the any-source entry points (the drawing itself is archspec.render's) -------
+
+def graph_of(source: Any, params: Mapping[str, Any] | None = None, limits: Limits | None = None) -> Graph:
+    """The graph to draw from a spec (path, text, Document), a Graph, a CheckResult or a
+    compiled GraphModule. A spec whose shapes fail still gives a graph, errors on its nodes."""
+    graph = getattr(source, "graph", None)
+    if isinstance(graph, Graph):  # CheckResult
+        source = graph
+    meta = getattr(source, "meta", None)
+    if isinstance(meta, dict) and isinstance(meta.get("archspec_graph"), Graph):  # GraphModule
+        source = meta["archspec_graph"]
+    return analyse(source, params, limits or DEFAULT_LIMITS)
+
+
+def render(source: Any, path: str | Path | None = None, *, format: str | None = None,  # noqa: A002
+           params: Mapping[str, Any] | None = None, limits: Limits | None = None, expand: Iterable[str] | str = (),
+           depth: int | None = None, fold: bool = True, max_render_nodes: int | None = None,
+           force: bool = False, protect: Iterable[str | Path] = (), dot_beside: bool = False) -> list[Path]:
+    """Draw ``source`` (a spec, Graph, CheckResult or compiled GraphModule) to ``path``.
+
+    The format comes from ``format`` or the suffix of ``path`` (.svg .png .pdf .dot
+    .mmd; default svg, at ``<name>.svg``). SVG/PNG/PDF need graphviz's ``dot`` and say so
+    before any work; DOT and Mermaid never do. ``dot_beside`` also writes the DOT next to
+    an image. Files are written atomically, never over the spec (``protect``), over an
+    existing file only with ``force``. Returns the paths written.
+
+    >>> render("specs/unet.yaml", "build/unet.svg")  # doctest: +SKIP
+    [PosixPath('build/unet.svg')]
+    """
+    from .io import safe_stem
+    from .render import (
+        MAX_RENDER_NODES,
+        SUFFIXES,
+        drawing,
+        require_dot,
+        resolve_format,
+        write_drawing,
+    )
+
+    fmt = resolve_format(path, format)
+    require_dot(fmt)
+
+    protect = list(protect)
+    if isinstance(source, str | Path) and "\n" not in str(source) and _is_file(str(source)):
+        protect.append(source)  # a spec file: never written over
+    graph = graph_of(source, params, limits)
+    protect += graph.files  # nor its use: files
+    d = drawing(graph, expand=expand, depth=depth, fold=fold, max_render_nodes=max_render_nodes or MAX_RENDER_NODES)
+    target = Path(path) if path is not None else Path(safe_stem(graph.name) + SUFFIXES[fmt])
+    return write_drawing(d, target, fmt, force=force, protect=protect, dot_beside=dot_beside)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The ``archspec`` command: a thin shell over the public API.
+"""The ``archspec`` command: it parses arguments and prints; the library computes.
 
 Exit codes: 0 ok; 2 a problem with the spec (printed with its file:line:col, the source
 line and a caret; never a traceback) or with the command line (a click usage error, as
@@ -302,9 +302,8 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
     """
     import shutil
 
-    import archspec.render  # noqa: F401 - loads the module; `archspec.render` names the function
-
-    r = sys.modules["archspec.render"]
+    from . import render as r
+    from .api import graph_of
 
     to_stdout = out is not None and str(out) == "-"
     fmt = r.resolve_format(None if to_stdout else out, fmt)
@@ -312,7 +311,7 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
         raise ArchSpecError(f"-o - writes text, but {fmt} is an image format",
                             fix="pass --format dot or --format mermaid, or name an output file", option="-o")
     r.require_dot(fmt)
-    graph = r.graph_of(spec, params, limits)
+    graph = graph_of(spec, params, limits)
     d = r.drawing(graph, expand=expand, depth=depth, fold=not no_fold,
                   max_render_nodes=max_render_nodes or r.MAX_RENDER_NODES)
     written: list[Path] = []

@@ -38,7 +38,8 @@ What is drawn:
   upwards: the network is a U and its skips are horizontal rungs.
 - A node whose shape rule failed is red, with the message on it; its input edges are red.
 
->>> from archspec.render import graph_of, to_dot
+>>> from archspec.api import graph_of
+>>> from archspec.render import to_dot
 >>> text = to_dot(graph_of("specs/resnet18.yaml"))
 >>> 'subgraph "cluster_layer1"' in text and 'class="residual"' in text
 True
@@ -50,7 +51,7 @@ import html
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -212,59 +213,6 @@ def require_dot(fmt: str) -> None:
     if fmt in IMAGE_FORMATS and shutil.which("dot") is None:
         raise OutputError(f"cannot write {fmt.upper()}: graphviz's 'dot' program is not on PATH",
                           fix=INSTALL_GRAPHVIZ)
-
-
-def graph_of(source: Any, params: Mapping[str, Any] | None = None, limits: Any = None) -> Graph:
-    """The graph to draw from a spec (path, text, Document), a Graph, a CheckResult or a
-    compiled GraphModule. A spec whose shapes fail still gives a graph, errors on its nodes."""
-    from .api import analyse
-    from .limits import DEFAULT_LIMITS
-
-    graph = getattr(source, "graph", None)
-    if isinstance(graph, Graph):  # CheckResult
-        source = graph
-    meta = getattr(source, "meta", None)
-    if isinstance(meta, dict) and isinstance(meta.get("archspec_graph"), Graph):  # GraphModule
-        source = meta["archspec_graph"]
-    return analyse(source, params, limits or DEFAULT_LIMITS)
-
-
-def render(source: Any, path: str | Path | None = None, *, format: str | None = None,  # noqa: A002
-           params: Mapping[str, Any] | None = None, limits: Any = None, expand: Iterable[str] | str = (),
-           depth: int | None = None, fold: bool = True, max_render_nodes: int = MAX_RENDER_NODES,
-           force: bool = False, protect: Iterable[str | Path] = (), dot_beside: bool = False) -> list[Path]:
-    """Draw ``source`` (a spec, Graph, CheckResult or compiled GraphModule) to ``path``.
-
-    The format comes from ``format`` or the suffix of ``path`` (.svg .png .pdf .dot
-    .mmd; default svg, at ``<name>.svg``). SVG/PNG/PDF need graphviz's ``dot`` and say so
-    before any work; DOT and Mermaid never do. ``dot_beside`` also writes the DOT next to
-    an image. Files are written atomically, never over the spec (``protect``), over an
-    existing file only with ``force``. Returns the paths written.
-
-    >>> render("specs/unet.yaml", "build/unet.svg")  # doctest: +SKIP
-    [PosixPath('build/unet.svg')]
-    """
-    fmt = resolve_format(path, format)
-    require_dot(fmt)
-    from .io import safe_stem
-
-    protect = list(protect)
-    if _is_file(source):
-        protect.append(source)  # a spec file: never written over
-    graph = graph_of(source, params, limits)
-    protect += graph.files  # nor its use: files
-    d = drawing(graph, expand=expand, depth=depth, fold=fold, max_render_nodes=max_render_nodes)
-    target = Path(path) if path is not None else Path(safe_stem(graph.name) + SUFFIXES[fmt])
-    return write_drawing(d, target, fmt, force=force, protect=protect, dot_beside=dot_beside)
-
-
-def _is_file(source: Any) -> bool:
-    if not isinstance(source, str | Path) or "\n" in str(source):
-        return False
-    try:
-        return Path(source).is_file()
-    except (OSError, ValueError):  # YAML text that is no path: too long a name, a NUL
-        return False
 
 
 def source_text(d: Drawing, fmt: str) -> str:

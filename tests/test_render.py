@@ -22,12 +22,12 @@ import pytest
 from click.testing import CliRunner
 
 import archspec
-from archspec.api import analyse
+from archspec.api import analyse, graph_of
 from archspec.cli import main
 from archspec.errors import ArchSpecError, LimitError, OutputError
 from archspec.loader import load_text
 
-R = importlib.import_module("archspec.render")  # `archspec.render` is also the function
+R = importlib.import_module("archspec.render")
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "render"
 SPECS = sorted(p for p in (ROOT / "specs").glob("*.yaml") if re.search(r"^nodes:", p.read_text(), re.M))
@@ -79,12 +79,12 @@ def test_golden_mermaid() -> None:
 
 
 def test_deterministic_across_hash_seeds() -> None:
-    code = ("import importlib; R = importlib.import_module('archspec.render'); "
-            "print(R.to_dot(R.graph_of('specs/unet.yaml', {'depth': 2})), end='')")
+    code = ("import importlib; R = importlib.import_module('archspec.render'); from archspec.api import graph_of; "
+            "print(R.to_dot(graph_of('specs/unet.yaml', {'depth': 2})), end='')")
     outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(outs) == 1
-    assert R.to_dot(R.graph_of(ROOT / "specs" / "unet.yaml")) == R.to_dot(R.graph_of(ROOT / "specs" / "unet.yaml"))
+    assert R.to_dot(graph_of(ROOT / "specs" / "unet.yaml")) == R.to_dot(graph_of(ROOT / "specs" / "unet.yaml"))
 
 
 # -- edge roles, projections, clusters ----------------------------------------------------
@@ -207,7 +207,7 @@ def test_depth_boxes_scopes() -> None:
 
 @pytest.fixture(scope="module", params=SPECS, ids=lambda p: p.stem)
 def zoo(request: pytest.FixtureRequest) -> tuple[archspec.Graph, str, str]:
-    g = R.graph_of(request.param)
+    g = graph_of(request.param)
     return g, R.to_dot(g), R.to_dot(g, expand="all")
 
 
@@ -263,7 +263,7 @@ OPTIONS = [{}, {"expand": "all"}, {"depth": 0}, {"depth": 1}, {"depth": 2}, {"fo
 
 @pytest.mark.parametrize("spec", [*SPECS, GOLDEN / "nested.yaml"], ids=lambda p: p.stem)
 def test_every_option_draws_every_spec(spec: Path) -> None:
-    g = R.graph_of(spec)
+    g = graph_of(spec)
     for opts in OPTIONS:
         d = R.drawing(g, **opts)
         ids = set(d.nodes)
@@ -277,7 +277,7 @@ def test_every_option_draws_every_spec(spec: Path) -> None:
 
 
 def test_nested_repeats() -> None:
-    g = R.graph_of(GOLDEN / "nested.yaml")
+    g = graph_of(GOLDEN / "nested.yaml")
     d = R.drawing(g)
     assert {"stages", "stages.0", "stages.0.units", "stages.1", "stages.1.units"} == set(d.clusters)
     assert "the first of 3 alike is drawn" in d.clusters["stages.0.units"].label
@@ -288,7 +288,7 @@ def test_nested_repeats() -> None:
 
 
 def test_unet_is_drawn_as_a_u() -> None:
-    g = R.graph_of(ROOT / "specs" / "unet.yaml")
+    g = graph_of(ROOT / "specs" / "unet.yaml")
     dot = R.to_dot(g)
     ranks = [set(re.findall(r'"([^"]+)";', line)) for line in dot.splitlines() if "{rank=same;" in line]
     d = R.drawing(g)
@@ -299,7 +299,7 @@ def test_unet_is_drawn_as_a_u() -> None:
     assert "newrank=true" in dot
     ups = [attrs for a, b, attrs in edges(dot) if b.endswith(".up") and "conv_transpose" not in attrs]
     assert ups and all("dir=back" in a for a in ups)  # the decoder climbs back up
-    assert not R.drawing(R.graph_of(ROOT / "specs" / "resnet18.yaml")).u_layout
+    assert not R.drawing(graph_of(ROOT / "specs" / "resnet18.yaml")).u_layout
 
 
 # -- failing specs --------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""The op contract and the closed registry.
+"""The op contract and the closed registry: an op's class is the one place that knows it.
 
 An op is a small class: its ``name`` is the ``op:`` tag in YAML, the registry key and
 the render label; ``Attrs`` is a strict pydantic model of its attributes; ``infer``
-is the pure-Python shape rule; ``module``/``call`` build the torch side lazily.
+is the pure-Python shape rule; ``module``/``call`` build the torch side lazily; its
+drawing role, label, init kind, export constructor and reverse mapping (torch class or
+function, attributes read back) are declared beside them.
 
 Shapes are per-sample tuples, batch excluded: ``(C, H, W)`` for images, ``(F,)`` for
 vectors. Attributes that name a dimension (``dim``) count in that per-sample shape.
