@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.archspec-installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test lint fuzz bench docs-images clean graphviz templates
+.PHONY: setup demo test quick lint fuzz bench docs-images clean graphviz templates
 
 setup: $(STAMP) graphviz
 
@@ -28,6 +28,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The fast loop: everything but the tests marked slow (the parity and export sweeps
+# against torchvision and torch, and the mypy run). `make test` runs them all.
+quick: setup
+	$(PY) -m pytest -m "not slow" -p no:cacheprovider
 
 # Side-by-side timings against the hand-written reference models (reported, not asserted).
 bench: setup

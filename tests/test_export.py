@@ -43,6 +43,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 def test_standalone_python_of_every_spec(tmp_path: Path):
     """One fresh interpreter, isolated (-I), archspec blocked, runs every exported model."""
     jobs, expected = [], {}
@@ -203,6 +204,7 @@ def test_what_python_export_refuses(custom_ops, op: str, kind: str, message: str
     assert e.value.fix is None or "--to torchscript" in e.value.fix
 
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 def test_torchscript_and_export_programs_load_and_agree(tmp_path: Path):
     g = archspec.load(ROOT / "specs/resnet18_cifar.yaml", {"width": 8})
     model = archspec.compile(g).eval()

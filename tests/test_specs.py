@@ -50,6 +50,7 @@ class ShapeRecorder(Interpreter):
         return out
 
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 @pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
 def test_spec_compiles_and_shapes_are_real(path):
     graph = archspec.load(path, spec_params(path))
@@ -67,6 +68,7 @@ def test_spec_compiles_and_shapes_are_real(path):
             assert rec.shapes[n.name] == n.shape, (device, n.name, rec.shapes[n.name], n.shape)
 
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 def test_resnet18_is_torchvision_resnet18():
     ref = torchvision.models.resnet18().eval()
     model = archspec.compile(ROOT / "specs/resnet18.yaml").eval()
@@ -134,6 +136,7 @@ def test_deepcopy_compile_export():
         assert torch.allclose(exported.module()(x), want, atol=1e-5)
 
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 def test_a_few_sgd_steps_lower_the_loss():
     torch.manual_seed(0)
     model = archspec.compile(ROOT / "specs/unet.yaml", params={"H": 16, "W": 16, "base": 4, "depth": 2})

@@ -63,6 +63,7 @@ def test_zoo_indexes_every_spec_once_by_unique_names():
 
 # -- every entry: compile, train a step, real shapes; parity with its reference ------------
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 @pytest.mark.parametrize("entry", entries())
 def test_entry(entry):
     """One compile per entry (the big ones take seconds to initialise): a training step
