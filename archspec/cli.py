@@ -319,7 +319,7 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
                        f"archspec render {spec} --format svg", err=True)
     if errors:
         if not as_json:
-            click.echo(errors[0].render(), err=True)
+            click.echo(errors[0].with_others(errors[1:]).render(), err=True)
         sys.exit(EXIT_SPEC_ERROR)
 
 
