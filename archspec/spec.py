@@ -263,7 +263,7 @@ def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...]
         best = min(remaining, key=lambda i: (rank.get(errors[i]["type"], 3), -len(paths[i])))
         picked.append(best)
         remaining = [i for i in remaining if not related(paths[i], paths[best])]
-    others = len({p for p in paths if not related(p, paths[picked[0]])})
+    others = len(picked) - 1
     more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
     found = [_one_error(errors, paths, i, doc, model, more if k == 0 else "") for k, i in enumerate(picked)]
     rest = sorted(found[1:], key=lambda x: (x.loc.line, x.loc.col) if x.loc else (0, 0))
