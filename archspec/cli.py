@@ -131,18 +131,19 @@ _INPUT_HELP = ("Check this input shape instead of the spec's (CxHxW, or name=CxH
 
 
 @main.command()
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
 @click.option("--sizes", is_flag=True, help="Derive the valid input sizes even where the spec fixes them.")
 @spec_command
-def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[str, Any], limits: Limits,
+def check(specs: tuple[str, ...], input_shapes: tuple[str, ...], sizes: bool, params: dict[str, Any], limits: Limits,
           as_json: bool) -> None:
-    """Validate SPEC and infer every shape, without importing torch.
+    """Validate each SPEC and infer every shape, without importing torch.
 
     Prints the output shapes and every projection inserted for a residual merge. When
     the spec's input sizes are symbolic (inputs: {x: [3, H, W]}), derives and prints the
     sizes for which the graph is valid; --input checks one size and names the first node
-    that breaks.
+    that breaks. A block-library file (blocks: and no nodes:) has its blocks checked.
+    Several files give one result each and exit 2 if any fails; - reads stdin.
 
     \b
     Examples:
@@ -150,14 +151,63 @@ def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[s
       archspec check unet.yaml                      # x: [3, H, W] -> "H divisible by 16"
       archspec check specs/unet.yaml --input 3x450x600
       archspec check specs/unet.yaml --sizes          # sizes other than the spec's
+      archspec check specs/*.yaml archspec/library/*.yaml
+      cat net.yaml | archspec check -
     """
+    if len(specs) == 1:
+        report = _check_one(specs[0], input_shapes, sizes, params, limits)
+        click.echo(json.dumps({"ok": True, **report["json"]}, indent=2) if as_json else "\n".join(report["text"]))
+        return
+    failed, reports = False, []
+    for spec in specs:
+        try:
+            report = _check_one(spec, input_shapes, sizes, params, limits)
+        except ArchSpecError as e:
+            failed = True
+            reports.append({"file": spec, "ok": False, **e.to_dict()})
+            if not as_json:
+                click.echo(e.render(), err=True)
+            continue
+        reports.append({"file": spec, "ok": True, **report["json"]})
+        if not as_json:
+            click.echo("\n".join(report["text"]))
+    if as_json:
+        click.echo(json.dumps({"ok": not failed, "files": reports}, indent=2))
+    if failed:
+        sys.exit(EXIT_SPEC_ERROR)
+
+
+def _read_stdin(limits: Limits) -> str:
+    """Standard input as spec text, read no further than the byte limit."""
+    from .errors import LimitError, SpecSyntaxError
+
+    raw = sys.stdin.buffer.read(limits.max_bytes + 1)
+    if len(raw) > limits.max_bytes:
+        raise LimitError(f"stdin holds more than the limit of {limits.max_bytes} bytes",
+                         fix="raise the limit with --max-bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecSyntaxError("stdin is not valid UTF-8") from None
+
+
+def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: dict[str, Any],
+               limits: Limits) -> dict[str, Any]:
+    """One file's check: its JSON report and its lines of text; raises its ArchSpecError."""
     from .analyse import input_constraints, load_with_inputs, parse_shape, symbols
-    from .api import CheckResult, read
+    from .api import CheckResult, check_library, is_block_library, read
     from .errors import ShapeError
+    from .loader import load_text
     from .passes import check as check_pass
 
     shapes = dict(parse_shape(t) for t in input_shapes)
-    doc = read(spec, limits)
+    label = "<stdin>" if spec == "-" else spec
+    doc = load_text(_read_stdin(limits), label, limits) if spec == "-" else read(Path(spec), limits)
+    if is_block_library(doc):
+        names = check_library(doc, limits)
+        return {"json": {"kind": "block-library", "blocks": names},
+                "text": [f"{label}: ok — block library, {len(names)} block{'s' if len(names) != 1 else ''}: "
+                         f"{', '.join(names)}"]}
     constraints = None
     if not shapes and (sizes or symbols(doc, params)):
         constraints = input_constraints(doc, params, limits=limits, free=sizes)
@@ -170,26 +220,20 @@ def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[s
         result = CheckResult(check_pass(constraints.example, limits))
     else:
         result = CheckResult(load_with_inputs(doc, params, shapes, limits))
-    if as_json:
-        extra = {"constraints": constraints.to_dict()} if constraints is not None else {}
-        click.echo(json.dumps({"ok": True, **result.to_dict(), **extra}, indent=2))
-        return
+    extra = {"constraints": constraints.to_dict()} if constraints is not None else {}
     g = result.graph
-    click.echo(f"{spec}: ok — {g.name}, {len(g.nodes)} nodes")
+    text = [f"{label}: ok — {g.name}, {len(g.nodes)} nodes"]
     if constraints is not None:
-        click.echo(f"  input sizes are {'free' if sizes else 'symbolic'}; the graph is valid for:")
-        for line in constraints.lines():
-            click.echo(f"    {line}")
-        click.echo("  for example:")
-    for k, v in result.inputs.items():
-        click.echo(f"  input  {k}: {_fmt(v)}")
-    for k, v in result.outputs.items():
-        click.echo(f"  output {k}: {_fmt(v)}")
-    for p in result.projections:
-        click.echo(f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}")
+        text.append(f"  input sizes are {'free' if sizes else 'symbolic'}; the graph is valid for:")
+        text += [f"    {line}" for line in constraints.lines()]
+        text.append("  for example:")
+    text += [f"  input  {k}: {_fmt(v)}" for k, v in result.inputs.items()]
+    text += [f"  output {k}: {_fmt(v)}" for k, v in result.outputs.items()]
+    text += [f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}" for p in result.projections]
     if result.unused:
-        click.echo(f"  warning: {', '.join(result.unused)} reach{'es' if len(result.unused) == 1 else ''} "
-                   "no output (computed, then unused)")
+        text.append(f"  warning: {', '.join(result.unused)} reach{'es' if len(result.unused) == 1 else ''} "
+                    "no output (computed, then unused)")
+    return {"json": {**result.to_dict(), **extra}, "text": text}
 
 
 @main.command()

@@ -143,6 +143,10 @@ class SpecSyntaxError(ArchSpecError):
     duplicate keys)."""
 
 
+class SpecFileError(ArchSpecError):
+    """The spec file cannot be read: it does not exist, or is a folder or unreadable."""
+
+
 class SpecValidationError(ArchSpecError):
     """The YAML is well formed but does not describe a valid spec (unknown field, wrong
     type, missing parameter)."""

@@ -80,3 +80,89 @@ def test_one_problem_is_a_list_of_one() -> None:
                        .replace("  c: {op: relu, inplace: 3}\n", ""))
     assert e.value.errors == [e.value] and "more problem" not in e.value.message
     assert e.value.to_dict()["errors"] == [{k: v for k, v in e.value.to_dict().items() if k != "errors"}]
+
+
+# -- many files, stdin, block libraries, pre-commit ------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = "archspec: 1\nname: ok\ninputs: {x: [3, 8, 8]}\nnodes:\n  r: {op: relu}\noutputs: [r]\n"
+
+
+def test_check_takes_many_files_and_exits_2_if_any_fails(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(MULTI)
+    (tmp_path / "c.yaml").write_text(GOOD.replace("name: ok", "name: also_ok"))
+    files = [str(tmp_path / n) for n in ("a.yaml", "b.yaml", "c.yaml")]
+    res = CliRunner().invoke(main, ["check", *files])
+    assert res.exit_code == 2
+    assert f"{files[0]}: ok — ok, 1 nodes" in res.output and f"{files[2]}: ok — also_ok, 1 nodes" in res.output
+    assert f"UnknownOpError: {files[1]}:6:11: unknown op 'cnv'" in res.output
+    res = CliRunner().invoke(main, ["check", *files, "--json"])
+    report = json.loads(res.output)
+    assert report["ok"] is False and [(f["file"], f["ok"]) for f in report["files"]] == \
+        [(files[0], True), (files[1], False), (files[2], True)]
+    assert len(report["files"][1]["errors"]) == 4
+    res = CliRunner().invoke(main, ["check", files[0], files[2]])
+    assert res.exit_code == 0, res.output
+
+
+def test_check_reads_stdin() -> None:
+    res = CliRunner().invoke(main, ["check", "-"], input=GOOD)
+    assert res.exit_code == 0 and res.output.startswith("<stdin>: ok — ok, 1 nodes"), res.output
+    res = CliRunner().invoke(main, ["check", "-"], input="archspec: 1\nname: x\n")
+    assert res.exit_code == 2 and "SpecValidationError: <stdin>:" in res.output
+    res = CliRunner().invoke(main, ["check", "-", "--max-bytes", "10"], input=GOOD)
+    assert res.exit_code == 2 and "LimitError: stdin holds more than the limit of 10 bytes" in res.output
+    res = CliRunner().invoke(main, ["check", "-"], input=b"name: \xff\n")
+    assert res.exit_code == 2 and "SpecSyntaxError: stdin is not valid UTF-8" in res.output
+
+
+def test_check_recognises_a_block_library(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["check", str(ROOT / "archspec/library/resnet.yaml"), "--json"])
+    assert json.loads(res.output) == {"ok": True, "kind": "block-library", "blocks": ["basic", "bottleneck"]}
+    bad = tmp_path / "blocks.yaml"
+    bad.write_text("archspec: 1\nblocks:\n  b:\n    nodes:\n      r: {op: rleu}\n")
+    res = CliRunner().invoke(main, ["check", str(bad)])
+    assert res.exit_code == 2 and "unknown op 'rleu' (did you mean 'relu'?)" in res.output
+
+
+def test_a_missing_file_is_file_not_found(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["check", str(tmp_path / "nope.yaml")])
+    assert res.exit_code == 2
+    assert res.output.startswith(f"SpecFileError: file not found: '{tmp_path / 'nope.yaml'}'")
+    with pytest.raises(archspec.SpecFileError, match="^file not found: 'nope.yaml'$"):
+        archspec.check("nope.yaml")
+
+
+def test_the_pre_commit_hook_as_pre_commit_runs_it(tmp_path: Path) -> None:
+    """pre-commit runs `entry` with every matching file as arguments: the repository's own
+    specs and block libraries pass with the docs' `files:`/`exclude:` patterns."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    import yaml
+
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"archspec-check", "archspec-check-system"}
+    editor = (ROOT / "docs/editor.md").read_text()
+    files_re = re.search(r"files: (\S+)", editor).group(1)  # type: ignore[union-attr]
+    exclude_re = re.search(r"exclude: (\S+)", editor).group(1)  # type: ignore[union-attr]
+    # This repository keeps its block libraries in archspec/library/: the docs' `blocks/`.
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "blocks").mkdir()
+    for p in (ROOT / "specs").glob("*.yaml"):
+        (tmp_path / "specs" / p.name).write_bytes(p.read_bytes())
+    for p in (ROOT / "archspec/library").glob("*.yaml"):
+        (tmp_path / "blocks" / p.name).write_bytes(p.read_bytes())
+    candidates = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.yaml"))
+    chosen = [f for f in candidates if re.search(files_re, f) and not re.search(exclude_re, f)]
+    assert "specs/zoo.yaml" not in chosen and "blocks/unet.yaml" in chosen and "specs/unet.yaml" in chosen
+    for hook in hooks.values():
+        entry = shlex.split(hook["entry"])
+        assert entry == ["archspec", "check"]
+        exe = str(Path(sys.executable).parent / "archspec")
+        r = subprocess.run([exe, *entry[1:], *chosen], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count(": ok — ") == len(chosen)
