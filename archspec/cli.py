@@ -57,10 +57,14 @@ def spec_command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @click.option("-p", "--param", "params", multiple=True, metavar="K=V", help="Override a spec param.")
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
+    @click.option("--limit", "limit_args", multiple=True, metavar="NAME=N",
+                  help="Raise or lower a safety limit, e.g. --limit max_nodes=50000 (or --max-nodes 50000); "
+                       "`archspec limits` lists them.")
     @functools.wraps(fn)
-    def wrapper(*args: Any, params: tuple[str, ...], as_json: bool, **kw: Any) -> None:
+    def wrapper(*args: Any, params: tuple[str, ...], as_json: bool, limit_args: tuple[str, ...], **kw: Any) -> None:
         limit_kw = {k: v for k in list(kw) if k in _LIMIT_FLAGS and (v := kw.pop(k)) is not None}
         try:
+            limit_kw.update(parse_limit(a) for a in limit_args)
             kw["params"] = dict(parse_param(p) for p in params)
             kw["limits"] = DEFAULT_LIMITS.replace(**limit_kw) if limit_kw else DEFAULT_LIMITS
             fn(*args, as_json=as_json, **kw)
@@ -71,10 +75,30 @@ def spec_command(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.echo("interrupted", err=True)
             sys.exit(130)
 
+    # Each limit also has a flag of its own (--max-nodes N), which the fixes in messages name;
+    # the flags are hidden from --help so that the options people use come first.
     for name, helptext in reversed(list(_LIMIT_FLAGS.items())):
-        wrapper = click.option(f"--{name.replace('_', '-')}", name, type=int, default=None,
+        wrapper = click.option(f"--{name.replace('_', '-')}", name, type=int, default=None, hidden=True,
                                help=f"Limit: {helptext} (default {getattr(DEFAULT_LIMITS, name)}).")(wrapper)
     return wrapper
+
+
+def parse_limit(text: str) -> tuple[str, int]:
+    """``max_nodes=50000`` (or ``max-nodes=50000``) for --limit."""
+    from .errors import close_matches
+
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_").removeprefix("__")
+    if not sep or key not in _LIMIT_FLAGS:
+        raise click.BadParameter(f"'{text}' is not NAME=N for a limit{close_matches(key, _LIMIT_FLAGS)}; "
+                                 "`archspec limits` lists them", param_hint="--limit")
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise click.BadParameter(f"'{text}': the value is not an integer", param_hint="--limit") from None
+    if value < 1:
+        raise click.BadParameter(f"'{text}': a limit is at least 1", param_hint="--limit")
+    return key, value
 
 
 def report_error(e: ArchSpecError, as_json: bool) -> None:
@@ -94,6 +118,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:
+            # The reader went away (`archspec ops | head`): stop quietly, as `cat` does. Point
+            # stdout at devnull so that the interpreter's final flush does not fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except Exception as e:  # noqa: BLE001 - the top of the program
             if os.environ.get("ARCHSPEC_DEBUG"):
                 raise
@@ -243,10 +273,11 @@ def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: di
 @click.option("--render", is_flag=True, help="Also draw the graph (SVG, and DOT).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Load a state_dict (.safetensors or a weights-only .pt) with strict checking.")
+@click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @spec_command
-def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, force: bool,
-          params: dict[str, Any], limits: Limits, as_json: bool) -> None:
+def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, input_shapes: tuple[str, ...],
+          force: bool, params: dict[str, Any], limits: Limits, as_json: bool) -> None:
     """Compile SPEC to a torch module and print a per-node table.
 
     Writes <out>/<name>.json (the checked graph's report) and, with --render,
@@ -264,7 +295,12 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
         from .render import require_dot
 
         require_dot("svg")
-    result = do_check(spec, params, limits=limits)
+    from .analyse import load_with_inputs, parse_shape
+    from .api import CheckResult
+
+    shapes = dict(parse_shape(t) for t in input_shapes)
+    result = CheckResult(load_with_inputs(spec, params, shapes, limits)) if shapes else do_check(spec, params,
+                                                                                                 limits=limits)
     g = result.graph
     # The spec's name: names the files, never their folder: that is -o's (or build/).
     stem = safe_stem(g.name)
@@ -305,12 +341,14 @@ _RENDER_FORMATS = ("svg", "png", "pdf", "dot", "mermaid")
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
               help="Draw scopes nested N deep as one box each (0: only the top level).")
 @click.option("--no-fold", is_flag=True, help="Draw norms and activations as nodes of their own.")
+@click.option("--direction", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB", show_default=True,
+              help="TB draws top to bottom; LR left to right (wide screens, long chains).")
 @click.option("--max-render-nodes", type=click.IntRange(min=1), default=None,
               help="Limit: most nodes in one drawing (default 600).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @spec_command
 def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str, ...], depth: int | None,
-               no_fold: bool, max_render_nodes: int | None, force: bool, params: dict[str, Any], limits: Limits,
+               no_fold: bool, direction: str, max_render_nodes: int | None, force: bool, params: dict[str, Any], limits: Limits,
                as_json: bool) -> None:
     """Draw SPEC's skip topology: SVG, PNG, PDF, DOT or Mermaid. No torch.
 
@@ -325,6 +363,7 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
       archspec render specs/unet.yaml -p depth=3 --format png
       archspec render specs/resnet.yaml -p depth=50 --expand layer2 -o r50.pdf
       archspec render specs/densenet.yaml --format mermaid -o -
+      archspec render specs/resnet18.yaml --direction LR -o resnet18.png
     """
     import shutil
 
@@ -343,12 +382,13 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
                   max_render_nodes=max_render_nodes or r.MAX_RENDER_NODES)
     written: list[Path] = []
     if to_stdout:
-        click.echo(r.source_text(d, fmt), nl=False)
+        click.echo(r.source_text(d, fmt, direction.upper()), nl=False)
     else:
         from .io import safe_stem
 
         target = out if out is not None else Path(safe_stem(graph.name) + r.SUFFIXES[fmt])
-        written = r.write_drawing(d, target, fmt, force=force, protect=inputs_read(spec, graph))
+        written = r.write_drawing(d, target, fmt, force=force, protect=inputs_read(spec, graph),
+                                  direction=direction.upper())
     errors = graph.errors()
     if as_json:
         click.echo(json.dumps({"ok": not errors, "written": [str(w) for w in written], "nodes": len(d.nodes),
@@ -672,6 +712,26 @@ def _yaml_scalar(v: Any) -> str:
     return json.dumps(v)
 
 
+@main.command("limits")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
+def list_limits(as_json: bool) -> None:
+    """List the safety limits, their defaults, and how to change one.
+
+    Every spec command takes --limit NAME=N (repeatable) or --max-NAME N.
+    """
+    rows = [{"name": k, "flag": f"--{k.replace('_', '-')}", "default": getattr(DEFAULT_LIMITS, k), "what": v}
+            for k, v in _LIMIT_FLAGS.items()]
+    if as_json:
+        click.echo(json.dumps({"ok": True, "limits": rows}, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    digits = max(len(f"{r['default']:,}") for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['default']:>{digits},}  {r['what']}")
+    click.echo("\nchange one with --limit NAME=N (e.g. --limit max_nodes=50000) or its flag (--max-nodes 50000); "
+               "docs/security.md says why each exists")
+
+
 @main.command("ops")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
 def list_ops(as_json: bool) -> None:
@@ -707,8 +767,15 @@ def list_ops(as_json: bool) -> None:
         t.add_column(col)
     for r in rows:
         attrs = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
-        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", attrs, r["doc"])
+        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", attrs, _plain(r["doc"]))
     Console(soft_wrap=True, width=_width()).print(t)
+
+
+def _plain(doc: str) -> str:
+    """A docstring for the terminal: ``code`` and `code` without their RST quotes."""
+    import re
+
+    return re.sub(r"``(.+?)``|`([^`]+)`", lambda m: m.group(1) or m.group(2), doc)
 
 
 if __name__ == "__main__":  # pragma: no cover

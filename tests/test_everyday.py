@@ -166,3 +166,84 @@ def test_the_pre_commit_hook_as_pre_commit_runs_it(tmp_path: Path) -> None:
         r = subprocess.run([exe, *entry[1:], *chosen], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         assert r.stdout.count(": ok — ") == len(chosen)
+
+
+# -- help, limits, render direction, build --input, broken pipes ---------------------------------
+
+
+def test_help_puts_the_common_options_first_and_limits_in_one() -> None:
+    res = CliRunner().invoke(main, ["build", "--help"])
+    assert res.exit_code == 0
+    assert res.output.count("--max-") == 1 and "--limit NAME=N" in res.output  # once, in --limit's help
+    assert len(res.output.splitlines()) < 30
+    res = CliRunner().invoke(main, ["limits"])
+    assert res.exit_code == 0
+    lines = res.output.splitlines()
+    assert lines[0].split()[:2] == ["max_bytes", "1,048,576"] and len(lines) == 14
+    assert json.loads(CliRunner().invoke(main, ["limits", "--json"]).output)["limits"][3] == \
+        {"name": "max_nodes", "flag": "--max-nodes", "default": 20000, "what": "most graph nodes after expansion"}
+
+
+@pytest.mark.parametrize("args", [["--limit", "max_nodes=10"], ["--limit", "max-nodes=10"], ["--max-nodes", "10"]])
+def test_a_limit_by_name_or_by_flag(args: list[str]) -> None:
+    res = CliRunner().invoke(main, ["check", str(ROOT / "specs/resnet18.yaml"), *args])
+    assert res.exit_code == 2 and "LimitError" in res.output and "more than 10 nodes" in res.output
+
+
+@pytest.mark.parametrize("arg,message", [
+    ("max_nodez=10", "'max_nodez=10' is not NAME=N for a limit (did you mean 'max_nodes'"),
+    ("max_nodes", "'max_nodes' is not NAME=N for a limit"),
+    ("max_nodes=ten", "'max_nodes=ten': the value is not an integer"),
+    ("max_nodes=0", "'max_nodes=0': a limit is at least 1"),
+])
+def test_a_bad_limit_is_a_usage_error(arg: str, message: str) -> None:
+    res = CliRunner().invoke(main, ["check", str(ROOT / "specs/resnet18.yaml"), "--limit", arg])
+    assert res.exit_code == 2 and "Invalid value for --limit" in res.output and message in res.output
+
+
+def test_ops_descriptions_read_without_rst_quotes() -> None:
+    res = CliRunner().invoke(main, ["ops"], terminal_width=400)
+    assert res.exit_code == 0 and "``" not in res.output
+    raw = json.loads(CliRunner().invoke(main, ["ops", "--json"]).output)
+    assert any("``" in op["doc"] for op in raw["ops"])  # the JSON keeps the docstring's markup
+
+
+def test_render_left_to_right() -> None:
+    res = CliRunner().invoke(main, ["render", str(ROOT / "specs/resnet18.yaml"), "--direction", "LR", "-o", "-",
+                                    "--format", "dot"])
+    assert res.exit_code == 0 and "rankdir=LR" in res.output
+    res = CliRunner().invoke(main, ["render", str(ROOT / "specs/resnet18.yaml"), "--direction", "lr", "-o", "-",
+                                    "--format", "mermaid"])
+    assert res.exit_code == 0 and "\nflowchart LR\n" in res.output
+    res = CliRunner().invoke(main, ["render", str(ROOT / "specs/resnet18.yaml"), "-o", "-", "--format", "dot"])
+    assert "rankdir=TB" in res.output
+    with pytest.raises(archspec.ArchSpecError, match="unknown direction 'up'"):
+        archspec.render(ROOT / "specs/resnet18.yaml", "x.dot", direction="up")
+
+
+def test_build_takes_input(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["build", str(ROOT / "specs/unet.yaml"), "--input", "3x64x64", "-o",
+                                    str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["inputs"] == {"x": [3, 64, 64]} and report["outputs"] == {"head": [2, 64, 64]}
+    res = CliRunner().invoke(main, ["build", str(ROOT / "specs/unet.yaml"), "--input", "3x65x64", "-o",
+                                    str(tmp_path / "b")])
+    assert res.exit_code == 2 and "node 'up.3.cat' (concat)" in res.output
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("args", [["ops", "--json"], ["limits"], ["ops"]])
+def test_a_closed_pipe_ends_quietly(args: list[str]) -> None:
+    """`archspec ops | head`: no 'internal error', no traceback (rich's own tables end the
+    same way, with its exit status 1)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "archspec.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"})
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first write
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == (1 if args == ["ops"] else 141) and err == ""
