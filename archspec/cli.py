@@ -289,7 +289,7 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     """
     from .api import check as do_check
     from .api import compile as do_compile
-    from .io import check_target, safe_stem, write_text
+    from .io import check_target, record_written, safe_stem, write_text, written_before
 
     if render:  # say that graphviz is missing before compiling anything
         from .render import require_dot
@@ -306,9 +306,13 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     stem = safe_stem(g.name)
     out_dir = out_dir or Path("build") / stem
     protect = inputs_read(spec, g, weights)
-    # Every target is checked before the first is written: a refusal changes nothing.
-    for suffix in (".json", ".svg", ".dot") if render else (".json",):
-        check_target(out_dir / f"{stem}{suffix}", force=force, protect=protect)
+    # Every target is checked before the first is written: a refusal changes nothing. A file
+    # this command wrote there before, unchanged since, is replaced without --force.
+    targets = [out_dir / f"{stem}{suffix}" for suffix in ((".json", ".svg", ".dot") if render else (".json",))]
+    ours = {t: written_before(t) for t in targets}
+    force = force or all(not t.exists() or ours[t] for t in targets)
+    for t in sorted(targets, key=lambda t: ours[t]):  # a refusal names a file that is not ours
+        check_target(t, force=force, protect=protect)
     model = do_compile(g, weights=weights, limits=limits)
     rows = node_table(g)
     written = [write_text(out_dir / f"{stem}.json", json.dumps({**result.to_dict(), "table": rows}, indent=2),
@@ -317,6 +321,7 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
         from .render import render as do_render
 
         written += do_render(g, out_dir / f"{stem}.svg", force=force, protect=protect, dot_beside=True)
+    record_written(written)
     total = sum(p.numel() for p in model.parameters())
     if as_json:
         click.echo(json.dumps({"ok": True, **result.to_dict(), "params": total, "table": rows,

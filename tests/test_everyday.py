@@ -247,3 +247,32 @@ def test_a_closed_pipe_ends_quietly(args: list[str]) -> None:
     with proc.stderr:
         err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == (1 if args == ["ops"] else 141) and err == ""
+
+
+# -- rebuilding ----------------------------------------------------------------------------------
+
+
+def test_a_rebuild_replaces_what_build_wrote_and_nothing_else(tmp_path: Path) -> None:
+    spec = tmp_path / "net.yaml"
+    spec.write_text(GOOD)
+    out = tmp_path / "out"
+    args = ["build", str(spec), "-o", str(out), "--render", "--json"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert sorted(p.name for p in out.iterdir()) == [".archspec-written.json", "ok.dot", "ok.json", "ok.svg"]
+    spec.write_text(GOOD.replace("[3, 8, 8]", "[3, 16, 16]"))
+    again = CliRunner().invoke(main, args)  # no --force: these are build's own files
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "ok.json").read_text())["inputs"] == {"x": [3, 16, 16]}
+    (out / "ok.svg").write_text("edited by hand")
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 2 and json.loads(refused.output)["message"] == f"'{out / 'ok.svg'}' exists"
+    assert (out / "ok.svg").read_text() == "edited by hand"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "ok.json").write_text("someone else's")
+    res = CliRunner().invoke(main, ["build", str(spec), "-o", str(other)])
+    assert res.exit_code == 2 and "exists" in res.output and (other / "ok.json").read_text() == "someone else's"
+    (other / ".archspec-written.json").write_text('{"files": {"ok.json": "0000"}}')  # a list that lies
+    res = CliRunner().invoke(main, ["build", str(spec), "-o", str(other)])
+    assert res.exit_code == 2 and (other / "ok.json").read_text() == "someone else's"
