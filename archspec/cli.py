@@ -530,7 +530,7 @@ def schema(out: Path | None, force: bool) -> None:
     """Print the JSON Schema of the spec format, for editors.
 
     With yaml-language-server (VS Code's YAML extension, neovim, ...), put this first
-    line in a spec to get completion and checking as you type (see docs/editor.md):
+    line in a spec to get completion and checking as you type (see `archspec docs editor`):
 
     \b
       # yaml-language-server: $schema=archspec.schema.json
@@ -717,6 +717,35 @@ def _yaml_scalar(v: Any) -> str:
     return json.dumps(v)
 
 
+@main.command("docs")
+@click.argument("topic", required=False)
+def docs_cmd(topic: str | None) -> None:
+    """Print a documentation page (Markdown), or list the pages.
+
+    The pages ship with archspec, so they are here wherever it is installed.
+
+    \b
+    Examples:
+      archspec docs                 # the list
+      archspec docs spec-format     # the spec language
+      archspec docs ops | less
+    """
+    from . import manual
+
+    try:
+        if topic is None:
+            names = manual.topics()
+            width = max(map(len, names), default=0)
+            for name in names:
+                click.echo(f"{name:<{width}}  {manual.title(name)}")
+            click.echo("\nprint one with: archspec docs TOPIC")
+            return
+        click.echo(manual.page(topic), nl=False)
+    except ArchSpecError as e:
+        report_error(e, as_json=False)
+        sys.exit(EXIT_SPEC_ERROR)
+
+
 @main.command("limits")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
 def list_limits(as_json: bool) -> None:
@@ -734,7 +763,7 @@ def list_limits(as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['name']:<{width}}  {r['default']:>{digits},}  {r['what']}")
     click.echo("\nchange one with --limit NAME=N (e.g. --limit max_nodes=50000) or its flag (--max-nodes 50000); "
-               "docs/security.md says why each exists")
+               "`archspec docs security` says why each exists")
 
 
 @main.command("ops")
