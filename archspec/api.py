@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArchSpecError, SpecFileError
+from .errors import ArchSpecError, SpecFileError, SpecSyntaxError
 from .ir import Graph, Shape
 from .loader import DEFAULT_LIMITS, Document, Limits, load_file, load_text
 from .passes import check as check_pass
@@ -20,13 +20,16 @@ from .passes import expand, infer, project
 if TYPE_CHECKING:
     import torch.fx
 
-Source = str | Path | Document | Graph
+Source = str | Path | Document | Graph | Mapping[str, Any]
 
 
-def read(source: str | Path | Document, limits: Limits = DEFAULT_LIMITS) -> Document:
-    """Load YAML from a path or from text."""
+def read(source: str | Path | Document | Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Document:
+    """Load YAML from a path or from text, or take a spec given as data (a dict, e.g. a
+    section of an OmegaConf/Hydra config after ``OmegaConf.to_container``)."""
     if isinstance(source, Document):
         return source
+    if isinstance(source, Mapping):
+        return load_text(_as_yaml(source), "<mapping>", limits)
     if isinstance(source, Path):
         return load_file(source, limits)
     if "\n" not in source and source.strip().endswith((".yaml", ".yml")):
@@ -36,6 +39,17 @@ def read(source: str | Path | Document, limits: Limits = DEFAULT_LIMITS) -> Docu
     if "\n" not in source and ":" not in source:
         raise SpecFileError(f"file not found: '{source}'", fix="check the path, or pass YAML text")
     return load_text(source, "<string>", limits)
+
+
+def _as_yaml(data: Mapping[str, Any]) -> str:
+    """A spec given as data, written as YAML so that it is validated (and located) like a file."""
+    import yaml
+
+    try:
+        return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
+    except (yaml.YAMLError, RecursionError, TypeError, ValueError) as e:
+        raise SpecSyntaxError(f"the spec mapping cannot be written as YAML: {type(e).__name__}",
+                              fix="give plain data: dicts, lists, strings, numbers, booleans") from None
 
 
 def _is_file(text: str) -> bool:

@@ -276,3 +276,25 @@ def test_a_rebuild_replaces_what_build_wrote_and_nothing_else(tmp_path: Path) ->
     (other / ".archspec-written.json").write_text('{"files": {"ok.json": "0000"}}')  # a list that lies
     res = CliRunner().invoke(main, ["build", str(spec), "-o", str(other)])
     assert res.exit_code == 2 and (other / "ok.json").read_text() == "someone else's"
+
+
+# -- specs as data (OmegaConf / Hydra) ----------------------------------------------------------
+
+
+def test_a_spec_inside_an_omegaconf_config() -> None:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "docs/examples/hydra.yaml")
+    data = OmegaConf.to_container(cfg.model, resolve=True)
+    assert isinstance(data, dict) and data["nodes"]["conv1"]["out"] == "${2 * width}"
+    result = archspec.check(data)
+    assert result.graph.node("conv1").shape == (16, 32, 32) and result.outputs == {"conv2": (8, 32, 32)}
+
+
+def test_a_spec_mapping_is_validated_like_a_file() -> None:
+    with pytest.raises(UnknownOpError, match=r"^<mapping>:\d+:\d+: unknown op 'cnv'") as e:
+        archspec.check({"archspec": 1, "name": "n", "inputs": {"x": [3, 8, 8]},
+                        "nodes": {"c": {"op": "cnv"}}, "outputs": ["c"]})
+    assert "op: cnv" in e.value.render()
+    with pytest.raises(archspec.SpecSyntaxError, match="the spec mapping cannot be written as YAML"):
+        archspec.check({"archspec": 1, "name": object()})
