@@ -143,11 +143,24 @@ class CheckResult:
                 "outputs": {k: list(v) for k, v in self.outputs.items()},
                 "nodes": len(self.graph.nodes), "projections": self.projections, "unused": self.unused}
 
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in self.inputs.items())
+        outs = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in self.outputs.items())
+        n = len(self.projections)
+        return (f"<CheckResult {self.graph.name}: {ins} -> {outs}; {len(self.graph.nodes)} nodes, "
+                f"{n} projection{'' if n == 1 else 's'}>")
+
     def _repr_svg_(self) -> str | None:
         """Jupyter shows a checked spec as its drawing (None without graphviz: the text repr)."""
         from .render import repr_svg
 
         return repr_svg(self.graph)
+
+    def _repr_markdown_(self) -> str | None:
+        """Without graphviz, Jupyter shows the drawing as Mermaid with a hint (None with it)."""
+        from .render import repr_markdown
+
+        return repr_markdown(self.graph)
 
 
 def _module_svg(model: Any) -> str | None:

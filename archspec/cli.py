@@ -481,9 +481,11 @@ def _rf_text(f: Any) -> tuple[str, str]:
 @click.option("-d", "--depth", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fold nodes into scopes of this many dotted name parts (1: layer1, layer2, ...); 0 lists every node.")
 @click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch size of the memory estimate (torchinfo's convention, float32).")
 @spec_command
-def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[str, Any], limits: Limits,
-            as_json: bool) -> None:
+def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: int, params: dict[str, Any],
+            limits: Limits, as_json: bool) -> None:
     """Per-node output shape, parameters, MACs, receptive field and effective stride of SPEC.
 
     Without torch. MACs are the multiply-accumulates of conv, conv_transpose and linear
@@ -500,8 +502,9 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[
     from .analyse import summary as do_summary
 
     s = do_summary(spec, params, input_shapes=dict(parse_shape(t) for t in input_shapes), limits=limits)
+    memory = s.memory(batch_size)
     if as_json:
-        click.echo(json.dumps({"ok": True, **s.to_dict(depth)}, indent=2))
+        click.echo(json.dumps({"ok": True, **s.to_dict(depth), "memory": memory.to_dict()}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -510,7 +513,7 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[
     ins = ", ".join(f"{k}: {_fmt(v)}" for k, v in g.inputs.items())
     t = Table(title=f"{g.name} ({ins})", title_justify="left", box=None, pad_edge=False,
               caption=f"total: {s.params:,} params ({_si(s.params)}), {s.macs:,} MACs ({_si(s.macs)}MAC, "
-                      f"{_si(s.flops)}FLOP)\n{CONVENTION}", caption_justify="left")
+                      f"{_si(s.flops)}FLOP)\n{memory.lines()[0]}\n{CONVENTION}", caption_justify="left")
     for col, just in (("node", "left"), ("op", "left"), ("shape", "right"), ("params", "right"), ("MACs", "right"),
                       ("RF", "right"), ("stride", "right")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]

@@ -298,3 +298,49 @@ def test_a_spec_mapping_is_validated_like_a_file() -> None:
     assert "op: cnv" in e.value.render()
     with pytest.raises(archspec.SpecSyntaxError, match="the spec mapping cannot be written as YAML"):
         archspec.check({"archspec": 1, "name": object()})
+
+
+# -- notebooks ------------------------------------------------------------------------------------
+
+
+def test_summary_memory_follows_torchinfo() -> None:
+    torchinfo = pytest.importorskip("torchinfo")
+    import torch
+    import torchvision
+
+    s = archspec.summary(ROOT / "specs/resnet18.yaml")
+    m = s.memory(batch_size=4)
+    stats = torchinfo.summary(torchvision.models.resnet18(), input_size=(4, 3, 224, 224), verbose=0,
+                              device=torch.device("cpu"))
+    assert m.activation_bytes == stats.total_output_bytes
+    assert m.param_bytes == stats.total_param_bytes
+    # torchinfo measures the input with sys.getsizeof: the tensor bytes plus the object's header.
+    assert 0 <= stats.total_input - m.input_bytes < 1024
+    assert m.total_bytes == m.input_bytes + m.activation_bytes + m.param_bytes
+    with pytest.raises(archspec.ArchSpecError, match="memory needs a batch size and element size of at least 1"):
+        s.memory(batch_size=0)
+
+
+def test_summary_and_check_results_are_short_in_a_notebook() -> None:
+    s = archspec.summary(ROOT / "specs/resnet18.yaml")
+    assert repr(s) == ("<Summary resnet18: 11,689,512 params, 1.814 GMAC, 69 nodes; .rows, .collapse(depth), "
+                       ".memory(batch_size)>")
+    html = s._repr_html_()
+    assert html.startswith("<table><caption>resnet18: 11,689,512 params") and html.count("<tr>") == 12
+    assert "<td>layer2</td><td>basic x2</td><td>128x28x28</td><td>525,568</td>" in html
+    r = archspec.check(ROOT / "specs/resnet18.yaml")
+    assert repr(r) == "<CheckResult resnet18: x 3x224x224 -> fc 1000; 69 nodes, 3 projections>"
+
+
+def test_without_dot_a_notebook_shows_mermaid(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil as sh
+
+    r = archspec.check(ROOT / "specs/resnet18_cifar.yaml")
+    real = sh.which
+    monkeypatch.setattr(sh, "which", lambda name: None if name == "dot" else real(name))
+    md = r._repr_markdown_()
+    assert md is not None and md.startswith("```mermaid\n%% resnet18_cifar") and "flowchart TB" in md
+    assert md.endswith("for SVG.*") and "graphviz's `dot` is not installed; install graphviz" in md
+    assert r._repr_svg_() is None
+    monkeypatch.setattr(sh, "which", lambda name: "/usr/bin/dot" if name == "dot" else None)
+    assert r._repr_markdown_() is None  # with dot, the SVG is the drawing
