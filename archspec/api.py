@@ -163,12 +163,25 @@ class CheckResult:
         return repr_markdown(self.graph)
 
 
+def _graph_of_module(model: Any) -> Graph | None:
+    graph = model.meta.get("archspec_graph") if isinstance(getattr(model, "meta", None), dict) else None
+    return graph if isinstance(graph, Graph) else None
+
+
 def _module_svg(model: Any) -> str | None:
     """A compiled model shows its drawing in Jupyter (None without graphviz)."""
     from .render import repr_svg
 
-    graph = model.meta.get("archspec_graph") if isinstance(getattr(model, "meta", None), dict) else None
-    return repr_svg(graph) if isinstance(graph, Graph) else None
+    graph = _graph_of_module(model)
+    return repr_svg(graph) if graph is not None else None
+
+
+def _module_markdown(model: Any) -> str | None:
+    """Without graphviz, a compiled model shows its drawing as Mermaid."""
+    from .render import repr_markdown
+
+    graph = _graph_of_module(model)
+    return repr_markdown(graph) if graph is not None else None
 
 
 def check(source: Source, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS) -> CheckResult:
@@ -189,6 +202,7 @@ def compile(source: Source, params: Mapping[str, Any] | None = None, *, weights:
     graph = load(source, params, limits=limits)
     model = emit(graph)
     type(model)._repr_svg_ = _module_svg  # type: ignore[attr-defined]  # fx gives each GraphModule its own class
+    type(model)._repr_markdown_ = _module_markdown  # type: ignore[attr-defined]
     if weights is not None:
         from .weights import load_weights
 

@@ -342,5 +342,7 @@ def test_without_dot_a_notebook_shows_mermaid(monkeypatch: pytest.MonkeyPatch) -
     assert md is not None and md.startswith("```mermaid\n%% resnet18_cifar") and "flowchart TB" in md
     assert md.endswith("for SVG.*") and "graphviz's `dot` is not installed; install graphviz" in md
     assert r._repr_svg_() is None
+    model = archspec.compile(ROOT / "specs/resnet18_cifar.yaml")
+    assert model._repr_markdown_() == md  # type: ignore[operator]
     monkeypatch.setattr(sh, "which", lambda name: "/usr/bin/dot" if name == "dot" else None)
     assert r._repr_markdown_() is None  # with dot, the SVG is the drawing
