@@ -799,6 +799,7 @@ def list_ops(as_json: bool) -> None:
         click.echo(json.dumps({"ok": True, "ops": rows}, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"{len(rows)} ops", title_justify="left", box=None, pad_edge=False)
@@ -806,7 +807,9 @@ def list_ops(as_json: bool) -> None:
         t.add_column(col)
     for r in rows:
         attrs = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
-        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", attrs, _plain(r["doc"]))
+        # escape(): a description such as "inputs [x, h, t]" is text, not rich markup.
+        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", escape(attrs),
+                  escape(_plain(r["doc"])))
     Console(soft_wrap=True, width=_width()).print(t)
 
 
