@@ -23,6 +23,7 @@ from .errors import (
     Loc,
     OutputError,
     ShapeError,
+    SpecFileError,
     SpecSyntaxError,
     SpecValidationError,
     UnknownOpError,
@@ -49,7 +50,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "IncludeError", "LimitError",
-    "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecSyntaxError",
+    "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecFileError", "SpecSyntaxError",
     "SpecValidationError", "Summary", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile",
     "graph_of", "lint", "load", "register_op", "render", "summary",
 ]
