@@ -67,6 +67,7 @@ def _assert_shapes(graph: archspec.Graph, seen: dict[str, tuple[int, ...]], wher
         assert got == n.shape, f"{where}: node {n.name} ({n.op}) inferred {n.shape}, torch gives {got}"
 
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 @settings(FAST, max_examples=200)
 @given(specs())
 def test_generated_specs_compile_and_match_torch(g: GenSpec) -> None:

@@ -31,6 +31,7 @@ def assert_same_as(spec: str, params: dict, ref: torch.nn.Module) -> None:
         assert torch.equal(model(x), ref(x))
 
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 def test_resnet_blocks_are_torchvisions():
     text = without_blocks((ROOT / "specs/resnet.yaml").read_text(), "resnet")
     assert "bottleneck:" not in text and "use: [archspec:resnet]" in text
@@ -40,6 +41,7 @@ def test_resnet_blocks_are_torchvisions():
                    torchvision.models.resnext50_32x4d())
 
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 def test_densenet_blocks_are_torchvisions():
     text = without_blocks((ROOT / "specs/densenet.yaml").read_text(), "densenet")
     text = text.replace("connect: dense,", "connect: dense, args: {growth: $growth, bn_size: $bn_size},")

@@ -123,6 +123,7 @@ def test_code_is_readable_and_not_in_place():
     assert "layer1_0_add = layer1_0_bn2 + maxpool" in code
 
 
+@pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 def test_deepcopy_compile_export():
     model = archspec.compile(ROOT / "specs/resnet18_cifar.yaml").eval()
     x = torch.randn(2, 3, 32, 32)
