@@ -655,5 +655,10 @@ def list_ops(as_json: bool) -> None:
     Console(soft_wrap=True, width=_width()).print(t)
 
 
+from .train.commands import evaluate_cmd, train_cmd  # noqa: E402 - needs the helpers above; no torch
+
+main.add_command(train_cmd)
+main.add_command(evaluate_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
