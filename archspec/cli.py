@@ -655,10 +655,9 @@ def list_ops(as_json: bool) -> None:
     Console(soft_wrap=True, width=_width()).print(t)
 
 
-from .train.commands import evaluate_cmd, train_cmd  # noqa: E402 - needs the helpers above; no torch
+from .train.commands import register as _register_training  # noqa: E402 - imports no torch
 
-main.add_command(train_cmd)
-main.add_command(evaluate_cmd)
+_register_training(main, spec_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -32,7 +32,7 @@ def cell_sample(seed: int, split: str, index: int, shape: tuple[int, ...]) -> tu
     r_mean = max(3.0, min(h, w) / 12)
     yy = torch.arange(h, dtype=torch.float32)[:, None]  # (H, 1)
     xx = torch.arange(w, dtype=torch.float32)[None, :]  # (1, W)
-    target = int(h * w * 0.35 / (math.pi * r_mean ** 2)) + rng.randint(-2, 2)
+    target = int(h * w * 0.45 / (math.pi * r_mean ** 2)) + rng.randint(-2, 2)
     cells: list[tuple[float, float, float]] = []
     for _ in range(max(1, target) * 20):
         if len(cells) >= max(1, target):
@@ -51,18 +51,18 @@ def cell_sample(seed: int, split: str, index: int, shape: tuple[int, ...]) -> tu
         edge = r * (1 + amp * torch.cos(k * theta + phase))  # a wobbly outline
         inside = dist <= edge
         rel = (dist / edge).clamp(max=1)
-        brightness = rng.uniform(0.45, 0.9) * (1 - 0.35 * rel ** 2)  # a darker rim
+        brightness = rng.uniform(0.3, 0.9) * (1 - 0.4 * rel ** 2)  # a darker rim
         image = torch.where(inside, torch.maximum(image, brightness), image)
         mask |= inside
-    ty, tx = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4)
+    ty, tx = rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6)
     by, bx, bs = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.3, 0.7) * max(h, w)
     light = 0.75 + ty * (yy / h - 0.5) + tx * (xx / w - 0.5) \
-        + 0.35 * torch.exp(-((yy - by) ** 2 + (xx - bx) ** 2) / (2 * bs ** 2))  # (H, W)
+        + 0.5 * torch.exp(-((yy - by) ** 2 + (xx - bx) ** 2) / (2 * bs ** 2))  # (H, W)
     image = F.avg_pool2d((image * light)[None, None], 3, stride=1, padding=1, count_include_pad=False)[0, 0]
     channels = []
     for _ in range(c):
         tint = rng.uniform(0.85, 1.15)
-        noise = torch.randn((h, w), generator=g) * rng.uniform(0.03, 0.07)
+        noise = torch.randn((h, w), generator=g) * rng.uniform(0.04, 0.1)
         channels.append(image * tint + noise)
     out = (torch.stack(channels) * 255).round().clamp(0, 255).to(torch.uint8)  # (C, H, W)
     return out, mask.long()

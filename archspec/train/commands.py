@@ -1,6 +1,8 @@
 """The ``archspec train`` and ``archspec evaluate`` commands: parse, call, print.
 
-Imported by ``archspec.cli`` to register the commands, so it imports no torch itself.
+``archspec.cli`` calls :func:`register` with its group and its ``spec_command``
+decorator (shared options and the error contract); this module imports neither torch
+nor ``archspec.cli``, so ``python -m archspec.cli`` has no import cycle.
 """
 
 from __future__ import annotations
@@ -9,52 +11,50 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..cli import spec_command
 from ..errors import ArchSpecError
 from ..loader import Limits
 
-_RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay", "momentum", "seed",
-                   "workers", "device", "amp", "channels_last", "compile", "sync_bn", "augment")
+_TRAIN_OPTIONS = [
+    click.argument("spec", type=click.Path(dir_okay=False, path_type=Path), required=False),
+    click.option("--data", default=None, metavar="SOURCE",
+                 help="synthetic[:N], cells[:N], cifar10:DIR, cifar100:DIR, imagefolder:DIR or segfolder:DIR."),
+    click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="A recipe YAML file of these settings; the flags given override it."),
+    click.option("--epochs", type=int, default=None, help="Epochs (default 200)."),
+    click.option("--batch-size", type=int, default=None, help="The global batch, split over processes (default 128)."),
+    click.option("--lr", type=float, default=None, help="Peak learning rate (default 0.1)."),
+    click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default=None, help="Default sgd (momentum 0.9)."),
+    click.option("--momentum", type=float, default=None, help="SGD momentum (default 0.9)."),
+    click.option("--schedule", type=click.Choice(["cosine", "step", "none"]), default=None,
+                 help="Learning-rate schedule over the run, per step (default cosine; step: x0.1 at 50% and 75%)."),
+    click.option("--weight-decay", type=float, default=None, help="Default 5e-4."),
+    click.option("--augment/--no-augment", default=None, help="Random crop (pad 4) and flip of images (default on)."),
+    click.option("--seed", type=int, default=None, help="Seed of the weights, order and augmentation (default 0)."),
+    click.option("--workers", type=int, default=None, help="Loader processes (default 0 for generated data, else 8)."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default auto."),
+    click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
+                 help="Mixed precision (fp16 with a grad scaler, CUDA only)."),
+    click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout (GPU)."),
+    click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model."),
+    click.option("--sync-bn/--no-sync-bn", default=None, help="SyncBatchNorm across processes (CUDA)."),
+    click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 help="The run folder (default runs/<name>, runs/<name>-2, ...)."),
+    click.option("--force", is_flag=True, help="Start over in an --out folder that holds a run."),
+    click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+                 help="Continue the run in DIR with its own settings (only --epochs, --workers, --device change)."),
+    click.option("--init-from", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+                 help="Start from these weights (.safetensors, .pt): every key of matching name and shape."),
+    click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="Run N processes on this machine through torchrun (DistributedDataParallel)."),
+]
 
 
-@click.command("train")
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@click.option("--data", default=None, metavar="SOURCE",
-              help="synthetic[:N], cells[:N], cifar10:DIR, cifar100:DIR, imagefolder:DIR or segfolder:DIR.")
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A recipe YAML file of these settings; the flags given override it.")
-@click.option("--epochs", type=int, default=None, help="Epochs (default 200).")
-@click.option("--batch-size", type=int, default=None, help="The global batch, split over processes (default 128).")
-@click.option("--lr", type=float, default=None, help="Peak learning rate (default 0.1).")
-@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default=None, help="Default sgd (momentum 0.9).")
-@click.option("--momentum", type=float, default=None, help="SGD momentum (default 0.9).")
-@click.option("--schedule", type=click.Choice(["cosine", "step", "none"]), default=None,
-              help="Learning-rate schedule over the run, per step (default cosine; step: x0.1 at 50% and 75%).")
-@click.option("--weight-decay", type=float, default=None, help="Default 5e-4.")
-@click.option("--augment/--no-augment", default=None, help="Random crop (pad 4) and flip of images (default on).")
-@click.option("--seed", type=int, default=None, help="Seed of the weights, order and augmentation (default 0).")
-@click.option("--workers", type=int, default=None, help="Loader processes (default 0 for generated data, else 8).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default auto.")
-@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None,
-              help="Mixed precision (fp16 with a grad scaler, CUDA only).")
-@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout (GPU).")
-@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
-@click.option("--sync-bn/--no-sync-bn", default=None, help="SyncBatchNorm across processes (CUDA).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The run folder (default runs/<name>, runs/<name>-2, ...).")
-@click.option("--force", is_flag=True, help="Start over in an --out folder that holds a run.")
-@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
-              help="Continue the run in DIR with its own settings (only --epochs, --workers, --device change).")
-@click.option("--init-from", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
-              help="Start from these weights (.safetensors, .pt): every key of matching name and shape.")
-@click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Run N processes on this machine through torchrun (DistributedDataParallel).")
-@spec_command
 def train_cmd(spec: Path | None, data: str | None, config: Path | None, out: Path | None, force: bool,
               resume: Path | None, init_from: Path | None, nproc: int | None, compile_: bool | None,
               params: dict[str, Any], limits: Limits, as_json: bool, **recipe: Any) -> None:
@@ -70,7 +70,7 @@ def train_cmd(spec: Path | None, data: str | None, config: Path | None, out: Pat
     \b
     Examples:
       archspec train specs/resnet18_cifar.yaml --data cifar10:data/cifar --epochs 30
-      archspec train specs/unet.yaml -p depth=3 -p base=16 --data cells --epochs 12
+      archspec train specs/unet.yaml -p depth=3 -p base=16 --data cells --epochs 4 --batch-size 16
       archspec train specs/resnet_cifar.yaml --data synthetic --epochs 2 --config recipe.yaml
       archspec train --resume runs/resnet_cifar
       archspec train specs/resnet18_cifar.yaml -p num_classes=100 --data cifar100:data \\
@@ -93,7 +93,9 @@ def train_cmd(spec: Path | None, data: str | None, config: Path | None, out: Pat
 
     result = train(spec, data, params=params, out=out, force=force, resume=resume, init_from=init_from,
                    config=config, limits=limits, verbose=not as_json, **recipe)
-    if as_json:
+    if result.rank != 0:
+        pass
+    elif as_json:
         click.echo(json.dumps({"ok": result.status == "complete", **result.to_dict()}, indent=2))
     elif result.status == "complete":
         click.echo(f"done: {result.out} (best {result.best:.4f})" if result.best is not None else
@@ -124,18 +126,20 @@ def _forward(spec: Path | None, data: str | None, config: Path | None, out: Path
     return args + (["--force"] if force else []) + (["--json"] if as_json else [])
 
 
-@click.command("evaluate")
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The weights (.safetensors or .pt), e.g. a run's best.safetensors.")
-@click.option("--data", required=True, metavar="SOURCE", help="A data source, as for archspec train.")
-@click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True,
-              help="Which split of the source.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--workers", type=click.IntRange(min=0), default=None)
-@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None)
-@spec_command
+_EVALUATE_OPTIONS = [
+    click.argument("spec", type=click.Path(dir_okay=False, path_type=Path)),
+    click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                 help="The weights (.safetensors or .pt), e.g. a run's best.safetensors."),
+    click.option("--data", required=True, metavar="SOURCE", help="A data source, as for archspec train."),
+    click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True,
+                 help="Which split of the source."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("--workers", type=click.IntRange(min=0), default=None),
+    click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None),
+]
+
+
 def evaluate_cmd(spec: Path, weights: Path, data: str, split: str, batch_size: int, device: str,
                  workers: int | None, amp: str | None, params: dict[str, Any], limits: Limits,
                  as_json: bool) -> None:
@@ -157,3 +161,12 @@ def evaluate_cmd(spec: Path, weights: Path, data: str, split: str, batch_size: i
         return
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
     click.echo(f"{result.data} ({result.split}, {result.samples} samples): {metrics}")
+
+
+def register(group: click.Group, spec_command: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Add ``train`` and ``evaluate`` to ``group``, with the options every spec command shares."""
+    for name, fn, options in (("train", train_cmd, _TRAIN_OPTIONS), ("evaluate", evaluate_cmd, _EVALUATE_OPTIONS)):
+        cmd = spec_command(fn)
+        for option in reversed(options):
+            cmd = option(cmd)
+        group.add_command(click.command(name)(cmd))

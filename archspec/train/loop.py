@@ -45,6 +45,7 @@ class RunResult:
     metrics: list[dict[str, float]] = field(default_factory=list)
     best: float | None = None
     signal: int | None = None
+    rank: int = 0  # the process's rank under torchrun: only rank 0 reports
 
     @property
     def last(self) -> Path:
@@ -241,6 +242,8 @@ def _spec_text(spec: Any, limits: Limits) -> tuple[Any, str]:
     from ..errors import ArchSpecError
     from ..ir import Graph
 
+    if spec is None:
+        raise ArchSpecError("archspec.train needs a spec (a path or YAML text), or resume=<run folder>")
     if isinstance(spec, Graph):
         raise ArchSpecError("archspec.train needs the spec (a path or YAML text), not a built graph: the run "
                             "folder keeps the spec's text")
@@ -332,6 +335,13 @@ def _run(doc: Any, text: str, params: dict[str, Any], task: Task, ds: Data, reci
     from torch.utils.data.distributed import DistributedSampler
 
     report = _Reporter(verbose and world.main)
+    per_rank = recipe.batch_size // world.size
+    full_sampler = DistributedSampler(ds.train, num_replicas=world.size, rank=world.rank, shuffle=True,
+                                      seed=recipe.seed, drop_last=True)
+    steps = len(full_sampler) // per_rank
+    if steps == 0:
+        raise RunError(f"the training set has {len(ds.train)} samples, fewer than one batch of "
+                       f"{recipe.batch_size}", fix="lower --batch-size or use more data")
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
     base = do_compile(doc, params, limits=limits)
@@ -355,14 +365,7 @@ def _run(doc: Any, text: str, params: dict[str, Any], task: Task, ds: Data, reci
     if recipe.compile:
         model = torch.compile(model)
 
-    per_rank = recipe.batch_size // world.size
     train_set = Augmented(ds.train, recipe.seed) if recipe.augment else ds.train
-    full_sampler = DistributedSampler(ds.train, num_replicas=world.size, rank=world.rank, shuffle=True,
-                                      seed=recipe.seed, drop_last=True)
-    steps = len(full_sampler) // per_rank
-    if steps == 0:
-        raise RunError(f"the training set has {len(ds.train)} samples, fewer than one batch of "
-                       f"{recipe.batch_size}", fix="lower --batch-size or use more data")
     workers = _workers(recipe, ds)
     val_loader = None
     if ds.val is not None and world.main:
@@ -423,6 +426,7 @@ def _run(doc: Any, text: str, params: dict[str, Any], task: Task, ds: Data, reci
     dist.barrier(world)
 
     status, signum = "complete", None
+    last_plot = -math.inf
     model.train()
     with _Stop() as stop:
         while epoch < recipe.epochs:
@@ -484,13 +488,15 @@ def _run(doc: Any, text: str, params: dict[str, Any], task: Task, ds: Data, reci
                 save_weights(base, out / "last.safetensors")
                 if improved:
                     save_weights(base, out / "best.safetensors")
-                _write_metrics(out, rows, str(info["name"]))
+                last_plot = _write_metrics(out, rows, str(info["name"]), last_plot, epoch == recipe.epochs)
                 report.line(_fmt_row(row, recipe.epochs))
             dist.barrier(world)
     if status == "interrupted":
         if world.main:
             rundir.save_checkpoint(out, checkpoint())
             save_weights(base, out / "last.safetensors")
+            if rows:
+                _write_metrics(out, rows, str(info["name"]), last_plot, True)
             name = signal.Signals(signum).name if signum else "a signal"
             report.line(f"stopped by {name} in epoch {epoch + 1} at step {done}/{steps}: saved {out}/checkpoint.pt; "
                         f"continue with: archspec train --resume {out}")
@@ -503,14 +509,22 @@ def _run(doc: Any, text: str, params: dict[str, Any], task: Task, ds: Data, reci
         rundir.write_json(out, "run.json", info)
     if not identical:
         raise RuntimeError("the processes ended with different weights: DistributedDataParallel lost sync")
-    return RunResult(out, task.kind, status, rows, best, signum)
+    return RunResult(out, task.kind, status, rows, best, signum, world.rank)
 
 
-def _write_metrics(out: Path, rows: list[dict[str, float]], title: str) -> None:
+PLOT_EVERY_S = 60.0  # plotting takes a second or so: redrawn at most this often, and at the end
+
+
+def _write_metrics(out: Path, rows: list[dict[str, float]], title: str, last_plot: float, final: bool) -> float:
+    """Write metrics.csv, and curves.png when it is due; returns when it was last drawn."""
     from ..io import write_bytes, write_text
 
     write_text(out / "metrics.csv", csv_text(rows), force=True)
-    write_bytes(out / "curves.png", curves_png(rows, title), force=True)
+    now = time.monotonic()
+    if final or now - last_plot >= PLOT_EVERY_S:
+        write_bytes(out / "curves.png", curves_png(rows, title), force=True)
+        return now
+    return last_plot
 
 
 def _version() -> str:
