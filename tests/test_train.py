@@ -382,3 +382,12 @@ def test_evaluate_reports_the_metrics_of_trained_weights(tmp_path: Path):
 def test_python_api_needs_a_spec_or_a_run_to_resume():
     with pytest.raises(archspec.ArchSpecError, match=r"archspec.train needs a spec \(a path or YAML text\), or resume="):
         archspec.train(None, data="synthetic")
+
+
+def test_loader_processes_change_nothing(tmp_path: Path):
+    """Augmentation is drawn per sample from (seed, epoch, index), not from a worker's RNG."""
+    spec = write_spec(tmp_path)
+    settings = {**FAST, "epochs": 1, "data": "synthetic:64"}
+    archspec.train(spec, out=tmp_path / "w0", workers=0, **settings)
+    archspec.train(spec, out=tmp_path / "w2", workers=2, **settings)
+    assert weights_equal(tmp_path / "w0" / "last.safetensors", tmp_path / "w2" / "last.safetensors")
