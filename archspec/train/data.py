@@ -91,7 +91,7 @@ def _fmt(shape: Sequence[int]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def open_data(source: Source | str, task: Task, *, split_val: bool = True) -> Data:
+def open_data(source: Source | str, task: Task) -> Data:
     """Open ``source`` for ``task``: a DataError if it is missing, malformed or does not
     fit the spec's input shape and class count."""
     src = parse_source(source) if isinstance(source, str) else source
