@@ -24,14 +24,21 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import DataError
 from .task import Task
 
 if TYPE_CHECKING:
     import torch
-    from torch.utils.data import Dataset
+
+
+class Samples(Protocol):
+    """A map-style data set: ``len`` samples, each ``(input, target)``."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Any]: ...
 
 IGNORE = -100  # the mask value the loss and the metrics skip (torch's ignore_index)
 KINDS = ("synthetic", "cells", "cifar10", "cifar100", "imagefolder", "segfolder")
@@ -80,8 +87,8 @@ class Data:
     """The two splits of a source, and what normalises them (per channel, in [0, 1] units)."""
 
     source: Source
-    train: Dataset[Any]
-    val: Dataset[Any] | None
+    train: Samples
+    val: Samples | None
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: list[str] = field(default_factory=list)

@@ -47,7 +47,7 @@ def evaluate(spec: Any, weights: str | Path, data: str, *, params: Mapping[str, 
     from .loop import _loader, _Prep, _workers, check_settings, evaluate_model, select_device
     from .task import infer_task
 
-    recipe = Recipe(batch_size=batch_size, device=device, workers=workers, amp=amp)  # type: ignore[arg-type]
+    recipe = Recipe.model_validate({"batch_size": batch_size, "device": device, "workers": workers, "amp": amp})
     source = parse_source(data)
     checked = do_check(spec, params, limits=limits)
     task = infer_task(checked)

@@ -291,7 +291,7 @@ def train(spec: Any, data: str | None = None, *, params: Mapping[str, Any] | Non
         doc, text = _spec_text(run_dir / "spec.yaml", limits)
         params = dict(info.get("params") or {})
         source = parse_source(data if data is not None else str(info["data"]))
-        out_dir = run_dir
+        out_dir: Path | None = run_dir
         if state["epoch"] >= recipe.epochs:
             raise RunError(f"the run in '{run_dir}' is complete ({state['epoch']}/{recipe.epochs} epochs)",
                            fix="pass --epochs with a larger number to train it further")
@@ -336,8 +336,9 @@ def _run(doc: Any, text: str, params: dict[str, Any], task: Task, ds: Data, reci
 
     report = _Reporter(verbose and world.main)
     per_rank = recipe.batch_size // world.size
-    full_sampler = DistributedSampler(ds.train, num_replicas=world.size, rank=world.rank, shuffle=True,
-                                      seed=recipe.seed, drop_last=True)
+    full_sampler: DistributedSampler[int] = DistributedSampler(
+        ds.train, num_replicas=world.size, rank=world.rank, shuffle=True, seed=recipe.seed,  # type: ignore[arg-type]
+        drop_last=True)
     steps = len(full_sampler) // per_rank
     if steps == 0:
         raise RunError(f"the training set has {len(ds.train)} samples, fewer than one batch of "
