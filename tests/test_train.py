@@ -391,3 +391,12 @@ def test_loader_processes_change_nothing(tmp_path: Path):
     archspec.train(spec, out=tmp_path / "w0", workers=0, **settings)
     archspec.train(spec, out=tmp_path / "w2", workers=2, **settings)
     assert weights_equal(tmp_path / "w0" / "last.safetensors", tmp_path / "w2" / "last.safetensors")
+
+
+def test_a_terminal_gets_progress_bars_and_the_epoch_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    archspec.train(write_spec(tmp_path), out=tmp_path / "run", **{**FAST, "epochs": 1, "verbose": True})
+    out = capsys.readouterr().out
+    assert "training tiny (classification, 4 classes) on synthetic:128" in out
+    assert "epoch 1/1  train_loss" in out
