@@ -4,7 +4,7 @@
 >>> archspec.check("specs/resnet18_cifar.yaml").outputs
 {'fc': (10,)}
 
-Importing archspec does not import torch; only :func:`compile` does.
+Importing archspec does not import torch; only :func:`compile` and :func:`train` do.
 """
 
 from types import ModuleType
@@ -32,6 +32,7 @@ from .errors import (
 from .ir import Graph, Node, lint
 from .limits import Limits
 from .ops import Op, OpAttrs, Window, register_op
+from .train import train  # binds the function over the subpackage of that name
 
 
 class _RenderModule(ModuleType):
@@ -52,5 +53,5 @@ __all__ = [
     "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "IncludeError", "LimitError",
     "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecFileError", "SpecSyntaxError",
     "SpecValidationError", "Summary", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile",
-    "graph_of", "lint", "load", "register_op", "render", "summary",
+    "graph_of", "lint", "load", "register_op", "render", "summary", "train",
 ]
