@@ -47,12 +47,12 @@ class ArchSpecError(Exception):
         fix: str | None = None,
         source: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = _clip(message)
         self.loc = loc
-        self.path = path
-        self.expected = expected
-        self.got = got
-        self.fix = fix
+        self.path = _clip(path)
+        self.expected = _clip(expected)
+        self.got = _clip(got)
+        self.fix = _clip(fix)
         self.source = source  # the spec text, for the caret display
         super().__init__(self.headline())
 
@@ -107,6 +107,15 @@ class ArchSpecError(Exception):
         }
 
 
+MAX_FIELD = 1000  # characters of one message field: a spec value never floods a terminal
+
+
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_FIELD:
+        return text
+    return text[:MAX_FIELD] + f"… ({len(text) - MAX_FIELD} more characters)"
+
+
 def _window(text: str, col: int, width: int = 120) -> tuple[str, int]:
     """A long source line cut to ``width`` characters around ``col``; the caret's new column."""
     if len(text) <= width:
@@ -116,6 +125,32 @@ def _window(text: str, col: int, width: int = 120) -> tuple[str, int]:
     head = "…" if start > 0 else ""
     tail = "…" if start + width < len(text) else ""
     return head + cut + tail, col - start + len(head)
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, never walking more of ``value``
+    than that: a spec value in a message is bounded however large it is."""
+    if isinstance(value, (list, tuple, dict)):
+        items = list(value.items())[:limit // 2] if isinstance(value, dict) else list(value[:limit // 2])
+        parts: list[str] = []
+        used = 0
+        for it in items:
+            part = (short_repr(it[0], limit // 2) + ": " + short_repr(it[1], limit // 2)) if isinstance(value, dict) \
+                else short_repr(it, limit // 2)
+            parts.append(part)
+            used += len(part) + 2
+            if used > limit:
+                break
+        open_, close = {list: "[]", tuple: "()", dict: "{}"}.get(type(value), "[]")
+        more = len(parts) < len(value)
+        text = open_ + ", ".join(parts) + (", …" if more else "") + close
+        return text if len(text) <= limit + 8 else text[:limit] + "…" + close
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + "…"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class SpecSyntaxError(ArchSpecError):

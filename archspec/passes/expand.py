@@ -29,8 +29,9 @@ from ..errors import (
     Loc,
     SpecValidationError,
     close_matches,
+    short_repr,
 )
-from ..expr import evaluate, evaluate_value, has_expr
+from ..expr import evaluate, evaluate_value, has_expr, work_budget
 from ..ir import Graph, Node, Scope
 from ..loader import DEFAULT_LIMITS, Document, Limits, load_file
 from ..ops import REGISTRY
@@ -114,6 +115,11 @@ class _Scope:
 def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS,
            spec: Any = None) -> Graph:
     """Validate and expand a loaded spec into a Graph."""
+    with work_budget():  # every expression of the spec shares one bound on the work they do
+        return _expand(doc, params, limits, spec)
+
+
+def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spec: Any) -> Graph:
     spec = spec if spec is not None else validate(doc)
     top = _Scope(prefix="", doc=doc, path=(), env={}, outer={})
     # Symbolic input sizes (`x: [3, H, W]`, H not a param) take their value from `params`
@@ -140,7 +146,7 @@ def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limit
                                       f"declare '{d}' under params:, or give a number")
                 d = resolved[d] if d in resolved else sizes[d]
                 if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-                    raise top.err(SpecValidationError, f"input size '{dims[k]}' must be a positive int, got {d!r}",
+                    raise top.err(SpecValidationError, f"input size '{dims[k]}' must be a positive int, got {short_repr(d)}",
                                   "inputs", name, k)
             shape.append(d)
         _check_elements(top, shape, ("inputs", name), limits)
@@ -190,8 +196,8 @@ def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dic
                           expected="one of: " + ", ".join(declared) if declared else "no params (the spec declares none)")
         d = declared[k]
         if _kind_of(d) != _kind_of(v) and not (isinstance(d, float) and _kind_of(v) == "int") and not has_expr(d):
-            raise top.err(SpecValidationError, f"param '{k}' is {_article(_kind_of(d))}, got {v!r}", "params", k,
-                          expected=_kind_of(d), got=repr(v))
+            raise top.err(SpecValidationError, f"param '{k}' is {_article(_kind_of(d))}, got {short_repr(v)}",
+                          "params", k, expected=_kind_of(d), got=short_repr(v, 400))
     env: dict[str, Any] = {}
     for k, v in declared.items():
         if not _IDENT.match(k) or keyword.iskeyword(k):
@@ -493,7 +499,7 @@ def _check_elements(sc: _Scope, shape: list[int], sub: PathT, limits: Limits) ->
 def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_input: str | None = None) -> str:
     """A reference written in the spec → the IR name it denotes."""
     if not isinstance(ref, str):
-        raise sc.err(SpecValidationError, f"a reference must be a node name, got {ref!r}", *sub)
+        raise sc.err(SpecValidationError, f"a reference must be a node name, got {short_repr(ref)}", *sub)
     if ref == _SCOPE_INPUT:
         assert scope_input is not None
         return scope_input
@@ -503,7 +509,7 @@ def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_in
         except ExpressionError as e:
             raise e.located(sc.loc(*sub), ".".join(map(str, sc.path + sub)), sc.doc.text) from None
         if not isinstance(ref, str):
-            raise sc.err(SpecValidationError, f"a reference must evaluate to a node name, got {ref!r}", *sub)
+            raise sc.err(SpecValidationError, f"a reference must evaluate to a node name, got {short_repr(ref)}", *sub)
     ref = ref.strip()
     if ref == "prev":
         if prev is None:
@@ -549,7 +555,7 @@ def _when(sc: _Scope, nd: Any, sub: PathT) -> bool:
     if isinstance(w, str):
         w = _eval(sc, w, sub + ("when",))
     if not isinstance(w, bool):
-        raise sc.err(SpecValidationError, f"when: must be true or false, got {w!r}", *sub, "when")
+        raise sc.err(SpecValidationError, f"when: must be true or false, got {short_repr(w)}", *sub, "when")
     return w
 
 
@@ -623,8 +629,8 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> dict[str, Any]:
     evaluated = {k: _eval(sc, v, sub + (k,)) for k, v in values.items()}
     for k, v in evaluated.items():
         if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, list) else [v])):
-            raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: must be a finite number, got {v!r}",
-                         *sub, *((k,) if k in written else ()), got=repr(v))
+            raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: must be a finite number, got {short_repr(v)}",
+                         *sub, *((k,) if k in written else ()), got=short_repr(v, 400))
     try:
         model = op.Attrs.model_validate(evaluated)
     except ValidationError as e:
@@ -637,7 +643,7 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> dict[str, Any]:
         src = "" if k in written else f" (from defaults.{nd.op})" if k in values else ""
         msg = err["msg"].removeprefix("Value error, ")
         raise sc.err(SpecValidationError, f"op '{nd.op}'{f', {k}' if k is not None else ''}: {msg}{src}", *where,
-                     got=repr(evaluated.get(k)) if k is not None else None) from None
+                     got=short_repr(evaluated.get(k), 400) if k is not None else None) from None
     return dict(model)
 
 
@@ -721,7 +727,7 @@ def _block_name(sc: _Scope, nd: Any, sub: PathT, env: dict[str, Any]) -> str:
     except ExpressionError as e:
         raise e.located(sc.loc(*sub, "block"), _p(sc, sub + ("block",)), sc.doc.text) from None
     if not isinstance(name, str):
-        raise sc.err(SpecValidationError, f"block: must evaluate to a block name, got {name!r}", *sub, "block")
+        raise sc.err(SpecValidationError, f"block: must evaluate to a block name, got {short_repr(name)}", *sub, "block")
     return name
 
 
@@ -757,7 +763,7 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
                    scope_input: str | None, first_prev: str | None) -> None:
     n = _eval(sc, nd.repeat, sub + ("repeat",))
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise sc.err(SpecValidationError, f"repeat: must be a positive int, got {n!r}", *sub, "repeat")
+        raise sc.err(SpecValidationError, f"repeat: must be a positive int, got {short_repr(n)}", *sub, "repeat")
     if n > ctx.limits.max_repeat:
         raise sc.err(LimitError, f"repeat: {n} is more than the limit of {ctx.limits.max_repeat}", *sub, "repeat",
                      fix="raise the limit with --max-repeat")
