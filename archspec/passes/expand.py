@@ -13,6 +13,7 @@ import builtins
 import keyword
 import math
 import re
+from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,15 +82,17 @@ class _Ctx:
     nodes: list[Node] = field(default_factory=list)
     scopes: list[Scope] = field(default_factory=list)
     stack: list[str] = field(default_factory=list)  # blocks being expanded (recursion)
-    calls: dict[str, tuple[Any, dict[str, Any], PathT, Document]] = field(default_factory=dict)
+    calls: dict[str, tuple[Any, Mapping[str, Any], PathT, Document]] = field(default_factory=dict)
     share: tuple[str, str] | None = None  # (new prefix, owner prefix) while expanding a shared block
     order: int = 0
+    by_name: dict[str, Node] = field(default_factory=dict)
 
     def add(self, node: Node) -> None:
         if len(self.nodes) >= self.limits.max_nodes:
             raise LimitError(f"the spec expands to more than {self.limits.max_nodes} nodes",
                              loc=node.loc, path=node.path, fix="reduce repeat counts, or raise the limit with --max-nodes")
         self.nodes.append(node)
+        self.by_name.setdefault(node.name, node)
 
 
 @dataclass
@@ -99,7 +102,7 @@ class _Scope:
     prefix: str  # "layer1.0." or ""
     doc: Document
     path: PathT
-    env: dict[str, Any]  # expression names
+    env: Mapping[str, Any]  # expression names (never mutated: scopes share them through ChainMap)
     outer: Mapping[str, str]  # names from outside: scope inputs, enclosing scope's nodes
     local: dict[str, str] = field(default_factory=dict)  # local node -> IR name of its output
     instances: dict[str, list[str]] = field(default_factory=dict)  # repeat -> instance outputs
@@ -584,13 +587,13 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
     if kind == "op":
         sc.local[name] = _expand_op(ctx, sc, name, nd, ins, sub)
     elif kind == "block":
-        sc.local[name] = _expand_block(ctx, sc, sc.prefix + name, nd, ins, sub, dict(sc.env))
-        ctx.calls[sc.prefix + name] = (nd, dict(sc.env), sub, sc.doc)
+        sc.local[name] = _expand_block(ctx, sc, sc.prefix + name, nd, ins, sub, sc.env)
+        ctx.calls[sc.prefix + name] = (nd, sc.env, sub, sc.doc)
     elif kind == "group":
         if isinstance(ins, dict):
             raise sc.err(GraphError, f"group '{name}' takes a list of inputs, not a mapping", *sub, "in")
         inner = _Scope(prefix=sc.prefix + name + ".", doc=sc.doc, path=sc.path, env=sc.env,
-                       outer={**sc.outer, **sc.local, "input": ins[0]})
+                       outer=ChainMap({"input": ins[0]}, sc.local, sc.outer))
         ctx.scopes.append(Scope(sc.prefix + name, "group", loc=sc.loc(*sub, key=True)))
         sc.local[name] = _expand_scope(ctx, inner, nd.nodes, nd.edges, sub + ("nodes",), ins[0], nd.output, name)
     else:
@@ -670,15 +673,16 @@ def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub
             raise sc.err(SpecValidationError, f"block '{bname}' needs param '{k}'", *sub,
                          fix=f"add it to the call: args: {{{k}: ...}}")
         else:
-            bscope = _Scope("", bdef.doc, bdef.path, {**ctx.params, **bound}, {})
+            bscope = _Scope("", bdef.doc, bdef.path, ChainMap(bound, ctx.params), {})
             bound[k] = _eval(bscope, declared[k], ("params",))
     return bound
 
 
 def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | dict[str, str], sub: PathT,
-                  env: dict[str, Any], extra_env: dict[str, Any] | None = None) -> str:
+                  env: Mapping[str, Any], extra_env: dict[str, Any] | None = None) -> str:
     """One block instance at ``path``; returns its output's IR name."""
-    bname = _block_name(sc, nd, sub, {**env, **(extra_env or {})})
+    call_env = ChainMap(extra_env or {}, env)  # no copy: a block with many params is called many times
+    bname = _block_name(sc, nd, sub, call_env)
     if bname not in ctx.blocks:
         raise sc.err(SpecValidationError, f"unknown block '{bname}'{close_matches(bname, ctx.blocks)}", *sub, "block",
                      expected="one of: " + ", ".join(ctx.blocks) if ctx.blocks else "a block under blocks:")
@@ -689,7 +693,7 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
     if len(ctx.stack) >= ctx.limits.max_block_depth:
         raise sc.err(LimitError, f"blocks nest deeper than {ctx.limits.max_block_depth}", *sub, "block")
     bdef = ctx.blocks[bname]
-    call_sc = _Scope(sc.prefix, sc.doc, sc.path, {**env, **(extra_env or {})}, sc.outer, sc.local, sc.instances)
+    call_sc = _Scope(sc.prefix, sc.doc, sc.path, call_env, sc.outer, sc.local, sc.instances)
     bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname)
     names = bdef.model.inputs
     if isinstance(ins, dict):
@@ -707,7 +711,7 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
             raise sc.err(GraphError, f"block '{bname}' takes {len(names)} input{'s' if len(names) > 1 else ''} "
                          f"({', '.join(names)}), got {len(ins)}", *sub, expected=str(len(names)), got=str(len(ins)))
         binding = dict(zip(names, ins, strict=True))
-    benv = {**ctx.params, **(extra_env or {}), **bound}
+    benv = ChainMap(bound, extra_env or {}, ctx.params)
     inner = _Scope(prefix=path + ".", doc=bdef.doc, path=bdef.path, env=benv, outer=binding)
     ctx.scopes.append(Scope(path, "block", block=bname, loc=sc.loc(*sub, key=True)))
     ctx.stack.append(bname)
@@ -718,7 +722,7 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
         ctx.stack.pop()
 
 
-def _block_name(sc: _Scope, nd: Any, sub: PathT, env: dict[str, Any]) -> str:
+def _block_name(sc: _Scope, nd: Any, sub: PathT, env: Mapping[str, Any]) -> str:
     """``block:`` is a name, or an expression giving one (``"${'bottleneck' if depth >= 50 else 'basic'}"``)."""
     if "$" not in nd.block:
         return nd.block  # type: ignore[no-any-return]
@@ -737,7 +741,7 @@ def _instance_names(sc: _Scope, nd: Any, n: int, sub: PathT) -> list[str]:
         if nd.names is None:
             out.append(str(i))
             continue
-        env = {**sc.env, "i": i, "n": n}
+        env = ChainMap({"i": i, "n": n}, sc.env)
         text = re.sub(r"\{([^{}]*)\}", lambda m, env=env: str(_eval_pattern(sc, m.group(1), env, sub)), nd.names)
         if (not _IDENT.match(text) and not text.isdigit()) or keyword.iskeyword(text):
             raise sc.err(SpecValidationError, f"names: '{nd.names}' gives '{text}', which is not an identifier",
@@ -752,7 +756,7 @@ def _instance_names(sc: _Scope, nd: Any, n: int, sub: PathT) -> list[str]:
     return out
 
 
-def _eval_pattern(sc: _Scope, src: str, env: dict[str, Any], sub: PathT) -> Any:
+def _eval_pattern(sc: _Scope, src: str, env: Mapping[str, Any], sub: PathT) -> Any:
     try:
         return evaluate(src, env)
     except ExpressionError as e:
@@ -769,7 +773,7 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
                      fix="raise the limit with --max-repeat")
     base = sc.prefix + name
     inst_names = _instance_names(sc, nd, n, sub)
-    ctx.scopes.append(Scope(base, "repeat", block=_block_name(sc, nd, sub, {**sc.env, "i": 0, "n": n}), count=n,
+    ctx.scopes.append(Scope(base, "repeat", block=_block_name(sc, nd, sub, ChainMap({"i": 0, "n": n}, sc.env)), count=n,
                             connect=nd.connect, loc=sc.loc(*sub, key=True)))
     value, _ = raw
     per_instance = any(r != _SCOPE_INPUT and (re.search(r"\bprev\b", r) or "$" in r) for r in _refs(value))
@@ -779,7 +783,7 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
     enabled = _when(sc, nd, sub)
     for i in range(n):
         env_i = {"i": i, "n": n}
-        isc = _Scope(sc.prefix, sc.doc, sc.path, {**sc.env, **env_i}, sc.outer, sc.local, sc.instances)
+        isc = _Scope(sc.prefix, sc.doc, sc.path, ChainMap(env_i, sc.env), sc.outer, sc.local, sc.instances)
         prev = outs[-1] if outs else None
         if i == 0 or per_instance:
             prev_for_i = prev if prev is not None else first_prev
@@ -833,7 +837,7 @@ def _expand_share(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | di
             return _expand_block(ctx, sc, ir, call, ins, sub, env)
         finally:
             ctx.share = saved
-    src = next((x for x in ctx.nodes if x.name == owner_ir), None)
+    src = ctx.by_name.get(owner_ir)
     if src is None or src.module is None:
         raise sc.err(GraphError, f"share: '{owner}' has no module to share (it is stateless or repeated)",
                      *sub, "share", fix="share an op with parameters, or a block called once")
