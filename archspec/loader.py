@@ -18,7 +18,9 @@ None) plus a table from each value's path to its :class:`~archspec.errors.Loc`.
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,7 +206,13 @@ def load_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Document:
     try:
         # Read no more than the limit: stat() says nothing for a FIFO or /dev/zero, and a
         # file may grow after it.
-        with p.open("rb") as f:
+        # O_NONBLOCK: opening a FIFO waits for a writer; the open returns at once and a
+        # FIFO, a device or a folder is then refused before a byte is read.
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SpecSyntaxError(f"cannot read spec '{path}': it is not a regular file",
+                                      loc=Loc(str(path), 1, 1), fix="give the path of a .yaml file")
             raw = f.read(limits.max_bytes + 1)
         if len(raw) > limits.max_bytes:
             raise LimitError(f"spec is more than the limit of {limits.max_bytes} bytes", loc=Loc(str(path), 1, 1),

@@ -7,9 +7,17 @@ regression fails in seconds instead of hanging the suite.
 
 from __future__ import annotations
 
-from bounded import bounded
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from archspec import check
+import pytest
+from bounded import bounded
+from helpers import ROOT
+
+from archspec import Limits, check
+from archspec.errors import LimitError, SpecSyntaxError
 
 
 def _many_params_spec(n_params: int, outer: int, inner: int) -> str:
@@ -25,3 +33,53 @@ def test_block_calls_do_not_copy_the_params() -> None:
     text = _many_params_spec(8000, 1000, 19)
     result = bounded(lambda: len(check(text).graph.nodes), cpu=6)
     assert result == 1000 * 19
+
+
+def _use_files(tmp_path: Path, n_files: int, fill: int) -> Path:
+    """A spec that includes ``n_files`` block files, each ``fill`` bytes of comment."""
+    for k in range(n_files):
+        (tmp_path / f"b{k}.yaml").write_text(f"archspec: 1\nblocks:\n  b{k}:\n    nodes:\n      r: {{op: relu}}\n"
+                                            + "#" * fill + "\n")
+    uses = ", ".join(f"b{k}.yaml" for k in range(n_files))
+    top = tmp_path / "net.yaml"
+    top.write_text(f"archspec: 1\nname: t\nuse: [{uses}]\ninputs: {{x: [3, 8, 8]}}\n"
+                   "nodes:\n  s: {block: b0, in: x}\noutputs: [s]\n")
+    return top
+
+
+def test_use_files_share_one_byte_limit(tmp_path: Path) -> None:
+    # Each file is under the 1 MiB limit alone; three of them are not, together.
+    top = _use_files(tmp_path, 3, 400_000)
+    with pytest.raises(LimitError, match=r"use: 'b2.yaml' takes the spec and its use: files past 1048576 bytes in all") \
+            as e:
+        check(top)
+    assert e.value.loc is not None and (e.value.loc.file, e.value.loc.line) == (str(top), 3)
+    assert "--max-bytes" in (e.value.fix or "")
+    assert len(check(top, limits=Limits().replace(max_bytes=2 << 20)).graph.nodes) == 1
+
+
+def test_use_files_share_one_yaml_value_limit(tmp_path: Path) -> None:
+    for k in range(2):
+        (tmp_path / f"b{k}.yaml").write_text(f"archspec: 1\nblocks:\n  b{k}:\n    doc: x\n"
+                                            "    nodes:\n      r: {op: relu}\n")
+    (tmp_path / "net.yaml").write_text("archspec: 1\nname: t\nuse: [b0.yaml, b1.yaml]\ninputs: {x: [3, 8, 8]}\n"
+                                       "nodes:\n  s: {block: b0, in: x}\noutputs: [s]\n")
+    small = Limits().replace(max_yaml_nodes=30)  # each file alone is under it
+    with pytest.raises(LimitError, match=r"use: 'b[01].yaml' takes the spec and its use: files past 30 YAML values in all"):
+        check(tmp_path / "net.yaml", limits=small)
+    assert len(check(tmp_path / "net.yaml", limits=Limits().replace(max_yaml_nodes=40)).graph.nodes) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX thing")
+def test_a_fifo_spec_path_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "net.yaml"
+    os.mkfifo(fifo)
+
+    def go() -> str:
+        with pytest.raises(SpecSyntaxError, match="cannot read spec .*: it is not a regular file") as e:
+            check(fifo)
+        return e.value.fix or ""
+    assert bounded(go, cpu=5, wall=20) == "give the path of a .yaml file"
+    r = subprocess.run([sys.executable, "-m", "archspec.cli", "check", str(fifo)], capture_output=True, text=True,
+                       timeout=60, cwd=ROOT)
+    assert r.returncode == 2 and "it is not a regular file" in r.stderr
