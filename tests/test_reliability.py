@@ -17,6 +17,7 @@ from bounded import bounded
 from helpers import ROOT
 
 from archspec import Limits, check
+from archspec.analyse import SEARCH_WORK, input_constraints
 from archspec.errors import LimitError, SpecSyntaxError
 
 
@@ -83,3 +84,29 @@ def test_a_fifo_spec_path_is_refused_without_blocking(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "archspec.cli", "check", str(fifo)], capture_output=True, text=True,
                        timeout=60, cwd=ROOT)
     assert r.returncode == 2 and "it is not a regular file" in r.stderr
+
+
+def _symbolic(nodes: str) -> str:
+    return "archspec: 1\nname: t\ninputs: {x: [3, H, W]}\nnodes:\n" + nodes + "outputs: [c]\n"
+
+
+def test_size_search_with_a_huge_stride_is_bounded() -> None:
+    # The search used to try every size in 1..4*stride: 400 000 inferences here.
+    text = _symbolic("  c: {op: conv, in: x, out: 8, k: 1, stride: 100000}\n")
+    rules = bounded(lambda: [str(r) for r in input_constraints(text).rules], cpu=6)
+    assert rules == ["H >= 1", "W >= 1"]
+
+
+def test_size_search_cost_is_bounded_by_node_count(tmp_path: Path) -> None:
+    # 3 000 nodes: trying 64 sizes of each symbol was 400 000 node inferences.
+    text = ("archspec: 1\nname: t\ninputs: {x: [3, H, W]}\nblocks:\n  b:\n    nodes:\n      r: {op: relu}\n"
+            "nodes:\n  c: {op: conv, in: x, out: 8, k: 3, stride: 2}\n  s: {block: b, repeat: 1000}\n"
+            "  t: {block: b, repeat: 1000}\n  u: {block: b, repeat: 999}\noutputs: [u]\n")
+    with pytest.raises(LimitError, match=f"finding the valid input sizes of this 3000-node graph would take more "
+                                         f"than {SEARCH_WORK} node inferences") as e:
+        bounded(lambda: input_constraints(text), cpu=8)
+    assert "--input" in (e.value.fix or "")
+    (tmp_path / "net.yaml").write_text(text)
+    r = subprocess.run([sys.executable, "-m", "archspec.cli", "check", str(tmp_path / "net.yaml"), "--input", "3x64x64"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
