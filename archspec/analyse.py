@@ -17,7 +17,10 @@ inputs. Each node carries the set of ``(field, jump)`` pairs of its paths (``jum
 effective stride: how far apart, in input pixels, neighbouring outputs look); an op with
 window ``(k, s, d)`` maps ``(r, j)`` to ``(r + (k-1)·d·j, j·s)``. Global ops (global
 pooling, linear) see the whole input. With integer strides this is exact away from the
-borders; after up-sampling (fractional jumps) it is rounded up, an upper bound.
+borders; after up-sampling (fractional jumps) it is rounded up, an upper bound. A node
+keeps at most :data:`MAX_PATHS` pairs: past that (branches that each widen a different
+dim, many times over) they are merged into one pair of the per-dim maxima, which is
+again an upper bound, and the search stays linear in the number of nodes.
 
 >>> s = summary("specs/resnet18.yaml")
 >>> s.params, s.macs
@@ -110,14 +113,30 @@ def _through(w: Window, path: _Path) -> _Path:
             tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True)))
 
 
+MAX_PATHS = 32
+
+
 def _pareto(paths: Iterable[_Path]) -> list[_Path]:
-    """Drop every path that another dominates (no larger field nor jump in any dim)."""
+    """Drop every path that another dominates (no larger field nor jump in any dim).
+
+    More than :data:`MAX_PATHS` left become one path of the per-dim maxima (an upper
+    bound), so the set, and the quadratic work to prune it, stay bounded."""
     flat = sorted({(*rf, *j): (rf, j) for rf, j in paths}.items(), reverse=True)
+    if len(flat) > 4 * MAX_PATHS:
+        return [_envelope([p for _, p in flat])]
     keep: list[tuple[tuple[Fraction, ...], _Path]] = []
     for vec, p in flat:
         if not any(all(a >= b for a, b in zip(k, vec, strict=True)) for k, _ in keep):
             keep.append((vec, p))
+    if len(keep) > MAX_PATHS:
+        return [_envelope([p for _, p in keep])]
     return [p for _, p in keep]
+
+
+def _envelope(paths: Sequence[_Path]) -> _Path:
+    rank = len(paths[0][0])
+    return (tuple(max(rf[i] for rf, _ in paths) for i in range(rank)),
+            tuple(max(j[i] for _, j in paths) for i in range(rank)))
 
 
 def _field(s: Any) -> Field | None:

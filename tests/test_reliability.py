@@ -17,7 +17,7 @@ from bounded import bounded
 from helpers import ROOT
 
 from archspec import Limits, check
-from archspec.analyse import SEARCH_WORK, input_constraints
+from archspec.analyse import MAX_PATHS, SEARCH_WORK, input_constraints, receptive_fields
 from archspec.errors import LimitError, SpecSyntaxError
 
 
@@ -110,3 +110,32 @@ def test_size_search_cost_is_bounded_by_node_count(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "archspec.cli", "check", str(tmp_path / "net.yaml"), "--input", "3x64x64"],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr
+
+
+def _diamonds(k: int) -> tuple[str, int]:
+    """``k`` diamonds whose branches widen H and W with growing dilations: the paths
+    that no other path dominates double at every diamond. Returns the spec and the
+    exact receptive field of the output (every H branch, in both dims)."""
+    lines = ["archspec: 1", "name: t", "inputs: {x: [4, 64, 64]}", "nodes:", "  s0: {op: relu, in: x}"]
+    total = 1
+    for i in range(k):
+        d = 2 ** (i % 12) + i
+        total += 2 * d
+        lines.append(f"  a{i}: {{op: conv, in: s{i}, out: 4, k: [3, 1], dilation: [{d}, 1], padding: [{d}, 0]}}")
+        lines.append(f"  b{i}: {{op: conv, in: s{i}, out: 4, k: [1, 3], dilation: [1, {d}], padding: [0, {d}]}}")
+        lines.append(f"  s{i + 1}: {{op: add, in: [a{i}, b{i}]}}")
+    lines.append(f"outputs: [s{k}]")
+    return "\n".join(lines) + "\n", total
+
+
+@pytest.mark.parametrize("k", [4, 60])
+def test_receptive_fields_of_many_diamonds_are_bounded(k: int) -> None:
+    # 2^k paths: 60 diamonds never finished; 4 stay under MAX_PATHS and are exact.
+    text, total = _diamonds(k)
+
+    def field() -> tuple[int, ...]:
+        f = receptive_fields(check(text).graph)[f"s{k}"]
+        assert f is not None
+        return f.size
+    assert bounded(field, cpu=6) == (total, total)
+    assert 2 ** 4 <= MAX_PATHS < 2 ** 60
