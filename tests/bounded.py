@@ -24,8 +24,17 @@ class Exceeded(AssertionError):
     """The child ran past its CPU-time, wall-time or memory limit."""
 
 
+def _mapped() -> int:
+    """Bytes of address space this process maps now."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
 def bounded(fn: Callable[[], Any], cpu: int = CPU_SECONDS, memory: int = MEMORY_BYTES, wall: float = 60) -> Any:
-    """``fn()`` in a child process limited to ``cpu`` seconds and ``memory`` bytes."""
+    """``fn()`` in a child process limited to ``cpu`` seconds and ``memory`` more bytes."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
@@ -33,7 +42,10 @@ def bounded(fn: Callable[[], Any], cpu: int = CPU_SECONDS, memory: int = MEMORY_
         code = 0
         try:
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 2))
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            # On top of what the process already maps (torch alone maps gigabytes of
+            # address space once imported by an earlier test).
+            limit = _mapped() + memory
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             try:
                 payload = pickle.dumps(("ok", fn()))
             except MemoryError:
