@@ -88,6 +88,12 @@ class _Group(click.Group):
     """Internal errors exit 1 with one line, not a traceback (ARCHSPEC_DEBUG=1 shows it)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from .errors import safe_streams
+
+        with safe_streams():  # nothing a spec says reaches the terminal raw
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         import os
 
         try:

@@ -12,7 +12,12 @@ when that is known. :meth:`ArchSpecError.render` shows the source line with a ca
 
 from __future__ import annotations
 
+import contextlib
+import re
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, TextIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +208,42 @@ def close_matches(word: str, choices: object) -> str:
     if not matches:
         return ""
     return " (did you mean " + " or ".join(f"'{m}'" for m in matches) + "?)"
+
+
+# Characters a terminal acts on rather than shows: C0 controls but newline and tab (ESC
+# starts colour, title and clipboard sequences; BEL rings; CR overwrites the line), DEL,
+# C1 controls, line and paragraph separators, bidirectional overrides, lone surrogates.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character a terminal would act on written as an escape
+    (``\\x1b``, ``\\u202e``): nothing a spec says reaches a terminal raw."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
+
+
+class _SafeStream:
+    """A text stream that escapes what :func:`terminal_safe` escapes; bytes pass through."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(terminal_safe(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def safe_streams() -> Iterator[None]:
+    """Every line printed on stdout and stderr inside the block goes through
+    :func:`terminal_safe` (the command line's commands run inside it)."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _SafeStream(out), _SafeStream(err)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err

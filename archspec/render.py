@@ -1117,13 +1117,13 @@ def dot_source(d: Drawing) -> str:
 def _m(text: str) -> str:
     """Text inside a Mermaid quoted label."""
     return (text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-            .replace("\n", "<br/>"))
+            .replace("%", "#37;").replace("\n", "<br/>"))  # '%': no %%{init}%% directive from a spec
 
 
 def mermaid_source(d: Drawing) -> str:
     """Mermaid ``flowchart TB`` text: GitHub and most markdown viewers draw it."""
     ids = {nid: f"n{k}" for k, nid in enumerate(d.nodes)}
-    out = ["%% " + " ".join(d.title.split()), "flowchart TB",
+    out = ["%% " + " ".join(d.title.replace("%", "#37;").replace("{", "(").replace("}", ")").split()), "flowchart TB",
            f"  classDef auto fill:{AUTO_FILL},stroke:{AUTO_LINE},stroke-width:3px",
            f"  classDef error fill:{ERROR_FILL},stroke:{ERROR_LINE},stroke-width:3px",
            "  classDef merge fill:#fff8e1,stroke:#ffa000",
