@@ -603,7 +603,7 @@ def _value_span(text: str, doc: Any, path: tuple[str | int, ...]) -> tuple[int, 
 
     loc = doc.loc(path)
     starts = [0]
-    for line in text.splitlines(keepends=True):
+    for line in re.split(r"(?<=\n)", text):  # YAML line breaks only, like the loader
         starts.append(starts[-1] + len(line))
     start = starts[loc.line - 1] + loc.col - 1
     value = doc.data

@@ -84,7 +84,7 @@ class ArchSpecError(Exception):
         """The full report: headline, source line with a caret, expected/got, fix."""
         lines = [f"{type(self).__name__}: {self.headline()}"]
         if self.loc is not None and self.source is not None:
-            src = self.source.splitlines()
+            src = re.split(r"\r\n|\r|\n", self.source)  # YAML's line breaks, not str.splitlines()'s
             if 1 <= self.loc.line <= len(src):
                 text, caret = _window(src[self.loc.line - 1], max(self.loc.col - 1, 0))
                 gutter = f"{self.loc.line:>5} | "
