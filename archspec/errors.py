@@ -158,6 +158,14 @@ def short_repr(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def fmt_int(n: int) -> str:
+    """``str(n)`` for a number a person reads, ``about 10^N`` past 30 digits: never the
+    thousands of digits (past Python's int-to-str limit) a product of sizes can reach."""
+    if n.bit_length() <= 96:
+        return str(n)
+    return f"{'-' if n < 0 else ''}about 10^{int(abs(n).bit_length() * 0.30103)}"
+
+
 class SpecSyntaxError(ArchSpecError):
     """The file is not valid YAML, or uses YAML that archspec refuses (tags, merge keys,
     duplicate keys)."""

@@ -131,4 +131,5 @@ def _write_bytes(path: str | Path, data: bytes, *, force: bool, protect: Iterabl
 
 
 def write_text(path: str | Path, text: str, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
-    return write_bytes(path, text.encode("utf-8"), force=force, protect=protect)
+    # A lone surrogate from a spec (YAML "\\ud800") is written as its escape, not refused by the codec.
+    return write_bytes(path, text.encode("utf-8", "backslashreplace"), force=force, protect=protect)

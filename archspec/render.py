@@ -296,7 +296,7 @@ def run_dot(text: str, fmt: str) -> bytes:
     dot = shutil.which("dot")
     assert dot is not None
     try:
-        proc = subprocess.run([dot, f"-T{fmt}"], input=text.encode("utf-8"), capture_output=True,
+        proc = subprocess.run([dot, f"-T{fmt}"], input=text.encode("utf-8", "backslashreplace"), capture_output=True,
                               timeout=DOT_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         raise OutputError(f"graphviz's dot took more than {DOT_TIMEOUT_S} s (the limit) to lay the graph out",

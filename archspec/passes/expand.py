@@ -30,6 +30,7 @@ from ..errors import (
     Loc,
     SpecValidationError,
     close_matches,
+    fmt_int,
     short_repr,
 )
 from ..expr import evaluate, evaluate_value, has_expr, work_budget
@@ -123,6 +124,7 @@ def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limit
 
 
 def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spec: Any) -> Graph:
+    _check_overrides(params, limits)
     spec = spec if spec is not None else validate(doc)
     top = _Scope(prefix="", doc=doc, path=(), env={}, outer={})
     # Symbolic input sizes (`x: [3, H, W]`, H not a param) take their value from `params`
@@ -179,6 +181,53 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
                  doc=spec.doc, file=doc.file, source=doc.text, params=resolved, init=init,
                  input_locs=input_locs, output_locs=output_locs,
                  files=tuple(str(f) for f in ([Path(doc.file)] if _is_file(doc.file) else []) + files))
+
+
+def _check_overrides(params: Any, limits: Limits) -> None:
+    """Params given from Python (or -p) hold what a spec could: a mapping with str keys
+    of YAML-like values, within the spec limits on digits, string length, nesting and
+    count. Anything else is one error before it is walked."""
+    if params is None:
+        return
+    if not isinstance(params, Mapping):
+        raise SpecValidationError(f"params must be a mapping of names to values, got {type(params).__name__}",
+                                  fix="pass params={'width': 64}")
+    count = 0
+    todo: list[tuple[Any, str, int]] = []
+    for k, v in params.items():
+        if not isinstance(k, str):
+            raise SpecValidationError(f"param names must be strings, got {short_repr(k)}", fix="pass params={'width': 64}")
+        todo.append((v, k, 1))
+    while todo:
+        v, where, depth = todo.pop()
+        count += 1
+        if count > limits.max_yaml_nodes:
+            raise LimitError(f"params hold more than {limits.max_yaml_nodes} values", fix="raise --max-yaml-nodes")
+        if depth > limits.max_depth:
+            raise LimitError(f"param '{where.split('.')[0]}' nests deeper than {limits.max_depth} levels",
+                             fix="flatten it, or raise --max-depth")
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, int):
+            if v.bit_length() > 4 * limits.max_int_digits or len(str(abs(v))) > limits.max_int_digits:
+                raise LimitError(f"param '{where}' is an integer of more than {limits.max_int_digits} digits",
+                                 fix="raise --max-int-digits")
+        elif isinstance(v, float):
+            continue
+        elif isinstance(v, str):
+            if len(v) > limits.max_string:
+                raise LimitError(f"param '{where}' is a string of {len(v)} characters, longer than the limit of "
+                                 f"{limits.max_string}", fix="raise --max-string")
+        elif isinstance(v, (list, tuple)):
+            todo.extend((x, f"{where}.{i}", depth + 1) for i, x in enumerate(v))
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if not isinstance(k, (str, int)) or isinstance(k, bool):
+                    raise SpecValidationError(f"param '{where}' has a key {short_repr(k)}: keys are strings or integers")
+                todo.append((x, f"{where}.{k}", depth + 1))
+        else:
+            raise SpecValidationError(f"param '{where}' is a {type(v).__name__}: params are numbers, strings, "
+                                      "booleans, null, lists and mappings", got=short_repr(v))
 
 
 def _is_file(name: str) -> bool:
@@ -521,7 +570,7 @@ def _check_elements(sc: _Scope, shape: list[int], sub: PathT, limits: Limits) ->
     for d in shape:
         n *= d
     if n > limits.max_elements:
-        raise sc.err(LimitError, f"input of {n} elements per sample is larger than the limit of {limits.max_elements}",
+        raise sc.err(LimitError, f"input of {fmt_int(n)} elements per sample is larger than the limit of {limits.max_elements}",
                      *sub, fix="raise the limit with --max-elements")
 
 
