@@ -214,7 +214,7 @@ class _Eval:
         cost = 1 + sum(self.cells(v) for v in values)
         self.budget[0] -= cost
         if self.budget[0] < 0:
-            raise ExpressionError(f"expressions do more than {MAX_WORK} steps of work (in '{self.src}')",
+            raise ExpressionError(f"expressions do more than {MAX_WORK} steps of work (in '{_clip(self.src, 60)}')",
                                   fix="compute large values once, in params:, or simplify the expressions")
 
     def cells(self, v: Any) -> int:

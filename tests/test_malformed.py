@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from archspec.errors import terminal_safe
+
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "malformed" / "cases"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((HERE / "malformed" / "expected.json").read_text())
@@ -143,7 +145,8 @@ def _headline(name: str) -> str:
     file = str(CASES / exp.get("file", f"{name}.yaml"))
     where = f"{file}:{exp['line']}:{exp['col']}: " if exp["line"] is not None else ""
     at = f" (at {exp['path']})" if exp["path"] else ""
-    return f"{exp['error']}: {where}{exp['message']}{at}"
+    # What a terminal shows: control characters in the message come out escaped.
+    return terminal_safe(f"{exp['error']}: {where}{exp['message']}{at}")
 
 
 def test_corpus_is_large_and_generated() -> None:
