@@ -255,15 +255,32 @@ def terminal_safe(text: str) -> str:
                        else f"\\u{ord(m.group()):04x}", text)
 
 
+# CSI sequences (colour, cursor moves, line erases) and CR: what rich writes for tables
+# and progress bars on a terminal. On a terminal's stdout they pass; OSC (title,
+# clipboard), DCS, BEL and every other control are escaped everywhere.
+_CSI = re.compile("(\x1b\\[[0-?]*[ -/]*[@-~]|\r)")
+
+
 class _SafeStream:
     """A text stream that escapes what :func:`terminal_safe` escapes; bytes pass through."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, allow_csi: bool = False) -> None:
         self._stream = stream
+        self._allow_csi = allow_csi
 
     def write(self, text: str) -> int:
-        self._stream.write(terminal_safe(text))
+        if self._allow_csi and ("\x1b[" in text or "\r" in text) and self._isatty():
+            parts = _CSI.split(text)
+            self._stream.write("".join(p if k % 2 else terminal_safe(p) for k, p in enumerate(parts)))
+        else:
+            self._stream.write(terminal_safe(text))
         return len(text)
+
+    def _isatty(self) -> bool:
+        try:
+            return bool(self._stream.isatty())
+        except (AttributeError, ValueError, OSError):
+            return False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -274,7 +291,7 @@ def safe_streams() -> Iterator[None]:
     """Every line printed on stdout and stderr inside the block goes through
     :func:`terminal_safe` (the command line's commands run inside it)."""
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _SafeStream(out), _SafeStream(err)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = _SafeStream(out, allow_csi=True), _SafeStream(err)  # type: ignore[assignment]
     try:
         yield
     finally:

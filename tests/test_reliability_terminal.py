@@ -64,3 +64,24 @@ def test_terminal_safe_leaves_nothing_a_terminal_acts_on(s: str) -> None:
     assert len(out) >= len(s) and len(out) == len(s) + sum(3 if ord(c) < 0x100 else 5 for c in RAW.findall(s))
     if not RAW.search(s):
         assert out == s  # ordinary text is untouched
+
+
+def test_on_a_terminal_colour_and_cursor_sequences_pass_but_osc_does_not() -> None:
+    import io
+
+    from archspec.errors import _SafeStream
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        _SafeStream(stream, allow_csi=True).write("\x1b[1mname\x1b[0m\r\x1b]0;pwned\x07\x1b[2K")
+    # rich's tables and progress bars keep their colours and redraws on a terminal ...
+    assert tty.getvalue() == "\x1b[1mname\x1b[0m\r\\x1b]0;pwned\\x07\x1b[2K"
+    # ... and nothing passes into a pipe or a file, nor into stderr on a terminal.
+    assert pipe.getvalue() == "\\x1b[1mname\\x1b[0m\\x0d\\x1b]0;pwned\\x07\\x1b[2K"
+    err = Tty()
+    _SafeStream(err).write("\x1b[1m")
+    assert err.getvalue() == "\\x1b[1m"
