@@ -86,6 +86,10 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
     g.lint()
     gm = fx.GraphModule(root, g, class_name=_class_name(graph.name))
     _initialise(gm, graph)
+    if any(s.memory_efficient for s in graph.scopes):
+        from . import recompute
+
+        recompute.apply(gm, graph)
     gm.meta = {"archspec_graph": graph}  # type: ignore[assignment]
     return gm
 

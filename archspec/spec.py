@@ -129,6 +129,8 @@ def _build(version: int) -> dict[str, Any]:
         args: dict[str, Param] = {}
         repeat: Union[Annotated[int, Field(ge=1)], Expr] = 1
         connect: Literal["chain", "dense"] = "chain"
+        # dense only: recompute each layer's concat and first layers in backward (torch checkpoint)
+        memory_efficient: Union[bool, Expr] = False
         names: Union[str, None] = None
         when: Union[bool, Expr, None] = None
         doc: str = ""
