@@ -64,3 +64,10 @@ docs-images: graphviz
 FUZZ_MINUTES ?= 5
 fuzz: setup
 	FUZZ_MINUTES=$(FUZZ_MINUTES) $(PY) -m pytest tests/test_fuzz.py -k fuzz_for_minutes -s -p no:cacheprovider
+
+# The cell-segmentation benchmark of docs/training.md: a small U-Net on generated cells
+# (CPU, a few minutes); prints one line per epoch and writes runs/unet-cells.
+.PHONY: train-cells
+train-cells: setup
+	$(PY) -m archspec train specs/unet.yaml -p depth=3 -p base=16 --data cells --epochs 4 --batch-size 16 \
+	  --out runs/unet-cells --force

@@ -825,5 +825,9 @@ def _plain(doc: str) -> str:
     return re.sub(r"``(.+?)``|`([^`]+)`", lambda m: m.group(1) or m.group(2), doc)
 
 
+from .train.commands import register as _register_training  # noqa: E402 - imports no torch
+
+_register_training(main, spec_command)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
