@@ -59,11 +59,12 @@ docs-images: graphviz
 	  else echo "skipping docs/images/$$name.png: $$spec does not exist yet"; fi; \
 	done
 
-# Mutation fuzzing of valid specs for FUZZ_MINUTES minutes (hypothesis, fresh seeds each
+# Mutation fuzzing of valid specs, then expressions and hostile names (files, Mermaid,
+# terminals), for FUZZ_MINUTES minutes each (hypothesis, fresh seeds each
 # round): any exception from archspec.check that is not an ArchSpecError fails it.
 FUZZ_MINUTES ?= 5
 fuzz: setup
-	FUZZ_MINUTES=$(FUZZ_MINUTES) $(PY) -m pytest tests/test_fuzz.py -k fuzz_for_minutes -s -p no:cacheprovider
+	FUZZ_MINUTES=$(FUZZ_MINUTES) $(PY) -m pytest tests/test_fuzz.py tests/test_fuzz_reliability.py -k fuzz_for_minutes -s -p no:cacheprovider
 
 # The cell-segmentation benchmark of docs/training.md: a small U-Net on generated cells
 # (CPU, a few minutes); prints one line per epoch and writes runs/unet-cells.

@@ -17,7 +17,10 @@ inputs. Each node carries the set of ``(field, jump)`` pairs of its paths (``jum
 effective stride: how far apart, in input pixels, neighbouring outputs look); an op with
 window ``(k, s, d)`` maps ``(r, j)`` to ``(r + (k-1)·d·j, j·s)``. Global ops (global
 pooling, linear) see the whole input. With integer strides this is exact away from the
-borders; after up-sampling (fractional jumps) it is rounded up, an upper bound.
+borders; after up-sampling (fractional jumps) it is rounded up, an upper bound. A node
+keeps at most :data:`MAX_PATHS` pairs: past that (branches that each widen a different
+dim, many times over) they are merged into one pair of the per-dim maxima, which is
+again an upper bound, and the search stays linear in the number of nodes.
 
 >>> s = summary("specs/resnet18.yaml")
 >>> s.params, s.macs
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from .errors import ArchSpecError, SpecValidationError, close_matches
+from .errors import ArchSpecError, LimitError, SpecValidationError, close_matches
 from .ir import Graph, Shape
 from .loader import DEFAULT_LIMITS, Document, Limits
 from .ops import REGISTRY, Window
@@ -110,14 +113,30 @@ def _through(w: Window, path: _Path) -> _Path:
             tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True)))
 
 
+MAX_PATHS = 32
+
+
 def _pareto(paths: Iterable[_Path]) -> list[_Path]:
-    """Drop every path that another dominates (no larger field nor jump in any dim)."""
+    """Drop every path that another dominates (no larger field nor jump in any dim).
+
+    More than :data:`MAX_PATHS` left become one path of the per-dim maxima (an upper
+    bound), so the set, and the quadratic work to prune it, stay bounded."""
     flat = sorted({(*rf, *j): (rf, j) for rf, j in paths}.items(), reverse=True)
+    if len(flat) > 4 * MAX_PATHS:
+        return [_envelope([p for _, p in flat])]
     keep: list[tuple[tuple[Fraction, ...], _Path]] = []
     for vec, p in flat:
         if not any(all(a >= b for a, b in zip(k, vec, strict=True)) for k, _ in keep):
             keep.append((vec, p))
+    if len(keep) > MAX_PATHS:
+        return [_envelope([p for _, p in keep])]
     return [p for _, p in keep]
+
+
+def _envelope(paths: Sequence[_Path]) -> _Path:
+    rank = len(paths[0][0])
+    return (tuple(max(rf[i] for rf, _ in paths) for i in range(rank)),
+            tuple(max(j[i] for _, j in paths) for i in range(rank)))
 
 
 def _field(s: Any) -> Field | None:
@@ -531,7 +550,13 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
         for name, k in places:
             dims[name][k] = sym  # type: ignore[call-overload]
 
+    budget = [SEARCH_WORK]  # node inferences left for the whole search
+    per_attempt = max(1, len(graph.nodes))
+
     def attempt(values: Mapping[str, int]) -> tuple[Graph | None, ArchSpecError | None]:
+        budget[0] -= per_attempt
+        if budget[0] < 0:
+            raise _searched_out(len(graph.nodes))
         g = graph.replace(inputs={name: tuple(values[d] if isinstance(d, str) else d for d in shape)
                                   for name, shape in dims.items()})
         g = _evaluate(g)
@@ -563,14 +588,24 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
     jump = max((math.ceil(x) for f in receptive_fields(example).values() if f and f.stride for x in f.stride),
                default=1)
     rules = []
-    for sym in syms:
-        n = max(64, 4 * jump)
+    reserve = 60  # attempts kept for the combination checks below
+    for k, sym in enumerate(syms):
+        # Every size 1..n is one inference of the whole graph: the range is bounded by
+        # max_size and by the budget left, shared among the symbols still to search.
+        affordable = (budget[0] // per_attempt - reserve) // (len(syms) - k)
+        n = min(max(64, 4 * jump), max_size, max(affordable, 0))
+        if n < 16:
+            raise _searched_out(len(graph.nodes))
+        known: list[bool] = []
         while True:
-            valid = tuple(v for v in range(1, n + 1) if attempt({**base, sym: v})[0] is not None)
+            for v in range(len(known) + 1, n + 1):  # sizes tried before a doubling are kept
+                known.append(attempt({**base, sym: v})[0] is not None)
+            valid = tuple(v for v in range(1, n + 1) if known[v - 1])
             rule = _fit(sym, valid, n)
-            if rule.kind not in ("irregular", "none") or 2 * n > max_size:
+            room = 2 * n <= max_size and (budget[0] // per_attempt - reserve) // (len(syms) - k) >= 2 * n
+            if rule.kind not in ("irregular", "none") or not room:
                 if rule.kind == "progression" and rule.minimum is not None and rule.modulus is not None \
-                        and n - rule.minimum < 3 * rule.modulus and 2 * n <= max_size:
+                        and n - rule.minimum < 3 * rule.modulus and room:
                     n *= 2  # too few periods seen to trust the pattern
                     continue
                 break
@@ -586,6 +621,17 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
         if changed is not None and _params(changed) != _params(example):
             dependent.append(rule.symbol)
     return Constraints(syms, tuple(rules), base, separable, example=example, size_dependent=tuple(dependent))
+
+
+# The size search infers the whole graph once per size it tries; it may do this many
+# node inferences in all (a few seconds), so a larger graph gets a shorter range.
+SEARCH_WORK = 150_000
+
+
+def _searched_out(nodes: int) -> LimitError:
+    return LimitError(f"finding the valid input sizes of this {nodes}-node graph would take more than "
+                      f"{SEARCH_WORK} node inferences",
+                      fix="check one size with --input (e.g. --input 3x224x224), or give the sizes with -p H=...")
 
 
 def _params(g: Graph) -> int:

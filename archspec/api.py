@@ -209,6 +209,7 @@ def compile(source: Source, params: Mapping[str, Any] | None = None, *, weights:
 
     level = check_level(optimize)
     graph = load(source, params, limits=limits)
+    check_memory(graph)
     model = emit(graph, inplace=inplace)
     type(model)._repr_svg_ = _module_svg  # type: ignore[attr-defined]  # fx gives each GraphModule its own class
     type(model)._repr_markdown_ = _module_markdown  # type: ignore[attr-defined]
@@ -217,3 +218,36 @@ def compile(source: Source, params: Mapping[str, Any] | None = None, *, weights:
 
         load_weights(model, weights)
     return apply_optimize(model, level)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give this process now (MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(graph: Graph) -> None:
+    """Refuse to build a model whose parameters (float32) do not fit in the memory
+    available now, before a single tensor is allocated."""
+    from .analyse import _params
+    from .errors import LimitError
+
+    params = _params(graph)
+    need = 4 * params
+    have = available_memory()
+    if have is not None and need > have:
+        raise LimitError(f"building '{graph.name}' needs {need / 2**30:.1f} GiB for its {params:,} float32 parameters, "
+                         f"more than the {have / 2**30:.1f} GiB of memory available",
+                         fix="check the sizes with `archspec summary`, lower --max-params to refuse such specs "
+                             "early, or build on a machine with more memory")

@@ -112,6 +112,12 @@ class _Group(click.Group):
     """Internal errors exit 1 with one line, not a traceback (ARCHSPEC_DEBUG=1 shows it)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from .errors import safe_streams
+
+        with safe_streams():  # nothing a spec says reaches the terminal raw
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         import os
 
         try:
@@ -696,7 +702,7 @@ def _value_span(text: str, doc: Any, path: tuple[str | int, ...]) -> tuple[int, 
 
     loc = doc.loc(path)
     starts = [0]
-    for line in text.splitlines(keepends=True):
+    for line in re.split(r"(?<=\n)", text):  # YAML line breaks only, like the loader
         starts.append(starts[-1] + len(line))
     start = starts[loc.line - 1] + loc.col - 1
     value = doc.data

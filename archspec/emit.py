@@ -39,7 +39,7 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
     g = fx.Graph()
     values: dict[str, Any] = {}
     shapes = {k: tuple(v) for k, v in graph.inputs.items()}
-    lines = (graph.source or "").splitlines()
+    lines = re.split(r"\r\n|\r|\n", graph.source or "")  # YAML line breaks: no U+2028 or U+0085
     # Weights that the init policy overwrites are not drawn twice: such modules are
     # built on the meta device and given uninitialised storage, then _initialise fills them.
     redrawn = _CONV_OPS if graph.init.get("scheme", "default") == "kaiming_normal" else ()

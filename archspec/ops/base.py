@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ArchSpecError, ShapeError, UnknownOpError, close_matches
+from ..errors import ArchSpecError, ShapeError, UnknownOpError, close_matches, fmt_int
 
 Shape = tuple[int, ...]
 Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # (function, args, kwargs)
@@ -198,7 +198,10 @@ def fmt(shape: Sequence[int] | None) -> str:
     """``3x32x32`` — the way every message writes a shape."""
     if shape is None:
         return "?"
-    return "x".join(str(d) for d in shape) if shape else "scalar"
+    if not shape:
+        return "scalar"
+    dims = [fmt_int(d) if isinstance(d, int) else str(d) for d in shape]
+    return "x".join(dims if len(dims) <= 12 else [*dims[:10], f"...({len(dims)} dims)", dims[-1]])
 
 
 def spatial_rank(op: str, shape: Shape, ranks: Sequence[int] = (1, 2, 3)) -> int:

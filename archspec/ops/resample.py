@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..errors import ShapeError
+from ..errors import ShapeError, short_repr
 from .base import Call, Op, OpAttrs, PosInt, Shape, Window, fmt, register_op, spatial_rank, tuplify
 
 PosFloat = Annotated[float, Field(gt=0)]
@@ -71,7 +71,11 @@ class Upsample(Op):
             )
         if a.size is not None:
             return tuplify(a.size, r, "size")
-        sizes = tuple(math.floor(float(n) * s) for n, s in zip(x[1:], _scales(a, r), strict=True))
+        try:
+            sizes = tuple(math.floor(float(n) * s) for n, s in zip(x[1:], _scales(a, r), strict=True))
+        except OverflowError:  # float(n) or floor(inf): a size past any float
+            raise ShapeError(f"upsample: scale {short_repr(a.scale)} makes the input {fmt(x)} larger than any "
+                             "size a float can hold", expected="a scale that keeps every size finite") from None
         if any(n < 1 for n in sizes):
             raise ShapeError(f"upsample: scale {a.scale} turns the input {fmt(x)} into an empty output {fmt(sizes)}",
                              expected="floor(size * scale) >= 1", got=fmt(sizes))
