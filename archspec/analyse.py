@@ -260,6 +260,21 @@ def parse_shape(text: str) -> tuple[str | None, Shape]:
     return (name.strip() if sep else None), shape
 
 
+def parse_vary(text: str) -> tuple[str, list[Any]]:
+    """``depth=18,34,50`` into ``("depth", [18, 34, 50])``: each value read as a YAML scalar."""
+    from .loader import load_text
+
+    key, sep, raw = text.partition("=")
+    values = [v.strip() for v in raw.split(",")]
+    if not sep or not key.strip().isidentifier() or not all(values):
+        raise SpecValidationError(f"--vary expects KEY=V1,V2,... with a param name and values, got '{text}'",
+                                  fix="write e.g. --vary residual=true,false")
+    try:
+        return key.strip(), [load_text(f"v: {v}", "<--vary>").data["v"] for v in values]
+    except ArchSpecError as e:
+        raise SpecValidationError(f"--vary {text}: {e.message}", fix=e.fix) from None
+
+
 def symbols(doc: Document, params: Mapping[str, Any] | None = None) -> dict[str, list[tuple[str, int]]]:
     """Symbolic input sizes of a spec: each symbol with the ``(input, dim)`` places it sizes.
 
@@ -622,4 +637,4 @@ def fmt_stride(s: Fraction) -> str:
 
 
 __all__ = ["CONVENTION", "Constraints", "Field", "Row", "SizeRule", "Summary", "input_constraints",
-           "load_with_inputs", "parse_shape", "receptive_fields", "summarise", "summary", "symbols"]
+           "load_with_inputs", "parse_shape", "parse_vary", "receptive_fields", "summarise", "summary", "symbols"]

@@ -667,5 +667,10 @@ def list_ops(as_json: bool) -> None:
     Console(soft_wrap=True, width=_width()).print(t)
 
 
+from .experiments_cli import filters_cmd, gradflow_cmd, plot_cmd  # noqa: E402 - needs the helpers above; no torch
+
+for _cmd in (gradflow_cmd, filters_cmd, plot_cmd):
+    main.add_command(_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
