@@ -206,13 +206,54 @@ class Summary:
                            all(r.auto for r in rows)))
         return out
 
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        """The spatial size of the (largest-rank) input: what a field must span to cover it."""
+        return _whole_input(self.graph)
+
+    def covers(self, row: Row) -> bool | None:
+        """Whether one output position of ``row`` sees a window at least as large as the
+        whole input in every spatial dim (global ops: yes). ``None``: no field.
+
+        A position near the centre then sees all of the input; one in a corner needs a
+        field about twice the input's size to reach the opposite corner."""
+        if row.field is None or not self.input_size:
+            return None
+        return row.field.glob or all(r >= s for r, s in zip(row.field.size, self.input_size, strict=True))
+
+    def covered_from(self, depth: int | None = None) -> Row | None:
+        """The first row (of :meth:`collapse`) whose field covers the input."""
+        return next((r for r in self.collapse(depth) if self.covers(r)), None)
+
+    def coverage_line(self, depth: int | None = None) -> str:
+        """``covers the 32x32 input: yes from layer3`` (or no, with the largest field)."""
+        size = "x".join(map(str, self.input_size))
+        first = self.covered_from(depth)
+        if first is not None and first.field is not None:
+            how = " (a global op)" if first.field.glob else f" (field {'x'.join(map(str, first.field.size))})"
+            return f"receptive field covers the {size} input: yes from {first.name}{how}"
+        spatial = [r for r in self.rows if r.field is not None and not r.field.glob and r.field.size]
+        if not spatial:
+            return f"receptive field covers the {size} input: — (no spatial field)"
+        big = max(spatial, key=lambda r: r.field.size if r.field else ())
+        assert big.field is not None
+        return (f"receptive field covers the {size} input: no (the largest field is "
+                f"{'x'.join(map(str, big.field.size))}, at {big.name})")
+
+    def last_spatial(self) -> Row | None:
+        """The last node with a local (not global) field: the feature map a head pools."""
+        return next((r for r in reversed(self.rows) if r.field is not None and not r.field.glob and r.field.size),
+                    None)
+
     def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        first = self.covered_from(depth)
         return {"name": self.graph.name,
                 "inputs": {k: list(v) for k, v in self.graph.inputs.items()},
                 "outputs": {o: list(self.graph.shape_of(o) or ()) for o in self.graph.outputs},
                 "params": self.params, "macs": self.macs, "flops": self.flops,
                 "convention": CONVENTION,
-                "nodes": [r.to_dict() for r in self.collapse(depth)]}
+                "covered_from": first.name if first else None, "coverage": self.coverage_line(depth),
+                "nodes": [{**r.to_dict(), "covers_input": self.covers(r)} for r in self.collapse(depth)]}
 
 
 def summarise(graph: Graph) -> Summary:
@@ -243,6 +284,32 @@ def summary(source: Any, params: Mapping[str, Any] | None = None, *, input_shape
     (11173962, (10,))
     """
     return summarise(load_with_inputs(source, params, input_shapes, limits))
+
+
+def compare(source: Any, params: Mapping[str, Any] | None, vary: Mapping[str, Sequence[Any]], *,
+            input_shapes: Mapping[str, Shape] | None = None,
+            limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, Summary]]:
+    """One :class:`Summary` per combination of the ``vary`` values (``{"depth": [18, 34, 50]}``),
+    each labelled ``key=value ...``; without torch.
+
+    >>> [(label, s.params) for label, s in compare("specs/resnet.yaml", None, {"depth": [18, 34]})]
+    [('depth=18', 11689512), ('depth=34', 21797672)]
+    """
+    import itertools
+
+    from .api import read
+
+    doc = read(source, limits)
+    out = []
+    for combo in itertools.product(*vary.values()):
+        chosen = dict(zip(vary, combo, strict=True))
+        label = " ".join(f"{k}={_scalar(v)}" for k, v in chosen.items())
+        out.append((label, summary(doc, {**(params or {}), **chosen}, input_shapes=input_shapes, limits=limits)))
+    return out
+
+
+def _scalar(v: Any) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
 # -- input shapes: --input, symbolic sizes ----------------------------------------------
@@ -636,5 +703,5 @@ def fmt_stride(s: Fraction) -> str:
     return str(s.numerator) if s.denominator == 1 else f"{s.numerator}/{s.denominator}"
 
 
-__all__ = ["CONVENTION", "Constraints", "Field", "Row", "SizeRule", "Summary", "input_constraints",
+__all__ = ["CONVENTION", "Constraints", "compare", "Field", "Row", "SizeRule", "Summary", "input_constraints",
            "load_with_inputs", "parse_shape", "parse_vary", "receptive_fields", "summarise", "summary", "symbols"]

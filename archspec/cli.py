@@ -392,9 +392,11 @@ def _rf_text(f: Any) -> tuple[str, str]:
 @click.option("-d", "--depth", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fold nodes into scopes of this many dotted name parts (1: layer1, layer2, ...); 0 lists every node.")
 @click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
+@click.option("--vary", multiple=True, metavar="KEY=V1,V2,...",
+              help="Compare variants: one row per value of a param (params, MACs, field, output shape).")
 @spec_command
-def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[str, Any], limits: Limits,
-            as_json: bool) -> None:
+def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], vary: tuple[str, ...], params: dict[str, Any],
+            limits: Limits, as_json: bool) -> None:
     """Per-node output shape, parameters, MACs, receptive field and effective stride of SPEC.
 
     Without torch. MACs are the multiply-accumulates of conv, conv_transpose and linear
@@ -402,14 +404,25 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[
     count 0, as torch.utils.flop_counter counts. The receptive field is the maximum over
     all paths, in input pixels; "global" after global pooling or a linear layer.
 
+    With --depth 1 each stage says whether its field covers the whole input.
+
     \b
     Examples:
       archspec summary specs/resnet18.yaml --depth 1
       archspec summary specs/unet.yaml --input 3x256x256 --json
+      archspec summary specs/resnet.yaml --vary depth=18,34,50
     """
-    from .analyse import CONVENTION, parse_shape
+    from .analyse import CONVENTION, parse_shape, parse_vary
     from .analyse import summary as do_summary
 
+    if vary:
+        from .analyse import compare
+        from .experiments_cli import print_comparison
+
+        shapes = dict(parse_shape(t) for t in input_shapes)
+        print_comparison(compare(spec, params, dict(parse_vary(v) for v in vary), input_shapes=shapes,
+                                 limits=limits), as_json)
+        return
     s = do_summary(spec, params, input_shapes=dict(parse_shape(t) for t in input_shapes), limits=limits)
     if as_json:
         click.echo(json.dumps({"ok": True, **s.to_dict(depth)}, indent=2))
@@ -421,14 +434,16 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], params: dict[
     ins = ", ".join(f"{k}: {_fmt(v)}" for k, v in g.inputs.items())
     t = Table(title=f"{g.name} ({ins})", title_justify="left", box=None, pad_edge=False,
               caption=f"total: {s.params:,} params ({_si(s.params)}), {s.macs:,} MACs ({_si(s.macs)}MAC, "
-                      f"{_si(s.flops)}FLOP)\n{CONVENTION}", caption_justify="left")
+                      f"{_si(s.flops)}FLOP)\n{s.coverage_line(depth)}\n{CONVENTION}", caption_justify="left")
+    covers = [("covers " + _fmt(s.input_size), "right")] if depth else []
     for col, just in (("node", "left"), ("op", "left"), ("shape", "right"), ("params", "right"), ("MACs", "right"),
-                      ("RF", "right"), ("stride", "right")):
+                      ("RF", "right"), ("stride", "right"), *covers):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in s.collapse(depth):
         rf, stride = _rf_text(r.field)
         op = r.op + (" (auto)" if r.auto else "") + (f" [{r.nodes} nodes]" if r.nodes > 1 else "")
-        t.add_row(r.name, op, _fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride,
+        cov = [{True: "yes", False: "no", None: "—"}[s.covers(r)]] if depth else []
+        t.add_row(r.name, op, _fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride, *cov,
                   style="magenta" if r.auto else None)
     Console(soft_wrap=True, width=_width()).print(t)
 

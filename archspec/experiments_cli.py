@@ -15,7 +15,16 @@ from typing import Any
 
 import click
 
-from .cli import EXIT_SPEC_ERROR, _width, inputs_read, report_error, spec_command
+from .cli import (
+    EXIT_SPEC_ERROR,
+    _fmt,
+    _rf_text,
+    _si,
+    _width,
+    inputs_read,
+    report_error,
+    spec_command,
+)
 from .errors import ArchSpecError
 from .loader import Limits
 
@@ -188,4 +197,37 @@ def plot_cmd(runs: tuple[Path, ...], out: Path, force: bool, as_json: bool) -> N
     click.echo(f"wrote {written}")
 
 
-__all__ = ["filters_cmd", "gradflow_cmd", "plot_cmd"]
+def print_comparison(rows: Sequence[tuple[str, Any]], as_json: bool) -> None:
+    """``archspec summary --vary``: one row per variant (a label and its Summary)."""
+    out = []
+    for label, s in rows:
+        last = s.last_spatial()
+        first = s.covered_from(1)
+        out.append({"variant": label, "name": s.graph.name, "params": s.params, "macs": s.macs,
+                    "receptive_field": last.field.to_dict() if last and last.field else None,
+                    "field_at": last.name if last else None, "covered_from": first.name if first else None,
+                    "outputs": {o: list(s.graph.shape_of(o) or ()) for o in s.graph.outputs}, "_last": last})
+    if as_json:
+        click.echo(json.dumps({"ok": True, "variants": [{k: v for k, v in r.items() if k != "_last"} for r in out]},
+                              indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    first_summary = rows[0][1]
+    ins = ", ".join(f"{k}: {_fmt(v)}" for k, v in first_summary.graph.inputs.items())
+    t = Table(title=f"{first_summary.graph.name} ({ins}): {len(rows)} variants", title_justify="left", box=None,
+              pad_edge=False, caption="RF: the receptive field of the last feature map before a global op (its node "
+              "in 'at'); covers: the first stage whose field spans the whole input", caption_justify="left")
+    for col, just in (("variant", "left"), ("params", "right"), ("MACs", "right"), ("RF", "right"),
+                      ("stride", "right"), ("at", "left"), ("covers from", "left"), ("output", "right")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in out:
+        rf, stride = _rf_text(r["_last"].field if r["_last"] else None)
+        t.add_row(r["variant"], f"{r['params']:,} ({_si(r['params'])})", f"{r['macs']:,} ({_si(r['macs'])})", rf,
+                  stride, r["field_at"] or "—", r["covered_from"] or "no",
+                  ", ".join(_fmt(v) for v in r["outputs"].values()))
+    Console(soft_wrap=True, width=_width()).print(t)
+
+
+__all__ = ["filters_cmd", "gradflow_cmd", "plot_cmd", "print_comparison"]
