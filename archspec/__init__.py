@@ -18,6 +18,7 @@ from .errors import (
     Loc,
     OutputError,
     ShapeError,
+    SpecFileError,
     SpecSyntaxError,
     SpecValidationError,
     UnknownOpError,
@@ -33,7 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "IncludeError", "LimitError",
-    "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecSyntaxError",
+    "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecFileError", "SpecSyntaxError",
     "SpecValidationError", "Summary", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile",
     "filters", "gradflow", "lint", "load", "plot_runs", "register_op", "render", "summary",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArchSpecError, SpecSyntaxError
+from .errors import ArchSpecError, SpecFileError
 from .ir import Graph, Shape
 from .loader import DEFAULT_LIMITS, Document, Limits, load_file, load_text
 from .passes import check as check_pass
@@ -34,7 +34,7 @@ def read(source: str | Path | Document, limits: Limits = DEFAULT_LIMITS) -> Docu
     if "\n" not in source and _is_file(source):
         return load_file(source, limits)
     if "\n" not in source and ":" not in source:
-        raise SpecSyntaxError(f"spec file '{source}' does not exist")
+        raise SpecFileError(f"file not found: '{source}'", fix="check the path, or pass YAML text")
     return load_text(source, "<string>", limits)
 
 
@@ -56,6 +56,26 @@ def analyse(source: Source, params: Mapping[str, Any] | None = None, limits: Lim
         return source
     doc = read(source, limits)
     return infer(project(infer(expand(doc, params, limits))))
+
+
+def is_block_library(doc: Document) -> bool:
+    """A file of blocks for ``use:`` (``blocks:`` and no ``nodes:``/``inputs:``), not a spec."""
+    data = doc.data
+    return isinstance(data, dict) and "blocks" in data and "nodes" not in data and "inputs" not in data
+
+
+def check_library(source: str | Path | Document, limits: Limits = DEFAULT_LIMITS) -> list[str]:
+    """Validate a block-library file and the files it uses; the names of its blocks.
+
+    Each block's ops, fields and names are checked as in a spec; shapes are checked where
+    a spec calls the block, since a block's shapes follow from its input.
+    """
+    from .passes.expand import _collect_blocks
+    from .spec import validate
+
+    doc = read(source, limits)
+    blocks, _ = _collect_blocks(validate(doc, "BlockFile"), doc, limits)
+    return list(blocks)
 
 
 def load(source: Source, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS) -> Graph:

@@ -57,10 +57,14 @@ def spec_command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @click.option("-p", "--param", "params", multiple=True, metavar="K=V", help="Override a spec param.")
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
+    @click.option("--limit", "limit_args", multiple=True, metavar="NAME=N",
+                  help="Raise or lower a safety limit, e.g. --limit max_nodes=50000 (or --max-nodes 50000); "
+                       "`archspec limits` lists them.")
     @functools.wraps(fn)
-    def wrapper(*args: Any, params: tuple[str, ...], as_json: bool, **kw: Any) -> None:
+    def wrapper(*args: Any, params: tuple[str, ...], as_json: bool, limit_args: tuple[str, ...], **kw: Any) -> None:
         limit_kw = {k: v for k in list(kw) if k in _LIMIT_FLAGS and (v := kw.pop(k)) is not None}
         try:
+            limit_kw.update(parse_limit(a) for a in limit_args)
             kw["params"] = dict(parse_param(p) for p in params)
             kw["limits"] = DEFAULT_LIMITS.replace(**limit_kw) if limit_kw else DEFAULT_LIMITS
             fn(*args, as_json=as_json, **kw)
@@ -71,10 +75,30 @@ def spec_command(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.echo("interrupted", err=True)
             sys.exit(130)
 
+    # Each limit also has a flag of its own (--max-nodes N), which the fixes in messages name;
+    # the flags are hidden from --help so that the options people use come first.
     for name, helptext in reversed(list(_LIMIT_FLAGS.items())):
-        wrapper = click.option(f"--{name.replace('_', '-')}", name, type=int, default=None,
+        wrapper = click.option(f"--{name.replace('_', '-')}", name, type=int, default=None, hidden=True,
                                help=f"Limit: {helptext} (default {getattr(DEFAULT_LIMITS, name)}).")(wrapper)
     return wrapper
+
+
+def parse_limit(text: str) -> tuple[str, int]:
+    """``max_nodes=50000`` (or ``max-nodes=50000``) for --limit."""
+    from .errors import close_matches
+
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_").removeprefix("__")
+    if not sep or key not in _LIMIT_FLAGS:
+        raise click.BadParameter(f"'{text}' is not NAME=N for a limit{close_matches(key, _LIMIT_FLAGS)}; "
+                                 "`archspec limits` lists them", param_hint="--limit")
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise click.BadParameter(f"'{text}': the value is not an integer", param_hint="--limit") from None
+    if value < 1:
+        raise click.BadParameter(f"'{text}': a limit is at least 1", param_hint="--limit")
+    return key, value
 
 
 def report_error(e: ArchSpecError, as_json: bool) -> None:
@@ -94,6 +118,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:
+            # The reader went away (`archspec ops | head`): stop quietly, as `cat` does. Point
+            # stdout at devnull so that the interpreter's final flush does not fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except Exception as e:  # noqa: BLE001 - the top of the program
             if os.environ.get("ARCHSPEC_DEBUG"):
                 raise
@@ -131,18 +161,19 @@ _INPUT_HELP = ("Check this input shape instead of the spec's (CxHxW, or name=CxH
 
 
 @main.command()
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
 @click.option("--sizes", is_flag=True, help="Derive the valid input sizes even where the spec fixes them.")
 @spec_command
-def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[str, Any], limits: Limits,
+def check(specs: tuple[str, ...], input_shapes: tuple[str, ...], sizes: bool, params: dict[str, Any], limits: Limits,
           as_json: bool) -> None:
-    """Validate SPEC and infer every shape, without importing torch.
+    """Validate each SPEC and infer every shape, without importing torch.
 
     Prints the output shapes and every projection inserted for a residual merge. When
     the spec's input sizes are symbolic (inputs: {x: [3, H, W]}), derives and prints the
     sizes for which the graph is valid; --input checks one size and names the first node
-    that breaks.
+    that breaks. A block-library file (blocks: and no nodes:) has its blocks checked.
+    Several files give one result each and exit 2 if any fails; - reads stdin.
 
     \b
     Examples:
@@ -150,14 +181,63 @@ def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[s
       archspec check unet.yaml                      # x: [3, H, W] -> "H divisible by 16"
       archspec check specs/unet.yaml --input 3x450x600
       archspec check specs/unet.yaml --sizes          # sizes other than the spec's
+      archspec check specs/*.yaml archspec/library/*.yaml
+      cat net.yaml | archspec check -
     """
+    if len(specs) == 1:
+        report = _check_one(specs[0], input_shapes, sizes, params, limits)
+        click.echo(json.dumps({"ok": True, **report["json"]}, indent=2) if as_json else "\n".join(report["text"]))
+        return
+    failed, reports = False, []
+    for spec in specs:
+        try:
+            report = _check_one(spec, input_shapes, sizes, params, limits)
+        except ArchSpecError as e:
+            failed = True
+            reports.append({"file": spec, "ok": False, **e.to_dict()})
+            if not as_json:
+                click.echo(e.render(), err=True)
+            continue
+        reports.append({"file": spec, "ok": True, **report["json"]})
+        if not as_json:
+            click.echo("\n".join(report["text"]))
+    if as_json:
+        click.echo(json.dumps({"ok": not failed, "files": reports}, indent=2))
+    if failed:
+        sys.exit(EXIT_SPEC_ERROR)
+
+
+def _read_stdin(limits: Limits) -> str:
+    """Standard input as spec text, read no further than the byte limit."""
+    from .errors import LimitError, SpecSyntaxError
+
+    raw = sys.stdin.buffer.read(limits.max_bytes + 1)
+    if len(raw) > limits.max_bytes:
+        raise LimitError(f"stdin holds more than the limit of {limits.max_bytes} bytes",
+                         fix="raise the limit with --max-bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecSyntaxError("stdin is not valid UTF-8") from None
+
+
+def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: dict[str, Any],
+               limits: Limits) -> dict[str, Any]:
+    """One file's check: its JSON report and its lines of text; raises its ArchSpecError."""
     from .analyse import input_constraints, load_with_inputs, parse_shape, symbols
-    from .api import CheckResult, read
+    from .api import CheckResult, check_library, is_block_library, read
     from .errors import ShapeError
+    from .loader import load_text
     from .passes import check as check_pass
 
     shapes = dict(parse_shape(t) for t in input_shapes)
-    doc = read(spec, limits)
+    label = "<stdin>" if spec == "-" else spec
+    doc = load_text(_read_stdin(limits), label, limits) if spec == "-" else read(Path(spec), limits)
+    if is_block_library(doc):
+        names = check_library(doc, limits)
+        return {"json": {"kind": "block-library", "blocks": names},
+                "text": [f"{label}: ok — block library, {len(names)} block{'s' if len(names) != 1 else ''}: "
+                         f"{', '.join(names)}"]}
     constraints = None
     if not shapes and (sizes or symbols(doc, params)):
         constraints = input_constraints(doc, params, limits=limits, free=sizes)
@@ -170,26 +250,20 @@ def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[s
         result = CheckResult(check_pass(constraints.example, limits))
     else:
         result = CheckResult(load_with_inputs(doc, params, shapes, limits))
-    if as_json:
-        extra = {"constraints": constraints.to_dict()} if constraints is not None else {}
-        click.echo(json.dumps({"ok": True, **result.to_dict(), **extra}, indent=2))
-        return
+    extra = {"constraints": constraints.to_dict()} if constraints is not None else {}
     g = result.graph
-    click.echo(f"{spec}: ok — {g.name}, {len(g.nodes)} nodes")
+    text = [f"{label}: ok — {g.name}, {len(g.nodes)} nodes"]
     if constraints is not None:
-        click.echo(f"  input sizes are {'free' if sizes else 'symbolic'}; the graph is valid for:")
-        for line in constraints.lines():
-            click.echo(f"    {line}")
-        click.echo("  for example:")
-    for k, v in result.inputs.items():
-        click.echo(f"  input  {k}: {_fmt(v)}")
-    for k, v in result.outputs.items():
-        click.echo(f"  output {k}: {_fmt(v)}")
-    for p in result.projections:
-        click.echo(f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}")
+        text.append(f"  input sizes are {'free' if sizes else 'symbolic'}; the graph is valid for:")
+        text += [f"    {line}" for line in constraints.lines()]
+        text.append("  for example:")
+    text += [f"  input  {k}: {_fmt(v)}" for k, v in result.inputs.items()]
+    text += [f"  output {k}: {_fmt(v)}" for k, v in result.outputs.items()]
+    text += [f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}" for p in result.projections]
     if result.unused:
-        click.echo(f"  warning: {', '.join(result.unused)} reach{'es' if len(result.unused) == 1 else ''} "
-                   "no output (computed, then unused)")
+        text.append(f"  warning: {', '.join(result.unused)} reach{'es' if len(result.unused) == 1 else ''} "
+                    "no output (computed, then unused)")
+    return {"json": {**result.to_dict(), **extra}, "text": text}
 
 
 @main.command()
@@ -199,10 +273,11 @@ def check(spec: Path, input_shapes: tuple[str, ...], sizes: bool, params: dict[s
 @click.option("--render", is_flag=True, help="Also draw the graph (SVG, and DOT).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Load a state_dict (.safetensors or a weights-only .pt) with strict checking.")
+@click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @spec_command
-def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, force: bool,
-          params: dict[str, Any], limits: Limits, as_json: bool) -> None:
+def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, input_shapes: tuple[str, ...],
+          force: bool, params: dict[str, Any], limits: Limits, as_json: bool) -> None:
     """Compile SPEC to a torch module and print a per-node table.
 
     Writes <out>/<name>.json (the checked graph's report) and, with --render,
@@ -214,21 +289,30 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     """
     from .api import check as do_check
     from .api import compile as do_compile
-    from .io import check_target, safe_stem, write_text
+    from .io import check_target, record_written, safe_stem, write_text, written_before
 
     if render:  # say that graphviz is missing before compiling anything
         from .render import require_dot
 
         require_dot("svg")
-    result = do_check(spec, params, limits=limits)
+    from .analyse import load_with_inputs, parse_shape
+    from .api import CheckResult
+
+    shapes = dict(parse_shape(t) for t in input_shapes)
+    result = CheckResult(load_with_inputs(spec, params, shapes, limits)) if shapes else do_check(spec, params,
+                                                                                                 limits=limits)
     g = result.graph
     # The spec's name: names the files, never their folder: that is -o's (or build/).
     stem = safe_stem(g.name)
     out_dir = out_dir or Path("build") / stem
     protect = inputs_read(spec, g, weights)
-    # Every target is checked before the first is written: a refusal changes nothing.
-    for suffix in (".json", ".svg", ".dot") if render else (".json",):
-        check_target(out_dir / f"{stem}{suffix}", force=force, protect=protect)
+    # Every target is checked before the first is written: a refusal changes nothing. A file
+    # this command wrote there before, unchanged since, is replaced without --force.
+    targets = [out_dir / f"{stem}{suffix}" for suffix in ((".json", ".svg", ".dot") if render else (".json",))]
+    ours = {t: written_before(t) for t in targets}
+    force = force or all(not t.exists() or ours[t] for t in targets)
+    for t in sorted(targets, key=lambda t: ours[t]):  # a refusal names a file that is not ours
+        check_target(t, force=force, protect=protect)
     model = do_compile(g, weights=weights, limits=limits)
     rows = node_table(g)
     written = [write_text(out_dir / f"{stem}.json", json.dumps({**result.to_dict(), "table": rows}, indent=2),
@@ -237,6 +321,7 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
         from .render import render as do_render
 
         written += do_render(g, out_dir / f"{stem}.svg", force=force, protect=protect, dot_beside=True)
+    record_written(written)
     total = sum(p.numel() for p in model.parameters())
     if as_json:
         click.echo(json.dumps({"ok": True, **result.to_dict(), "params": total, "table": rows,
@@ -261,12 +346,14 @@ _RENDER_FORMATS = ("svg", "png", "pdf", "dot", "mermaid")
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
               help="Draw scopes nested N deep as one box each (0: only the top level).")
 @click.option("--no-fold", is_flag=True, help="Draw norms and activations as nodes of their own.")
+@click.option("--direction", type=click.Choice(["TB", "LR"], case_sensitive=False), default="TB", show_default=True,
+              help="TB draws top to bottom; LR left to right (wide screens, long chains).")
 @click.option("--max-render-nodes", type=click.IntRange(min=1), default=None,
               help="Limit: most nodes in one drawing (default 600).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @spec_command
 def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str, ...], depth: int | None,
-               no_fold: bool, max_render_nodes: int | None, force: bool, params: dict[str, Any], limits: Limits,
+               no_fold: bool, direction: str, max_render_nodes: int | None, force: bool, params: dict[str, Any], limits: Limits,
                as_json: bool) -> None:
     """Draw SPEC's skip topology: SVG, PNG, PDF, DOT or Mermaid. No torch.
 
@@ -281,6 +368,7 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
       archspec render specs/unet.yaml -p depth=3 --format png
       archspec render specs/resnet.yaml -p depth=50 --expand layer2 -o r50.pdf
       archspec render specs/densenet.yaml --format mermaid -o -
+      archspec render specs/resnet18.yaml --direction LR -o resnet18.png
     """
     import shutil
 
@@ -299,12 +387,13 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
                   max_render_nodes=max_render_nodes or r.MAX_RENDER_NODES)
     written: list[Path] = []
     if to_stdout:
-        click.echo(r.source_text(d, fmt), nl=False)
+        click.echo(r.source_text(d, fmt, direction.upper()), nl=False)
     else:
         from .io import safe_stem
 
         target = out if out is not None else Path(safe_stem(graph.name) + r.SUFFIXES[fmt])
-        written = r.write_drawing(d, target, fmt, force=force, protect=inputs_read(spec, graph))
+        written = r.write_drawing(d, target, fmt, force=force, protect=inputs_read(spec, graph),
+                                  direction=direction.upper())
     errors = graph.errors()
     if as_json:
         click.echo(json.dumps({"ok": not errors, "written": [str(w) for w in written], "nodes": len(d.nodes),
@@ -319,7 +408,7 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
                        f"archspec render {spec} --format svg", err=True)
     if errors:
         if not as_json:
-            click.echo(errors[0].render(), err=True)
+            click.echo(errors[0].with_others(errors[1:]).render(), err=True)
         sys.exit(EXIT_SPEC_ERROR)
 
 
@@ -643,6 +732,26 @@ def _yaml_scalar(v: Any) -> str:
     return json.dumps(v)
 
 
+@main.command("limits")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
+def list_limits(as_json: bool) -> None:
+    """List the safety limits, their defaults, and how to change one.
+
+    Every spec command takes --limit NAME=N (repeatable) or --max-NAME N.
+    """
+    rows = [{"name": k, "flag": f"--{k.replace('_', '-')}", "default": getattr(DEFAULT_LIMITS, k), "what": v}
+            for k, v in _LIMIT_FLAGS.items()]
+    if as_json:
+        click.echo(json.dumps({"ok": True, "limits": rows}, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    digits = max(len(f"{r['default']:,}") for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['default']:>{digits},}  {r['what']}")
+    click.echo("\nchange one with --limit NAME=N (e.g. --limit max_nodes=50000) or its flag (--max-nodes 50000); "
+               "docs/security.md says why each exists")
+
+
 @main.command("ops")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
 def list_ops(as_json: bool) -> None:
@@ -678,8 +787,15 @@ def list_ops(as_json: bool) -> None:
         t.add_column(col)
     for r in rows:
         attrs = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
-        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", attrs, r["doc"])
+        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", attrs, _plain(r["doc"]))
     Console(soft_wrap=True, width=_width()).print(t)
+
+
+def _plain(doc: str) -> str:
+    """A docstring for the terminal: ``code`` and `code` without their RST quotes."""
+    import re
+
+    return re.sub(r"``(.+?)``|`([^`]+)`", lambda m: m.group(1) or m.group(2), doc)
 
 
 from .experiments_cli import filters_cmd, gradflow_cmd, plot_cmd  # noqa: E402 - needs the helpers above; no torch

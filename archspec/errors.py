@@ -54,7 +54,18 @@ class ArchSpecError(Exception):
         self.got = got
         self.fix = fix
         self.source = source  # the spec text, for the caret display
+        self.others: list[ArchSpecError] = []  # further problems found in the same pass
         super().__init__(self.headline())
+
+    @property
+    def errors(self) -> list[ArchSpecError]:
+        """Every problem found: this one first, then the others (each with its place)."""
+        return [self, *self.others]
+
+    def with_others(self, others: list[ArchSpecError]) -> ArchSpecError:
+        """Attach the further problems found beside this one; returns ``self``."""
+        self.others = [o for o in others if o is not self]
+        return self
 
     def headline(self) -> str:
         where = f"{self.loc}: " if self.loc else ""
@@ -76,7 +87,11 @@ class ArchSpecError(Exception):
         return self
 
     def render(self) -> str:
-        """The full report: headline, source line with a caret, expected/got, fix."""
+        """The full report: headline, source line with a caret, expected/got, fix; then
+        each further problem the same way."""
+        return "\n".join([self._render_one(), *(o._render_one() for o in self.others)])
+
+    def _render_one(self) -> str:
         lines = [f"{type(self).__name__}: {self.headline()}"]
         if self.loc is not None and self.source is not None:
             src = self.source.splitlines()
@@ -94,6 +109,11 @@ class ArchSpecError(Exception):
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
+        """This problem as JSON; ``errors`` lists every problem found (this one first)."""
+        one = self._dict_one()
+        return {**one, "errors": [one, *(o._dict_one() for o in self.others)]}
+
+    def _dict_one(self) -> dict[str, object]:
         return {
             "error": type(self).__name__,
             "message": self.message,
@@ -121,6 +141,10 @@ def _window(text: str, col: int, width: int = 120) -> tuple[str, int]:
 class SpecSyntaxError(ArchSpecError):
     """The file is not valid YAML, or uses YAML that archspec refuses (tags, merge keys,
     duplicate keys)."""
+
+
+class SpecFileError(ArchSpecError):
+    """The spec file cannot be read: it does not exist, or is a folder or unreadable."""
 
 
 class SpecValidationError(ArchSpecError):

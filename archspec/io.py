@@ -97,3 +97,61 @@ def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: 
 
 def write_text(path: str | Path, text: str, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
     return write_bytes(path, text.encode("utf-8"), force=force, protect=protect)
+
+
+# -- what archspec wrote into a folder ----------------------------------------------------
+# `build` keeps a list of the files it wrote, with their SHA-256, in the output folder, so
+# that a rebuild may replace those files (and only those, unchanged since) without --force.
+
+MANIFEST = ".archspec-written.json"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _manifest(folder: Path) -> dict[str, str]:
+    import json
+
+    p = folder / MANIFEST
+    try:
+        if p.is_symlink() or not p.is_file() or p.stat().st_size > 1 << 20:
+            return {}
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(files, dict) else {}
+
+
+def written_before(path: str | Path) -> bool:
+    """True if archspec wrote ``path`` (a regular file) and nobody changed it since."""
+    p = Path(path)
+    try:
+        if p.is_symlink() or not p.is_file():
+            return False
+        recorded = _manifest(p.parent).get(p.name)
+        return recorded is not None and recorded == _sha256(p)
+    except OSError:
+        return False
+
+
+def record_written(paths: Iterable[Path]) -> None:
+    """Add ``paths`` (just written, all in one folder) to that folder's list."""
+    import json
+
+    paths = list(paths)
+    if not paths:
+        return
+    folder = paths[0].parent
+    files = _manifest(folder)
+    files.update({p.name: _sha256(p) for p in paths})
+    write_text(folder / MANIFEST, json.dumps({"written_by": "archspec build", "files": files}, indent=2) + "\n",
+               force=True)

@@ -31,7 +31,7 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
-from .errors import LimitError, Loc, SpecSyntaxError
+from .errors import LimitError, Loc, SpecFileError, SpecSyntaxError
 
 PathT = tuple[str | int, ...]
 
@@ -196,8 +196,10 @@ def load_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Document:
     p = Path(path)
     try:
         size = p.stat().st_size
+    except FileNotFoundError:
+        raise SpecFileError(f"file not found: '{path}'", fix="check the path; `archspec check -` reads stdin") from None
     except OSError as e:
-        raise SpecSyntaxError(f"cannot read spec '{path}': {e.strerror}") from None
+        raise SpecFileError(f"cannot read spec '{path}': {e.strerror}") from None
     if size > limits.max_bytes:
         raise LimitError(f"spec is {size} bytes, more than the limit of {limits.max_bytes}",
                          loc=Loc(str(path), 1, 1), fix="raise the limit with --max-bytes")
@@ -215,7 +217,7 @@ def load_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Document:
         line, col = _line_col(before, len(before))
         raise SpecSyntaxError("spec is not valid UTF-8", loc=Loc(str(path), line, col)) from None
     except OSError as e:
-        raise SpecSyntaxError(f"cannot read spec '{path}': {e.strerror}") from None
+        raise SpecFileError(f"cannot read spec '{path}': {e.strerror}") from None
     return load_text(text, str(path), limits)
 
 

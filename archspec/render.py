@@ -234,14 +234,16 @@ def graph_of(source: Any, params: Mapping[str, Any] | None = None, limits: Any =
 def render(source: Any, path: str | Path | None = None, *, format: str | None = None,  # noqa: A002
            params: Mapping[str, Any] | None = None, limits: Any = None, expand: Iterable[str] | str = (),
            depth: int | None = None, fold: bool = True, max_render_nodes: int = MAX_RENDER_NODES,
-           force: bool = False, protect: Iterable[str | Path] = (), dot_beside: bool = False) -> list[Path]:
+           force: bool = False, protect: Iterable[str | Path] = (), dot_beside: bool = False,
+           direction: str = "TB") -> list[Path]:
     """Draw ``source`` (a spec, Graph, CheckResult or compiled GraphModule) to ``path``.
 
     The format comes from ``format`` or the suffix of ``path`` (.svg .png .pdf .dot
     .mmd; default svg, at ``<name>.svg``). SVG/PNG/PDF need graphviz's ``dot`` and say so
     before any work; DOT and Mermaid never do. ``dot_beside`` also writes the DOT next to
     an image. Files are written atomically, never over the spec (``protect``), over an
-    existing file only with ``force``. Returns the paths written.
+    existing file only with ``force``. ``direction`` is TB (top to bottom, the default)
+    or LR (left to right). Returns the paths written.
 
     >>> render("specs/unet.yaml", "build/unet.svg")  # doctest: +SKIP
     [PosixPath('build/unet.svg')]
@@ -257,7 +259,7 @@ def render(source: Any, path: str | Path | None = None, *, format: str | None = 
     protect += graph.files  # nor its use: files
     d = drawing(graph, expand=expand, depth=depth, fold=fold, max_render_nodes=max_render_nodes)
     target = Path(path) if path is not None else Path(safe_stem(graph.name) + SUFFIXES[fmt])
-    return write_drawing(d, target, fmt, force=force, protect=protect, dot_beside=dot_beside)
+    return write_drawing(d, target, fmt, force=force, protect=protect, dot_beside=dot_beside, direction=direction)
 
 
 def _is_file(source: Any) -> bool:
@@ -269,18 +271,18 @@ def _is_file(source: Any) -> bool:
         return False
 
 
-def source_text(d: Drawing, fmt: str) -> str:
+def source_text(d: Drawing, fmt: str, direction: str = "TB") -> str:
     """The text of a DOT or Mermaid drawing."""
-    return mermaid_source(d) if fmt == "mermaid" else dot_source(d)
+    return mermaid_source(d, direction) if fmt == "mermaid" else dot_source(d, direction)
 
 
 def write_drawing(d: Drawing, target: Path, fmt: str, *, force: bool = False, protect: Iterable[str | Path] = (),
-                  dot_beside: bool = False) -> list[Path]:
+                  dot_beside: bool = False, direction: str = "TB") -> list[Path]:
     """Write a Drawing as ``fmt`` to ``target`` (atomically, never over a protected file)."""
     protect = list(protect)
     if fmt not in IMAGE_FORMATS:
-        return [write_text(target, source_text(d, fmt), force=force, protect=protect)]
-    text = dot_source(d)
+        return [write_text(target, source_text(d, fmt, direction), force=force, protect=protect)]
+    text = dot_source(d, direction)
     data = run_dot(text, fmt)
     written = []
     if dot_beside:
@@ -1028,10 +1030,15 @@ def _tree(d: Drawing) -> tuple[dict[str | None, list[DNode]], dict[str | None, l
         children.setdefault(c.parent, []).append(c.path)
     return by_cluster, children
 
-def dot_source(d: Drawing) -> str:
-    """The DOT text of a Drawing: deterministic, ids are IR names."""
+DIRECTIONS = ("TB", "LR")
+
+
+def dot_source(d: Drawing, direction: str = "TB") -> str:
+    """The DOT text of a Drawing: deterministic, ids are IR names. ``direction`` is TB
+    (top to bottom) or LR (left to right)."""
+    _check_direction(direction)
     out = [f"digraph {_q(d.name)} {{",
-           f"  graph [rankdir=TB, newrank=true, compound=true, nodesep=0.3, ranksep=0.32, fontname=\"Helvetica\", "
+           f"  graph [rankdir={direction}, newrank=true, compound=true, nodesep=0.3, ranksep=0.32, fontname=\"Helvetica\", "
            f"fontsize=12, labelloc=t, label={_q(d.title)}, tooltip={_q(d.title)}];",
            '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#78909c", fontname="Helvetica", '
            'fontsize=10, margin="0.1,0.03", height=0.3];',
@@ -1074,10 +1081,16 @@ def _m(text: str) -> str:
             .replace("\n", "<br/>"))
 
 
-def mermaid_source(d: Drawing) -> str:
-    """Mermaid ``flowchart TB`` text: GitHub and most markdown viewers draw it."""
+def _check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise ArchSpecError(f"unknown direction '{direction}'", expected="TB or LR")
+
+
+def mermaid_source(d: Drawing, direction: str = "TB") -> str:
+    """Mermaid ``flowchart TB`` (or ``LR``) text: GitHub and most markdown viewers draw it."""
+    _check_direction(direction)
     ids = {nid: f"n{k}" for k, nid in enumerate(d.nodes)}
-    out = ["%% " + " ".join(d.title.split()), "flowchart TB",
+    out = ["%% " + " ".join(d.title.split()), f"flowchart {direction}",
            f"  classDef auto fill:{AUTO_FILL},stroke:{AUTO_LINE},stroke-width:3px",
            f"  classDef error fill:{ERROR_FILL},stroke:{ERROR_LINE},stroke-width:3px",
            "  classDef merge fill:#fff8e1,stroke:#ffa000",

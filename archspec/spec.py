@@ -243,7 +243,8 @@ def validate(doc: Document, model: str = "Spec") -> Any:
 
 
 def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...] = (), model: str = "Spec") -> ArchSpecError:
-    """The first pydantic error as one ArchSpecError at the right YAML position."""
+    """The pydantic errors as ArchSpecErrors at their YAML positions: the most telling
+    one, with one more per other place that has a problem (``err.errors``)."""
     errors = e.errors(include_url=False)
     # An unknown op or field says more than the type errors it causes.
     rank = {"union_tag_invalid": 0, "node_kind": 1, "extra_forbidden": 2}
@@ -252,12 +253,29 @@ def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...]
     # A union (`in: name | [names] | {input: name}`) fails once per branch: the deepest
     # complaint is the most precise one (`in.0` over `in`), and the others are no extra problems.
     paths = [_data_path(doc.data, base + tuple(x["loc"])) for x in errors]
-    best = min(range(len(errors)), key=lambda i: (rank.get(errors[i]["type"], 3), -len(paths[i])))
+
+    def related(p: tuple[Any, ...], q: tuple[Any, ...]) -> bool:
+        return p[:len(q)] == q or q[:len(p)] == p
+
+    # One problem per place: the best-ranked error, then the best of those unrelated to it, ...
+    remaining, picked = list(range(len(errors))), []
+    while remaining:
+        best = min(remaining, key=lambda i: (rank.get(errors[i]["type"], 3), -len(paths[i])))
+        picked.append(best)
+        remaining = [i for i in remaining if not related(paths[i], paths[best])]
+    others = len(picked) - 1
+    more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
+    found = [_one_error(errors, paths, i, doc, model, more if k == 0 else "") for k, i in enumerate(picked)]
+    rest = sorted(found[1:], key=lambda x: (x.loc.line, x.loc.col) if x.loc else (0, 0))
+    return found[0].with_others(rest)
+
+
+def _one_error(errors: list[Any], paths: list[tuple[Any, ...]], best: int, doc: Document, model: str,
+               more: str) -> ArchSpecError:
+    """The pydantic error ``errors[best]`` as an ArchSpecError at its YAML position."""
     err, path = errors[best], paths[best]
     where = ".".join(str(p) for p in path) or "<top>"
     etype = err["type"]
-    others = len({p for p in paths if not (p[:len(path)] == path or path[:len(p)] == p)})
-    more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
     kw: dict[str, Any] = {"path": where, "source": doc.text}
     if etype == "union_tag_invalid":
         bad = err["ctx"]["tag"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archspec.errors import LimitError, Loc, SpecSyntaxError
+from archspec.errors import LimitError, Loc, SpecFileError, SpecSyntaxError
 from archspec.loader import Limits, load_file, load_text
 
 
@@ -65,8 +65,10 @@ def test_limits_can_be_raised(tmp_path):
 
 
 def test_unreadable_files(tmp_path):
-    with pytest.raises(SpecSyntaxError, match="cannot read spec"):
+    with pytest.raises(SpecFileError, match="^file not found: '.*nope.yaml'$"):
         load_file(tmp_path / "nope.yaml")
+    with pytest.raises(SpecFileError, match="^cannot read spec '.*': Is a directory$"):
+        load_file(tmp_path)
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"a: 1\nb: \xff\n")
     with pytest.raises(SpecSyntaxError, match="spec is not valid UTF-8") as e:

@@ -50,7 +50,7 @@ def test_a_spec_name_never_leaves_the_output_folder(tmp_path: Path, name: str) -
     before = _files(tmp_path)
     res = CliRunner().invoke(main, ["build", str(spec), "-o", str(tmp_path / "work" / "out"), "--json"])
     assert res.exit_code == 0, res.output
-    new = _files(tmp_path) - before
+    new = _files(tmp_path) - before - {"work/out/.archspec-written.json"}
     assert len(new) == 1, new
     (written,) = new
     assert written.startswith("work/out/") and written.count("/") == 2 and written.endswith(".json")
@@ -76,7 +76,7 @@ def test_existing_files_outside_the_folder_are_neither_replaced_nor_revealed(tmp
         assert res.exit_code == 0, res.output
         assert str(tmp_path / "settings.json") not in res.output
     assert victim.read_text() == "precious"
-    assert sorted(os.listdir(out)) == [f"{safe_stem(str(tmp_path) + '/settings')}.json"]
+    assert sorted(os.listdir(out)) == [".archspec-written.json", f"{safe_stem(str(tmp_path) + '/settings')}.json"]
 
 
 def test_force_never_overwrites_a_use_file(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from ..ops import REGISTRY
 def check(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:
     errors = graph.errors()
     if errors:
-        raise errors[0]
+        raise errors[0].with_others(errors[1:])
     check_names(graph)
     total = 0
     shapes = {k: tuple(v) for k, v in graph.inputs.items()}
