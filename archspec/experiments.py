@@ -6,8 +6,8 @@ that draws (matplotlib, imported inside it, no pyplot). The ``archspec gradflow`
 these return.
 
 Gradient flow (:func:`gradflow`): one forward and one backward pass of a network in
-training mode (batch-norm layers use the batch's statistics, as in a training step) on
-one batch, then for every *weighted layer* -- a module with parameters of its own
+training mode (batch-norm layers use the batch's statistics, as in a training step; or
+in eval mode, ``train=False``: their running statistics) on one batch, then for every *weighted layer* -- a module with parameters of its own
 (convolutions, linear layers, norms; inserted projections too), in the order the
 forward pass calls them -- the L2 norm of its parameters' gradient, of its parameters,
 and their ratio (how far one SGD step of learning rate 1 would move the layer, relative
@@ -143,19 +143,21 @@ class GradFlow:
     data: str
     batch: int
     seed: int
+    train: bool
     loss: float
     layers: tuple[LayerNorms, ...]
 
     @property
     def first_to_last(self) -> float:
-        """Gradient norm of the first weighted layer over that of the last: below 1, the
-        gradient shrinks on its way back to the input."""
-        first, last = self.layers[0].grad_norm, self.layers[-1].grad_norm
+        """Gradient norm of the first weight layer (conv or linear, not a norm) over that of
+        the last: below 1 the gradient shrinks on its way back to the input, above 1 it grows."""
+        weights = [la for la in self.layers if la.family != "norm"] or list(self.layers)
+        first, last = weights[0].grad_norm, weights[-1].grad_norm
         return first / last if last else math.inf
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "name": self.name, "params": dict(self.params), "data": self.data,
-                "batch": self.batch, "seed": self.seed, "loss": self.loss, "first_to_last": self.first_to_last,
+                "batch": self.batch, "seed": self.seed, "mode": "train" if self.train else "eval", "loss": self.loss, "first_to_last": self.first_to_last,
                 "layers": [layer.to_dict() for layer in self.layers]}
 
 
@@ -215,7 +217,7 @@ def _norm(tensors: Sequence[torch.Tensor]) -> float:
 
 
 def gradflow_one(variant: Variant, *, data: str = SYNTHETIC, weights: str | Path | None = None, batch: int = 16,
-                 seed: int = 0, limits: Limits = DEFAULT_LIMITS) -> GradFlow:
+                 seed: int = 0, train: bool = True, limits: Limits = DEFAULT_LIMITS) -> GradFlow:
     """The :class:`GradFlow` of one network (see :func:`gradflow`)."""
     import torch
 
@@ -231,7 +233,7 @@ def gradflow_one(variant: Variant, *, data: str = SYNTHETIC, weights: str | Path
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the spec's weight initialisation, reproducible
         model = compile(graph, weights=weights)
-    model.train()
+    model.train(train)
     inputs, targets = synthetic_batch(graph, batch, seed)
     result = model(**inputs)
     outputs = list(result) if isinstance(result, tuple) else [result]
@@ -244,12 +246,13 @@ def gradflow_one(variant: Variant, *, data: str = SYNTHETIC, weights: str | Path
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in own]
         family = REGISTRY.get(op).family if op in REGISTRY.names() else "module"
         layers.append(LayerNorms(depth, name, op, family, sum(p.numel() for p in own), _norm(grads), _norm(own)))
-    return GradFlow(variant.label, graph.name, dict(variant.params), data, batch, seed, float(loss.detach()), tuple(layers))
+    return GradFlow(variant.label, graph.name, dict(variant.params), data, batch, seed, train, float(loss.detach()),
+                    tuple(layers))
 
 
 def gradflow(specs: Source | Sequence[Source], params: Mapping[str, Any] | None = None, *,
              vary: Mapping[str, Sequence[Any]] | None = None, data: str = SYNTHETIC,
-             weights: str | Path | None = None, batch: int = 16, seed: int = 0,
+             weights: str | Path | None = None, batch: int = 16, seed: int = 0, train: bool = True,
              limits: Limits = DEFAULT_LIMITS) -> list[GradFlow]:
     """Gradient, weight and ratio norms of every weighted layer, one :class:`GradFlow` per network.
 
@@ -257,12 +260,13 @@ def gradflow(specs: Source | Sequence[Source], params: Mapping[str, Any] | None 
     (``{"residual": [True, False]}``), for every spec. ``weights`` (a ``.safetensors``
     or weights-only ``.pt`` state_dict) replaces the initial weights of every network;
     without it each network is initialised by its spec's ``init:`` with the RNG seeded
-    by ``seed``, which also draws the batch.
+    by ``seed``, which also draws the batch. ``train=False`` runs the networks in eval
+    mode (norms use their running statistics: at initialisation, mean 0 and variance 1).
 
     >>> flows = gradflow("specs/resnet_cifar.yaml", {"n": 9}, vary={"residual": [True, False]})  # doctest: +SKIP
     >>> [round(f.first_to_last, 2) for f in flows]                                               # doctest: +SKIP
     """
-    return [gradflow_one(v, data=data, weights=weights, batch=batch, seed=seed, limits=limits)
+    return [gradflow_one(v, data=data, weights=weights, batch=batch, seed=seed, train=train, limits=limits)
             for v in variants(specs, params, vary)]
 
 
@@ -296,7 +300,8 @@ def gradflow_figure(flows: Sequence[GradFlow]) -> Figure:
         ax.set_title(title)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    batch = {f"batch {f.batch}, seed {f.seed}, data {f.data}" for f in flows}
+    batch = {f"{'training' if f.train else 'eval'} mode, batch {f.batch}, seed {f.seed}, data {f.data}"
+             for f in flows}
     fig.suptitle("gradient flow at one step (" + "; ".join(sorted(batch)) + ")")
     fig.tight_layout()
     return fig

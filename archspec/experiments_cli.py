@@ -51,19 +51,21 @@ def _num(x: float) -> str:
               help="Load this state_dict (.safetensors or a weights-only .pt) into every network.")
 @click.option("--batch-size", "batch", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the initial weights and the batch.")
+@click.option("--eval", "eval_mode", is_flag=True,
+              help="Eval mode: norms use their running statistics instead of the batch's.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the gradient norms into this PNG (one line per network).")
 @click.option("--force", is_flag=True, help="Overwrite an existing PNG.")
 @spec_command
 def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weights: Path | None, batch: int,
-                 seed: int, out: Path | None, force: bool, params: dict[str, Any], limits: Limits,
-                 as_json: bool) -> None:
+                 seed: int, eval_mode: bool, out: Path | None, force: bool, params: dict[str, Any],
+                 limits: Limits, as_json: bool) -> None:
     """Gradient norm, weight norm and their ratio of every weighted layer after one
     forward and backward pass, for one or more networks.
 
     Weighted layers are the modules with parameters of their own (convolutions, linear
-    layers, norms), in forward order. The networks are in training mode and start from
-    their spec's initialisation (seeded) or --weights. The synthetic batch is standard
+    layers, norms), in forward order. The networks are in training mode (--eval: eval
+    mode) and start from their spec's initialisation (seeded) or --weights. The synthetic batch is standard
     normal inputs and random class targets (cross-entropy), drawn from --seed.
 
     \b
@@ -80,7 +82,7 @@ def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weig
 
         check_target(out, force=force, protect=[*specs, *([weights] if weights else [])])
     flows = gradflow(list(specs), params, vary=varied, data=data, weights=weights, batch=batch, seed=seed,
-                     limits=limits)
+                     train=not eval_mode, limits=limits)
     written = None
     if out is not None:
         written = _write_png(gradflow_figure(flows), out, force, [*specs, *([weights] if weights else [])])
@@ -93,9 +95,10 @@ def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weig
 
     console = Console(soft_wrap=True, width=_width())
     for f in flows:
-        t = Table(title=f"{f.label}: loss {f.loss:.4f} on a {f.data} batch of {f.batch} (seed {f.seed})",
+        mode = "training" if f.train else "eval"
+        t = Table(title=f"{f.label}: loss {f.loss:.4f} on a {f.data} batch of {f.batch} (seed {f.seed}, {mode} mode)",
                   title_justify="left", box=None, pad_edge=False,
-                  caption=f"first / last weighted layer gradient norm: {f.first_to_last:.3g}", caption_justify="left")
+                  caption=f"gradient norm, first / last weight layer (conv, linear): {f.first_to_last:.3g}", caption_justify="left")
         for col, just in (("#", "right"), ("layer", "left"), ("op", "left"), ("params", "right"),
                           ("grad norm", "right"), ("weight norm", "right"), ("grad/weight", "right")):
             t.add_column(col, justify=just)  # type: ignore[arg-type]

@@ -49,17 +49,17 @@ def trained_like_weights(tmp_path: Path, residual: bool) -> Path:
     return save_weights(m, tmp_path / f"w_{residual}.safetensors")
 
 
-@pytest.mark.parametrize("residual", [True, False])
-def test_gradflow_equals_direct_autograd_on_the_reference(tmp_path: Path, residual: bool):
+@pytest.mark.parametrize("residual,train", [(True, True), (False, True), (False, False)])
+def test_gradflow_equals_direct_autograd_on_the_reference(tmp_path: Path, residual: bool, train: bool):
     weights = trained_like_weights(tmp_path, residual)
-    (flow,) = gradflow(SPEC, {"n": 1, "residual": residual}, weights=weights, batch=4, seed=3)
+    (flow,) = gradflow(SPEC, {"n": 1, "residual": residual}, weights=weights, batch=4, seed=3, train=train)
 
     # The oracle: the hand-written network, the same weights, the batch drawn as documented.
     ref = resnet_cifar(n=1, residual=residual)
     from safetensors.torch import load_file
 
     ref.load_state_dict(load_file(str(weights)), strict=True)
-    ref.train()
+    ref.train(train)
     g = torch.Generator().manual_seed(3)
     x = torch.randn((4, 3, 32, 32), generator=g)
     y = torch.randint(10, (4,), generator=g)
@@ -82,6 +82,8 @@ def test_gradflow_equals_direct_autograd_on_the_reference(tmp_path: Path, residu
         assert la.ratio == pytest.approx(grad / weight, rel=1e-5), name
     assert [la.op for la in flow.layers][:3] == ["conv", "bn", "conv"] and flow.layers[-1].op == "linear"
     assert [la.depth for la in flow.layers] == list(range(1, len(expected) + 1))
+    assert flow.first_to_last == pytest.approx(expected[0][1] / expected[-1][1], rel=1e-5)  # conv1 / fc
+    assert flow.to_dict()["mode"] == ("train" if train else "eval")
 
 
 def test_gradflow_vary_makes_one_network_per_value_from_the_same_seed():
@@ -116,6 +118,8 @@ def test_gradflow_command_table_json_and_png(tmp_path: Path):
     out = run("gradflow", SPEC, "-p", "n=1", "--vary", "residual=true,false", "--batch-size", "2", "-o", png)
     assert "resnet_cifar residual=true: loss" in out and "resnet_cifar residual=false: loss" in out
     assert "layer3.0.conv2" in out and "grad/weight" in out and f"wrote {png}" in out
+    assert "(seed 0, training mode)" in out and "first / last weight layer" in out
+    assert "(seed 0, eval mode)" in run("gradflow", SPEC, "-p", "n=1", "--batch-size", "2", "--eval")
     assert png.read_bytes().startswith(PNG_MAGIC)
     data = json.loads(run("gradflow", SPEC, "-p", "n=1", "-p", "residual=false", "--batch-size", "2", "--json"))
     py = gradflow(SPEC, {"n": 1, "residual": False}, batch=2)[0]
