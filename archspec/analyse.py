@@ -149,6 +149,7 @@ class Row:
     field: Field | None
     nodes: int = 1
     auto: bool = False
+    weighted: bool = False  # the op has parameters here (a shared module's second call included)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "op": self.op, "shape": list(self.shape), "params": self.params,
@@ -245,6 +246,36 @@ class Summary:
         return next((r for r in reversed(self.rows) if r.field is not None and not r.field.glob and r.field.size),
                     None)
 
+    def memory(self, batch_size: int = 1, bytes_per_element: int = 4) -> Memory:
+        """torchinfo's estimate of a training step's memory at ``batch_size``; see :class:`Memory`."""
+        if batch_size < 1 or bytes_per_element < 1:
+            raise ArchSpecError(f"memory needs a batch size and element size of at least 1, got {batch_size} and "
+                                f"{bytes_per_element}")
+        per = batch_size * bytes_per_element
+        return Memory(batch_size, bytes_per_element,
+                      input_bytes=sum(_prod(s) for s in self.graph.inputs.values()) * per,
+                      activation_bytes=2 * sum(_prod(r.shape) for r in self.rows if r.weighted) * per,
+                      param_bytes=self.params * bytes_per_element)
+
+    def __repr__(self) -> str:
+        return (f"<Summary {self.graph.name}: {self.params:,} params, {self.macs / 1e9:.3f} GMAC, "
+                f"{len(self.rows)} nodes; .rows, .collapse(depth), .memory(batch_size)>")
+
+    def _repr_html_(self) -> str:
+        """A table in Jupyter: the top-level rows (``collapse(1)``) and the totals."""
+        from html import escape
+
+        head = "".join(f"<th>{h}</th>" for h in ("node", "op", "shape", "params", "MACs", "RF"))
+        body = []
+        for r in self.collapse(1):
+            rf = "" if r.field is None else "global" if r.field.glob else "x".join(map(str, r.field.size))
+            cells = (r.name, r.op, "x".join(map(str, r.shape)), f"{r.params:,}", f"{r.macs:,}", rf)
+            body.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+        mem = self.memory()
+        return (f"<table><caption>{escape(self.graph.name)}: {self.params:,} params, {self.macs:,} MACs; "
+                f"estimated training memory at batch 1: {mem.total_bytes / 1e6:.1f} MB</caption>"
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
     def to_dict(self, depth: int | None = None) -> dict[str, Any]:
         first = self.covered_from(depth)
         return {"name": self.graph.name,
@@ -254,6 +285,45 @@ class Summary:
                 "convention": CONVENTION,
                 "covered_from": first.name if first else None, "coverage": self.coverage_line(depth),
                 "nodes": [{**r.to_dict(), "covers_input": self.covers(r)} for r in self.collapse(depth)]}
+
+
+def _prod(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+MEMORY_CONVENTION = ("torchinfo's: input = the input tensors; forward/backward = 2 x the outputs of every layer "
+                     "with parameters (the activation and its gradient); params = the parameters; total = their "
+                     "sum. Optimizer state, buffers, and the activations of parameter-free ops are not counted.")
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """An estimate of one training step's memory, by torchinfo's convention (see
+    :data:`MEMORY_CONVENTION`), in bytes."""
+
+    batch_size: int
+    bytes_per_element: int
+    input_bytes: int
+    activation_bytes: int
+    param_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.input_bytes + self.activation_bytes + self.param_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "bytes_per_element": self.bytes_per_element,
+                "input_bytes": self.input_bytes, "forward_backward_bytes": self.activation_bytes,
+                "param_bytes": self.param_bytes, "total_bytes": self.total_bytes, "convention": MEMORY_CONVENTION}
+
+    def lines(self) -> list[str]:
+        mb = 1e6
+        return [f"memory at batch {self.batch_size} ({self.bytes_per_element}-byte elements, torchinfo's estimate): "
+                f"input {self.input_bytes / mb:.2f} MB, forward/backward {self.activation_bytes / mb:.2f} MB, "
+                f"params {self.param_bytes / mb:.2f} MB, total {self.total_bytes / mb:.2f} MB"]
 
 
 def summarise(graph: Graph) -> Summary:
@@ -267,8 +337,9 @@ def summarise(graph: Graph) -> Summary:
         attrs = op.Attrs.model_validate(dict(n.attrs))
         ins = [shapes[i] for i in n.inputs]
         owned = n.module is not None and "share" not in n.meta
-        rows.append(Row(n.name, n.op, n.shape, op.params(attrs, ins) if owned else 0, op.macs(attrs, ins, n.shape),
-                        fields.get(n.name), auto=n.provenance == "auto"))
+        weights = op.params(attrs, ins)
+        rows.append(Row(n.name, n.op, n.shape, weights if owned else 0, op.macs(attrs, ins, n.shape),
+                        fields.get(n.name), auto=n.provenance == "auto", weighted=weights > 0))
         shapes[n.name] = n.shape
     return Summary(graph, tuple(rows), {k: fields.get(k) for k in graph.inputs})
 

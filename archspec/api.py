@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArchSpecError, SpecFileError
+from .errors import ArchSpecError, SpecFileError, SpecSyntaxError
 from .ir import Graph, Shape
 from .loader import DEFAULT_LIMITS, Document, Limits, load_file, load_text
 from .passes import check as check_pass
@@ -20,13 +20,16 @@ from .passes import expand, infer, project
 if TYPE_CHECKING:
     import torch.fx
 
-Source = str | Path | Document | Graph
+Source = str | Path | Document | Graph | Mapping[str, Any]
 
 
-def read(source: str | Path | Document, limits: Limits = DEFAULT_LIMITS) -> Document:
-    """Load YAML from a path or from text."""
+def read(source: str | Path | Document | Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Document:
+    """Load YAML from a path or from text, or take a spec given as data (a dict, e.g. a
+    section of an OmegaConf/Hydra config after ``OmegaConf.to_container``)."""
     if isinstance(source, Document):
         return source
+    if isinstance(source, Mapping):
+        return load_text(_as_yaml(source), "<mapping>", limits)
     if isinstance(source, Path):
         return load_file(source, limits)
     if "\n" not in source and source.strip().endswith((".yaml", ".yml")):
@@ -36,6 +39,17 @@ def read(source: str | Path | Document, limits: Limits = DEFAULT_LIMITS) -> Docu
     if "\n" not in source and ":" not in source:
         raise SpecFileError(f"file not found: '{source}'", fix="check the path, or pass YAML text")
     return load_text(source, "<string>", limits)
+
+
+def _as_yaml(data: Mapping[str, Any]) -> str:
+    """A spec given as data, written as YAML so that it is validated (and located) like a file."""
+    import yaml
+
+    try:
+        return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
+    except (yaml.YAMLError, RecursionError, TypeError, ValueError) as e:
+        raise SpecSyntaxError(f"the spec mapping cannot be written as YAML: {type(e).__name__}",
+                              fix="give plain data: dicts, lists, strings, numbers, booleans") from None
 
 
 def _is_file(text: str) -> bool:
@@ -129,19 +143,45 @@ class CheckResult:
                 "outputs": {k: list(v) for k, v in self.outputs.items()},
                 "nodes": len(self.graph.nodes), "projections": self.projections, "unused": self.unused}
 
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in self.inputs.items())
+        outs = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in self.outputs.items())
+        n = len(self.projections)
+        return (f"<CheckResult {self.graph.name}: {ins} -> {outs}; {len(self.graph.nodes)} nodes, "
+                f"{n} projection{'' if n == 1 else 's'}>")
+
     def _repr_svg_(self) -> str | None:
         """Jupyter shows a checked spec as its drawing (None without graphviz: the text repr)."""
         from .render import repr_svg
 
         return repr_svg(self.graph)
 
+    def _repr_markdown_(self) -> str | None:
+        """Without graphviz, Jupyter shows the drawing as Mermaid with a hint (None with it)."""
+        from .render import repr_markdown
+
+        return repr_markdown(self.graph)
+
+
+def _graph_of_module(model: Any) -> Graph | None:
+    graph = model.meta.get("archspec_graph") if isinstance(getattr(model, "meta", None), dict) else None
+    return graph if isinstance(graph, Graph) else None
+
 
 def _module_svg(model: Any) -> str | None:
     """A compiled model shows its drawing in Jupyter (None without graphviz)."""
     from .render import repr_svg
 
-    graph = model.meta.get("archspec_graph") if isinstance(getattr(model, "meta", None), dict) else None
-    return repr_svg(graph) if isinstance(graph, Graph) else None
+    graph = _graph_of_module(model)
+    return repr_svg(graph) if graph is not None else None
+
+
+def _module_markdown(model: Any) -> str | None:
+    """Without graphviz, a compiled model shows its drawing as Mermaid."""
+    from .render import repr_markdown
+
+    graph = _graph_of_module(model)
+    return repr_markdown(graph) if graph is not None else None
 
 
 def check(source: Source, params: Mapping[str, Any] | None = None, *, limits: Limits = DEFAULT_LIMITS) -> CheckResult:
@@ -162,6 +202,7 @@ def compile(source: Source, params: Mapping[str, Any] | None = None, *, weights:
     graph = load(source, params, limits=limits)
     model = emit(graph)
     type(model)._repr_svg_ = _module_svg  # type: ignore[attr-defined]  # fx gives each GraphModule its own class
+    type(model)._repr_markdown_ = _module_markdown  # type: ignore[attr-defined]
     if weights is not None:
         from .weights import load_weights
 

@@ -481,11 +481,13 @@ def _rf_text(f: Any) -> tuple[str, str]:
 @click.option("-d", "--depth", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fold nodes into scopes of this many dotted name parts (1: layer1, layer2, ...); 0 lists every node.")
 @click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch size of the memory estimate (torchinfo's convention, float32).")
 @click.option("--vary", multiple=True, metavar="KEY=V1,V2,...",
               help="Compare variants: one row per value of a param (params, MACs, field, output shape).")
 @spec_command
-def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], vary: tuple[str, ...], params: dict[str, Any],
-            limits: Limits, as_json: bool) -> None:
+def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: int, vary: tuple[str, ...],
+            params: dict[str, Any], limits: Limits, as_json: bool) -> None:
     """Per-node output shape, parameters, MACs, receptive field and effective stride of SPEC.
 
     Without torch. MACs are the multiply-accumulates of conv, conv_transpose and linear
@@ -513,8 +515,9 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], vary: tuple[s
                                  limits=limits), as_json)
         return
     s = do_summary(spec, params, input_shapes=dict(parse_shape(t) for t in input_shapes), limits=limits)
+    memory = s.memory(batch_size)
     if as_json:
-        click.echo(json.dumps({"ok": True, **s.to_dict(depth)}, indent=2))
+        click.echo(json.dumps({"ok": True, **s.to_dict(depth), "memory": memory.to_dict()}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -523,7 +526,8 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], vary: tuple[s
     ins = ", ".join(f"{k}: {_fmt(v)}" for k, v in g.inputs.items())
     t = Table(title=f"{g.name} ({ins})", title_justify="left", box=None, pad_edge=False,
               caption=f"total: {s.params:,} params ({_si(s.params)}), {s.macs:,} MACs ({_si(s.macs)}MAC, "
-                      f"{_si(s.flops)}FLOP)\n{s.coverage_line(depth)}\n{CONVENTION}", caption_justify="left")
+                      f"{_si(s.flops)}FLOP)\n{memory.lines()[0]}\n{s.coverage_line(depth)}\n{CONVENTION}",
+              caption_justify="left")
     covers = [("covers " + _fmt(s.input_size), "right")] if depth else []
     for col, just in (("node", "left"), ("op", "left"), ("shape", "right"), ("params", "right"), ("MACs", "right"),
                       ("RF", "right"), ("stride", "right"), *covers):
@@ -545,7 +549,7 @@ def schema(out: Path | None, force: bool) -> None:
     """Print the JSON Schema of the spec format, for editors.
 
     With yaml-language-server (VS Code's YAML extension, neovim, ...), put this first
-    line in a spec to get completion and checking as you type (see docs/editor.md):
+    line in a spec to get completion and checking as you type (see `archspec docs editor`):
 
     \b
       # yaml-language-server: $schema=archspec.schema.json
@@ -732,6 +736,35 @@ def _yaml_scalar(v: Any) -> str:
     return json.dumps(v)
 
 
+@main.command("docs")
+@click.argument("topic", required=False)
+def docs_cmd(topic: str | None) -> None:
+    """Print a documentation page (Markdown), or list the pages.
+
+    The pages ship with archspec, so they are here wherever it is installed.
+
+    \b
+    Examples:
+      archspec docs                 # the list
+      archspec docs spec-format     # the spec language
+      archspec docs ops | less
+    """
+    from . import manual
+
+    try:
+        if topic is None:
+            names = manual.topics()
+            width = max(map(len, names), default=0)
+            for name in names:
+                click.echo(f"{name:<{width}}  {manual.title(name)}")
+            click.echo("\nprint one with: archspec docs TOPIC")
+            return
+        click.echo(manual.page(topic), nl=False)
+    except ArchSpecError as e:
+        report_error(e, as_json=False)
+        sys.exit(EXIT_SPEC_ERROR)
+
+
 @main.command("limits")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
 def list_limits(as_json: bool) -> None:
@@ -749,7 +782,7 @@ def list_limits(as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['name']:<{width}}  {r['default']:>{digits},}  {r['what']}")
     click.echo("\nchange one with --limit NAME=N (e.g. --limit max_nodes=50000) or its flag (--max-nodes 50000); "
-               "docs/security.md says why each exists")
+               "`archspec docs security` says why each exists")
 
 
 @main.command("ops")

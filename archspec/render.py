@@ -185,6 +185,20 @@ def to_svg(graph: Graph, **options: Any) -> str:
     return run_dot(to_dot(graph, **options), "svg").decode("utf-8")
 
 
+def repr_markdown(graph: Graph) -> str | None:
+    """For ``_repr_markdown_`` where graphviz's ``dot`` is missing: the drawing as a Mermaid
+    block (JupyterLab 4.1+, VS Code and GitHub draw it) with a one-line hint; None when
+    ``dot`` is there, so that the SVG is shown."""
+    if shutil.which("dot") is not None:
+        return None
+    try:
+        text = mermaid_source(drawing(graph))
+    except ArchSpecError as e:  # too big to draw: say so rather than show nothing
+        return f"*{graph.name}: not drawn ({e.message})*"
+    hint = INSTALL_GRAPHVIZ.split(", or write")[0]
+    return f"```mermaid\n{text}```\n\n*Drawn with Mermaid: graphviz's `dot` is not installed; {hint} for SVG.*"
+
+
 def repr_svg(graph: Graph) -> str | None:
     """For ``_repr_svg_``: the SVG, or None (Jupyter then shows the text repr) without dot."""
     if shutil.which("dot") is None:

@@ -280,7 +280,7 @@ def _one_error(errors: list[Any], paths: list[tuple[Any, ...]], best: int, doc: 
     if etype == "union_tag_invalid":
         bad = err["ctx"]["tag"]
         return UnknownOpError(f"unknown op '{bad}'{close_matches(bad, REGISTRY.names())}{more}",
-                              loc=doc.loc(path + ("op",)), fix="run `archspec ops` or see docs/ops.md for the ops", **kw)
+                              loc=doc.loc(path + ("op",)), fix="run `archspec ops` or `archspec docs ops` for the ops", **kw)
     if etype == "extra_forbidden":
         field = str(path[-1])
         allowed = [a for a in _allowed_fields(doc.data, path[:-1], model) if a != field]

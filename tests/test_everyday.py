@@ -276,3 +276,73 @@ def test_a_rebuild_replaces_what_build_wrote_and_nothing_else(tmp_path: Path) ->
     (other / ".archspec-written.json").write_text('{"files": {"ok.json": "0000"}}')  # a list that lies
     res = CliRunner().invoke(main, ["build", str(spec), "-o", str(other)])
     assert res.exit_code == 2 and (other / "ok.json").read_text() == "someone else's"
+
+
+# -- specs as data (OmegaConf / Hydra) ----------------------------------------------------------
+
+
+def test_a_spec_inside_an_omegaconf_config() -> None:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "docs/examples/hydra.yaml")
+    data = OmegaConf.to_container(cfg.model, resolve=True)
+    assert isinstance(data, dict) and data["nodes"]["conv1"]["out"] == "${2 * width}"
+    result = archspec.check(data)
+    assert result.graph.node("conv1").shape == (16, 32, 32) and result.outputs == {"conv2": (8, 32, 32)}
+
+
+def test_a_spec_mapping_is_validated_like_a_file() -> None:
+    with pytest.raises(UnknownOpError, match=r"^<mapping>:\d+:\d+: unknown op 'cnv'") as e:
+        archspec.check({"archspec": 1, "name": "n", "inputs": {"x": [3, 8, 8]},
+                        "nodes": {"c": {"op": "cnv"}}, "outputs": ["c"]})
+    assert "op: cnv" in e.value.render()
+    with pytest.raises(archspec.SpecSyntaxError, match="the spec mapping cannot be written as YAML"):
+        archspec.check({"archspec": 1, "name": object()})
+
+
+# -- notebooks ------------------------------------------------------------------------------------
+
+
+def test_summary_memory_follows_torchinfo() -> None:
+    torchinfo = pytest.importorskip("torchinfo")
+    import torch
+    import torchvision
+
+    s = archspec.summary(ROOT / "specs/resnet18.yaml")
+    m = s.memory(batch_size=4)
+    stats = torchinfo.summary(torchvision.models.resnet18(), input_size=(4, 3, 224, 224), verbose=0,
+                              device=torch.device("cpu"))
+    assert m.activation_bytes == stats.total_output_bytes
+    assert m.param_bytes == stats.total_param_bytes
+    # torchinfo measures the input with sys.getsizeof: the tensor bytes plus the object's header.
+    assert 0 <= stats.total_input - m.input_bytes < 1024
+    assert m.total_bytes == m.input_bytes + m.activation_bytes + m.param_bytes
+    with pytest.raises(archspec.ArchSpecError, match="memory needs a batch size and element size of at least 1"):
+        s.memory(batch_size=0)
+
+
+def test_summary_and_check_results_are_short_in_a_notebook() -> None:
+    s = archspec.summary(ROOT / "specs/resnet18.yaml")
+    assert repr(s) == ("<Summary resnet18: 11,689,512 params, 1.814 GMAC, 69 nodes; .rows, .collapse(depth), "
+                       ".memory(batch_size)>")
+    html = s._repr_html_()
+    assert html.startswith("<table><caption>resnet18: 11,689,512 params") and html.count("<tr>") == 12
+    assert "<td>layer2</td><td>basic x2</td><td>128x28x28</td><td>525,568</td>" in html
+    r = archspec.check(ROOT / "specs/resnet18.yaml")
+    assert repr(r) == "<CheckResult resnet18: x 3x224x224 -> fc 1000; 69 nodes, 3 projections>"
+
+
+def test_without_dot_a_notebook_shows_mermaid(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil as sh
+
+    r = archspec.check(ROOT / "specs/resnet18_cifar.yaml")
+    real = sh.which
+    monkeypatch.setattr(sh, "which", lambda name: None if name == "dot" else real(name))
+    md = r._repr_markdown_()
+    assert md is not None and md.startswith("```mermaid\n%% resnet18_cifar") and "flowchart TB" in md
+    assert md.endswith("for SVG.*") and "graphviz's `dot` is not installed; install graphviz" in md
+    assert r._repr_svg_() is None
+    model = archspec.compile(ROOT / "specs/resnet18_cifar.yaml")
+    assert model._repr_markdown_() == md  # type: ignore[operator]
+    monkeypatch.setattr(sh, "which", lambda name: "/usr/bin/dot" if name == "dot" else None)
+    assert r._repr_markdown_() is None  # with dot, the SVG is the drawing

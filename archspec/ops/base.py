@@ -130,7 +130,7 @@ class Registry:
         except KeyError:
             raise UnknownOpError(
                 f"unknown op '{name}'{close_matches(name, self._ops)}",
-                fix="see `docs/ops.md` for the list of ops, or register your own with archspec.register_op",
+                fix="run `archspec ops` for the list of ops, or register your own with archspec.register_op",
             ) from None
 
     def names(self) -> list[str]:
