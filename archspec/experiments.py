@@ -14,7 +14,7 @@ and their ratio (how far one SGD step of learning rate 1 would move the layer, r
 to its size). A module's own parameters (weight, and bias where there is one) count as
 one vector.
 
-The synthetic batch is reproducible from the seed alone: a ``torch.Generator`` seeded
+The default batch (``data="random"``) is reproducible from the seed alone: a ``torch.Generator`` seeded
 with ``seed`` draws, in this order, each input in ``inputs:`` order as standard normal
 values of shape ``(batch, *shape)``, then each output's target. An output whose first
 dim has K >= 2 entries (class scores ``(K,)``, or a map ``(K, *S)``) gets class indices
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from .api import Source
 
-SYNTHETIC = "synthetic"
+RANDOM = "random"  # the default batch: drawn from the spec's shapes and the seed
 
 
 class RunFolderError(ArchSpecError):
@@ -161,7 +161,7 @@ class GradFlow:
                 "layers": [layer.to_dict() for layer in self.layers]}
 
 
-def synthetic_batch(graph: Graph, batch: int, seed: int) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+def random_batch(graph: Graph, batch: int, seed: int) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
     """The inputs (by name) and one target per output, drawn as the module docstring says."""
     import torch
 
@@ -216,7 +216,7 @@ def _norm(tensors: Sequence[torch.Tensor]) -> float:
     return float(torch.linalg.vector_norm(torch.cat([t.detach().reshape(-1).double() for t in tensors])))
 
 
-def gradflow_one(variant: Variant, *, data: str = SYNTHETIC, weights: str | Path | None = None, batch: int = 16,
+def gradflow_one(variant: Variant, *, data: str = RANDOM, weights: str | Path | None = None, batch: int = 16,
                  seed: int = 0, train: bool = True, limits: Limits = DEFAULT_LIMITS) -> GradFlow:
     """The :class:`GradFlow` of one network (see :func:`gradflow`)."""
     import torch
@@ -227,14 +227,14 @@ def gradflow_one(variant: Variant, *, data: str = SYNTHETIC, weights: str | Path
     if batch < 1:
         raise ArchSpecError(f"the batch size must be at least 1, got {batch}", fix="pass --batch-size 16")
     graph = load(variant.source, variant.params, limits=limits)
-    if data != SYNTHETIC:
-        raise ArchSpecError(f"unknown data source '{data}' for gradflow", expected=SYNTHETIC,
-                            fix="use --data synthetic (a batch drawn from the spec's input and output shapes)")
+    if data != RANDOM:
+        raise ArchSpecError(f"unknown data source '{data}' for gradflow", expected=RANDOM,
+                            fix="use --data random (a batch drawn from the spec's input and output shapes)")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the spec's weight initialisation, reproducible
         model = compile(graph, weights=weights)
     model.train(train)
-    inputs, targets = synthetic_batch(graph, batch, seed)
+    inputs, targets = random_batch(graph, batch, seed)
     result = model(**inputs)
     outputs = list(result) if isinstance(result, tuple) else [result]
     loss = batch_loss(graph, outputs, targets)
@@ -251,7 +251,7 @@ def gradflow_one(variant: Variant, *, data: str = SYNTHETIC, weights: str | Path
 
 
 def gradflow(specs: Source | Sequence[Source], params: Mapping[str, Any] | None = None, *,
-             vary: Mapping[str, Sequence[Any]] | None = None, data: str = SYNTHETIC,
+             vary: Mapping[str, Sequence[Any]] | None = None, data: str = RANDOM,
              weights: str | Path | None = None, batch: int = 16, seed: int = 0, train: bool = True,
              limits: Limits = DEFAULT_LIMITS) -> list[GradFlow]:
     """Gradient, weight and ratio norms of every weighted layer, one :class:`GradFlow` per network.
@@ -510,5 +510,5 @@ def png_bytes(fig: Figure) -> bytes:
 
 __all__ = ["FilterGrid", "GradFlow", "LayerNorms", "RunFolderError", "Variant", "batch_loss", "curves_figure",
            "filter_grid", "filters", "filters_figure", "first_conv", "gradflow", "gradflow_figure", "gradflow_one",
-           "png_bytes", "plot_runs", "read_metrics", "run_labels", "synthetic_batch", "variants",
+           "png_bytes", "plot_runs", "read_metrics", "run_labels", "random_batch", "variants",
            "weighted_layers"]

@@ -45,8 +45,8 @@ def _num(x: float) -> str:
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--vary", multiple=True, metavar="KEY=V1,V2,...",
               help="One network per value of a param (repeatable: every combination).")
-@click.option("--data", default="synthetic", show_default=True, metavar="SOURCE",
-              help="The batch: 'synthetic' draws it from the spec's input and output shapes.")
+@click.option("--data", default="random", show_default=True, metavar="SOURCE",
+              help="The batch: 'random' draws it from the spec's input and output shapes and --seed.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Load this state_dict (.safetensors or a weights-only .pt) into every network.")
 @click.option("--batch-size", "batch", type=click.IntRange(min=1), default=16, show_default=True)
@@ -65,8 +65,9 @@ def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weig
 
     Weighted layers are the modules with parameters of their own (convolutions, linear
     layers, norms), in forward order. The networks are in training mode (--eval: eval
-    mode) and start from their spec's initialisation (seeded) or --weights. The synthetic batch is standard
-    normal inputs and random class targets (cross-entropy), drawn from --seed.
+    mode) and start from their spec's initialisation (seeded) or --weights. The random
+    batch is standard normal inputs and random class targets (cross-entropy), drawn
+    from --seed.
 
     \b
     Examples:
