@@ -457,8 +457,8 @@ def run_labels(runs: Sequence[str | Path]) -> list[str]:
 
 
 def curves_figure(curves: Mapping[str, Sequence[Mapping[str, float]]]) -> Figure:
-    """Loss and metric (accuracy, or Dice and IoU) against epoch, one colour per run,
-    training solid and validation dashed."""
+    """Loss (log scale) and metric (accuracy, or Dice and IoU) against epoch, one colour
+    per run, training solid and validation dashed."""
     fig = _figure(12, 4.4)
     ax_loss, ax_metric = fig.subplots(1, 2)
     colours = [f"C{i % 10}" for i in range(len(curves))]
@@ -472,7 +472,8 @@ def curves_figure(curves: Mapping[str, Sequence[Mapping[str, float]]]) -> Figure
                         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=colour,
                                 marker="o" if len(pts) < 25 else None, markersize=3,
                                 label=f"{label} {col}")
-    for ax, title in ((ax_loss, "loss"), (ax_metric, "accuracy / Dice")):
+    ax_loss.set_yscale("log")  # a diverging epoch (1e12) and a converged one (0.01) on one scale
+    for ax, title in ((ax_loss, "loss (log scale)"), (ax_metric, "accuracy / Dice")):
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)

@@ -224,6 +224,7 @@ def test_plot_overlays_two_runs(tmp_path: Path):
     from archspec.experiments import plot_runs
 
     loss, metric = plot_runs([a, b]).axes
+    assert loss.get_yscale() == "log" and metric.get_yscale() == "linear"
     assert {ln.get_label(): (list(ln.get_xdata()), list(ln.get_ydata())) for ln in loss.get_lines()} == {
         "plain20 train_loss": ([1, 2, 3], [2.0, 1.0, pytest.approx(2 / 3, rel=1e-5)]),
         "plain20 val_loss": ([1, 2, 3], [2.5, 1.25, pytest.approx(2.5 / 3, rel=1e-5)]),
