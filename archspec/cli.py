@@ -544,9 +544,10 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: i
 @main.command()
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the schema to this file instead of stdout.")
+@click.option("--library", is_flag=True, help="The schema of block-library files (blocks: and no nodes:).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def schema(out: Path | None, force: bool) -> None:
-    """Print the JSON Schema of the spec format, for editors.
+def schema(out: Path | None, force: bool, library: bool) -> None:
+    """Print the JSON Schema of the spec format, for editors (--library: of block-library files).
 
     With yaml-language-server (VS Code's YAML extension, neovim, ...), put this first
     line in a spec to get completion and checking as you type (see `archspec docs editor`):
@@ -557,11 +558,12 @@ def schema(out: Path | None, force: bool) -> None:
     \b
     Examples:
       archspec schema -o archspec.schema.json
+      archspec schema --library -o archspec.library.schema.json
       archspec schema | jq '.properties | keys'
     """
     from .spec import json_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    text = json.dumps(json_schema("library" if library else "spec"), indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
         return
@@ -813,6 +815,7 @@ def list_ops(as_json: bool) -> None:
         click.echo(json.dumps({"ok": True, "ops": rows}, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"{len(rows)} ops", title_justify="left", box=None, pad_edge=False)
@@ -820,7 +823,9 @@ def list_ops(as_json: bool) -> None:
         t.add_column(col)
     for r in rows:
         attrs = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
-        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", attrs, _plain(r["doc"]))
+        # escape(): a description such as "inputs [x, h, t]" is text, not rich markup.
+        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", escape(attrs),
+                  escape(_plain(r["doc"])))
     Console(soft_wrap=True, width=_width()).print(t)
 
 

@@ -35,6 +35,7 @@ from pydantic import (
 from .errors import ArchSpecError, SpecValidationError, UnknownOpError, close_matches
 from .loader import Document
 from .ops import REGISTRY
+from .ops.base import ATTR_DOCS
 
 Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -61,8 +62,11 @@ class Strict(BaseModel):
 class ProjectionPolicy(Strict):
     """How a mismatched ``add``/``mul``/``lerp`` input is projected onto input 0's shape."""
 
-    kind: Literal["conv_bn", "avgpool_conv_bn", "zero_pad", "none"] = "conv_bn"
-    name: Name = "downsample"  # module name of the inserted projection (torchvision's)
+    kind: Literal["conv_bn", "avgpool_conv_bn", "zero_pad", "none"] = Field(
+        "conv_bn", description="conv_bn: 1x1 conv (strided) + batch norm; avgpool_conv_bn: average pool, then 1x1 "
+                               "conv + bn (ResNet-D); zero_pad: subsample and pad channels with zeros, no "
+                               "parameters (CIFAR option A); none: shapes must match.")
+    name: Name = Field("downsample", description="Module name of the inserted projection (torchvision's: downsample).")
 
 
 class InitPolicy(Strict):
@@ -73,8 +77,22 @@ class InitPolicy(Strict):
     ``zero_init_residual`` zeroes the last norm of every residual branch.
     """
 
-    scheme: Literal["default", "kaiming_normal"] = "default"
-    zero_init_residual: bool = False
+    scheme: Literal["default", "kaiming_normal"] = Field(
+        "default", description="default: PyTorch's constructors; kaiming_normal: conv weights from N(0, 2/fan_out), "
+                               "norms weight 1 and bias 0 (torchvision's ResNet).")
+    zero_init_residual: bool = Field(False, description="Zero the weight of the norm feeding input 0 of every "
+                                                        "residual add, so each block starts as the identity.")
+
+
+IN_DOC = ("The node's inputs: a name, a list of names, or (for a block call) a mapping of the block's inputs "
+          "to names. Default: the node above (the block's input for the first).")
+WHEN_DOC = "Build this node only when true (an expression of the params); otherwise it passes its input on."
+DOC_DOC = "Free text, shown in drawings and the generated model.py."
+
+
+def _first_paragraph(op: Any) -> str:
+    text = (op.doc or op.__doc__ or "").strip().split("\n\n")[0]
+    return f"{op.name}: " + " ".join(text.split())
 
 
 def _kind(v: Any) -> str | None:
@@ -92,10 +110,10 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
     (the model of ``defaults.<op>``)."""
     op = REGISTRY.get(op_name)
     fields: dict[str, Any] = {} if partial else {
-        "op": (Literal[op_name], ...),  # type: ignore[valid-type]
-        "in_": (Union[InSpec, None], Field(None, alias="in")),
-        "when": (Union[bool, Expr, None], None),
-        "doc": (str, ""),
+        "op": (Literal[op_name], Field(..., description=_first_paragraph(op))),  # type: ignore[valid-type]
+        "in_": (Union[InSpec, None], Field(None, alias="in", description=IN_DOC)),
+        "when": (Union[bool, Expr, None], Field(None, description=WHEN_DOC)),
+        "doc": (str, Field("", description=DOC_DOC)),
     }
     for fname, finfo in op.Attrs.model_fields.items():
         if fname in NODE_KEYS:
@@ -103,7 +121,8 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
         ann = Annotated[(finfo.annotation, *finfo.metadata)] if finfo.metadata else finfo.annotation  # type: ignore[valid-type]
         # Required attributes may come from `defaults:`, so the expand pass checks them.
         default = None if partial or finfo.is_required() else finfo.default
-        fields[fname] = (Union[ann, Expr], Field(default, description=finfo.description))  # type: ignore[valid-type]
+        fields[fname] = (Union[ann, Expr], Field(default, description=finfo.description  # type: ignore[valid-type]
+                                                 or ATTR_DOCS.get(fname)))
     model = create_model(  # type: ignore[call-overload]
         f"{op_name}_defaults" if partial else f"{op_name}_node",
         __base__=Strict,
@@ -124,34 +143,39 @@ def _build(version: int) -> dict[str, Any]:
         """A call of a block from ``blocks:``; ``repeat: N`` unrolls N instances."""
 
         kind: Literal["block"] = Field("block", exclude=True)
-        block: str
-        in_: Union[InSpec, None] = Field(None, alias="in")
-        args: dict[str, Param] = {}
-        repeat: Union[Annotated[int, Field(ge=1)], Expr] = 1
-        connect: Literal["chain", "dense"] = "chain"
-        names: Union[str, None] = None
-        when: Union[bool, Expr, None] = None
-        doc: str = ""
+        block: str = Field(description="The block to call: a name from blocks: (or from a use: file), or an "
+                                       "expression that gives one.")
+        in_: Union[InSpec, None] = Field(None, alias="in", description=IN_DOC)
+        args: dict[str, Param] = Field({}, description="Values of the block's params; in a repeat, expressions "
+                                                       "may use i, the instance index.")
+        repeat: Union[Annotated[int, Field(ge=1)], Expr] = Field(1, description="Unroll this many instances, "
+                                                                               "named NAME.0, NAME.1, ...")
+        connect: Literal["chain", "dense"] = Field("chain", description="chain: each instance reads the one "
+                                                   "before; dense: each reads the concat of all before (DenseNet).")
+        names: Union[str, None] = Field(None, description="Instance names of a repeat, an expression of i "
+                                                           "(e.g. denselayer${i + 1}).")
+        when: Union[bool, Expr, None] = Field(None, description=WHEN_DOC)
+        doc: str = Field("", description=DOC_DOC)
 
     class Group(Strict):
         """An inline group: its own nodes under one module scope."""
 
         kind: Literal["group"] = Field("group", exclude=True)
-        nodes: "dict[str, NodeDef]"  # noqa: F821
-        in_: Union[InSpec, None] = Field(None, alias="in")
-        edges: list[str] = []
-        output: Union[str, None] = None
-        when: Union[bool, Expr, None] = None
-        doc: str = ""
+        nodes: "dict[str, NodeDef]" = Field(description="The group's nodes, named under the group's scope.")  # noqa: F821
+        in_: Union[InSpec, None] = Field(None, alias="in", description=IN_DOC)
+        edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")
+        output: Union[str, None] = Field(None, description="The node whose output is the group's (default: the last).")
+        when: Union[bool, Expr, None] = Field(None, description=WHEN_DOC)
+        doc: str = Field("", description=DOC_DOC)
 
     class ShareNode(Strict):
         """Reuse the module(s) of another node: tied weights, Siamese branches."""
 
         kind: Literal["share"] = Field("share", exclude=True)
-        share: str
-        in_: Union[InSpec, None] = Field(None, alias="in")
-        when: Union[bool, Expr, None] = None
-        doc: str = ""
+        share: str = Field(description="The node (or block call) whose modules this one reuses: tied weights.")
+        in_: Union[InSpec, None] = Field(None, alias="in", description=IN_DOC)
+        when: Union[bool, Expr, None] = Field(None, description=WHEN_DOC)
+        doc: str = Field("", description=DOC_DOC)
 
     NodeDef = Annotated[
         Union[
@@ -171,41 +195,52 @@ def _build(version: int) -> dict[str, Any]:
     class Block(Strict):
         """A reusable sub-graph with parameters and named inputs."""
 
-        params: list[Union[Name, dict[str, Param]]] = []
-        inputs: list[Name] = ["input"]
-        nodes: dict[str, NodeDef]  # type: ignore[valid-type]
-        edges: list[str] = []
-        output: Union[str, None] = None
-        doc: str = ""
+        params: list[Union[Name, dict[str, Param]]] = Field(
+            [], description="The block's params: a name (required) or {name: default}; used as $name inside.")
+        inputs: list[Name] = Field(["input"], description="Names of the block's inputs (default: one, 'input').")
+        nodes: dict[str, NodeDef] = Field(description="The block's nodes.")  # type: ignore[valid-type]
+        edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")
+        output: Union[str, None] = Field(None, description="The node whose output is the block's (default: the last).")
+        doc: str = Field("", description=DOC_DOC)
 
-    defaults_fields: dict[str, Any] = {"projection": (ProjectionPolicy, ProjectionPolicy())}
+    defaults_fields: dict[str, Any] = {"projection": (ProjectionPolicy, Field(
+        ProjectionPolicy(), description="How residual merges (add, mul, lerp) project an input whose shape "
+                                        "differs from input 0's."))}
     for n in names:
-        defaults_fields[n] = (Union[_op_model(n, partial=True), None], None)
+        defaults_fields[n] = (Union[_op_model(n, partial=True), None], Field(
+            None, description=f"Attribute defaults for every {n} node (a node's own value wins)."))
     Defaults = create_model("Defaults", __base__=Strict, **defaults_fields)  # type: ignore[call-overload]
 
     class Spec(Strict):
         """A whole spec file."""
 
-        archspec: Version
-        name: str
-        doc: str = ""
-        params: dict[str, Param] = {}
-        inputs: dict[str, list[Union[Annotated[int, Field(ge=1)], Name]]]
-        defaults: Defaults = Defaults()  # type: ignore[valid-type]
-        init: InitPolicy = InitPolicy()
-        use: list[str] = []
-        blocks: dict[str, Block] = {}
-        nodes: dict[str, NodeDef]  # type: ignore[valid-type]
-        edges: list[str] = []
-        outputs: Union[list[str], str]
+        archspec: Version = Field(description="The format version: 1.")
+        name: str = Field(description="The model's name: its class name, and the stem of output files.")
+        doc: str = Field("", description=DOC_DOC)
+        params: dict[str, Param] = Field({}, description="Named values used as $name or in ${...} expressions; "
+                                                         "override with -p name=value.")
+        inputs: dict[str, list[Union[Annotated[int, Field(ge=1)], Name]]] = Field(
+            description="Each input's per-sample shape, without the batch: [C, H, W]; a size may be a param or "
+                        "a symbol (H) whose valid values check derives.")
+        defaults: Defaults = Field(Defaults(), description="Attribute defaults per op (conv: {bias: false}), and "  # type: ignore[valid-type]
+                                                           "the projection policy of residual merges.")
+        init: InitPolicy = Field(InitPolicy(), description="Weight initialisation after construction.")
+        use: list[str] = Field([], description="Block files to include: paths beside the spec, or archspec:NAME "
+                                               "for the library shipped with archspec.")
+        blocks: dict[str, Block] = Field({}, description="Reusable sub-graphs, called from nodes with block:.")
+        nodes: dict[str, NodeDef] = Field(description="The graph: nodes in order; each reads the node above "  # type: ignore[valid-type]
+                                                      "unless in: says otherwise.")
+        edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")
+        outputs: Union[list[str], str] = Field(description="The node(s) whose outputs the model returns.")
 
     class BlockFile(Strict):
         """A file of blocks for ``use:``."""
 
-        archspec: Version
-        doc: str = ""
-        use: list[str] = []
-        blocks: dict[str, Block] = {}
+        archspec: Version = Field(description="The format version: 1.")
+        doc: str = Field("", description=DOC_DOC)
+        use: list[str] = Field([], description="Other block files to include (paths beside this one, or "
+                                               "archspec:NAME).")
+        blocks: dict[str, Block] = Field({}, description="The blocks this file offers to specs that use it.")
 
     return {"Spec": Spec, "Block": Block, "BlockFile": BlockFile, "NodeDef": TypeAdapter(NodeDef),
             "BlockCall": BlockCall, "Group": Group, "ShareNode": ShareNode}
@@ -221,12 +256,77 @@ def spec_model() -> type[BaseModel]:
     return models()["Spec"]  # type: ignore[no-any-return]
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the spec format, for editors (yaml-language-server)."""
-    schema = spec_model().model_json_schema(by_alias=True)
+def json_schema(kind: Literal["spec", "library"] = "spec") -> dict[str, Any]:
+    """The JSON Schema of the spec format (``kind="library"``: of a block-library file), for
+    editors (yaml-language-server) and any JSON Schema validator.
+
+    A node is matched to its kind by the key it has (``op:``, ``block:``, ``nodes:``,
+    ``share:``) and an op node to its op by ``op:``'s value, with ``if``/``then`` rules:
+    a plain validator then reports the problem inside that node (``stride: -1``), not
+    "matches none of 33 alternatives". Every key has a description (an editor's hover).
+    """
+    model = models()["BlockFile" if kind == "library" else "Spec"]
+    schema = model.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "archspec spec (v1)"
+    schema["title"] = "archspec block library (v1)" if kind == "library" else "archspec spec (v1)"
+    return _for_editors(schema)
+
+
+def _for_editors(schema: dict[str, Any]) -> dict[str, Any]:
+    defs = schema.setdefault("$defs", {})
+    ops = sorted(REGISTRY.names())
+    defs["Node"] = {
+        "type": "object",
+        "description": "A node: an op (op:), a block call (block:), an inline group (nodes:) or a shared "
+                       "module (share:).",
+        "allOf": [
+            # A node with none of the four keys: say the commonest one is missing.
+            {"if": {"not": {"anyOf": [{"required": [k]} for k in ("op", "block", "nodes", "share")]}},
+             "then": {"required": ["op"]}},
+            {"if": {"required": ["op"]}, "then": {"properties": {"op": {"enum": ops}}}},
+            *({"if": {"required": ["op"], "properties": {"op": {"const": name}}},
+               "then": {"$ref": f"#/$defs/{name}_node"}} for name in ops),
+            {"if": {"required": ["block"]}, "then": {"$ref": "#/$defs/BlockCall"}},
+            {"if": {"required": ["nodes"]}, "then": {"$ref": "#/$defs/Group"}},
+            {"if": {"required": ["share"]}, "then": {"$ref": "#/$defs/ShareNode"}},
+        ],
+    }
+
+    def walk(node: Any, top: bool) -> Any:
+        if isinstance(node, dict):
+            if "additionalProperties" in node and _is_node_union(node["additionalProperties"]):
+                node["additionalProperties"] = {"$ref": "#/$defs/Node"}
+            props = node.get("properties")
+            if isinstance(props, dict):
+                tag = props.get("kind")
+                if isinstance(tag, dict) and tag.get("const") in ("block", "group", "share"):
+                    del props["kind"]  # the parser's own tag of a node kind, never written in a spec
+                for p in props.values():
+                    if isinstance(p, dict):
+                        p.pop("title", None)
+                        if "description" in p:
+                            p.setdefault("markdownDescription", p["description"])
+            for k, v in node.items():
+                if k != "properties" or not isinstance(v, dict):
+                    walk(v, False)
+                else:
+                    for pv in v.values():
+                        walk(pv, False)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, False)
+        return node
+
+    walk(schema, True)
+    for name in ops:  # an editor's hover on `op: conv` is headed by the op's name
+        defs[f"{name}_node"]["properties"]["op"]["title"] = name
     return schema
+
+
+def _is_node_union(s: Any) -> bool:
+    """pydantic's schema of a NodeDef: a oneOf of the op nodes and the other node kinds."""
+    return isinstance(s, dict) and "oneOf" in s and any(
+        isinstance(b, dict) and b.get("$ref") == "#/$defs/BlockCall" for b in s["oneOf"])
 
 
 def validate(doc: Document, model: str = "Spec") -> Any:

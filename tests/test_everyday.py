@@ -204,6 +204,7 @@ def test_a_bad_limit_is_a_usage_error(arg: str, message: str) -> None:
 def test_ops_descriptions_read_without_rst_quotes() -> None:
     res = CliRunner().invoke(main, ["ops"], terminal_width=400)
     assert res.exit_code == 0 and "``" not in res.output
+    assert "the highway gate; inputs [x, h, t]." in res.output  # brackets are text, not rich markup
     raw = json.loads(CliRunner().invoke(main, ["ops", "--json"]).output)
     assert any("``" in op["doc"] for op in raw["ops"])  # the JSON keeps the docstring's markup
 

@@ -230,3 +230,42 @@ def same_shapes(op: str, shapes: Sequence[Shape]) -> Shape:
                 fix="make the shapes equal, or let archspec project them (defaults.projection)",
             )
     return first
+
+
+# What an attribute means, for the JSON Schema's descriptions (hover in an editor). An op
+# whose attribute means something else says so with Field(description=...) on its Attrs.
+ATTR_DOCS: dict[str, str] = {
+    "out": "Output channels (conv) or output features (linear).",
+    "k": "Kernel size: one int for every spatial dim, or a list with one per dim.",
+    "stride": "Step between windows: an int, or one per spatial dim.",
+    "padding": "Zeros added on each side: an int or one per spatial dim; conv also takes auto (keep the size "
+               "at stride 1), same or valid.",
+    "dilation": "Spacing between kernel elements (1: a dense kernel).",
+    "groups": "conv: channels split into this many groups (groups = channels is depthwise); groupnorm: the "
+              "number of channel groups.",
+    "bias": "Learn an additive bias.",
+    "padding_mode": "How conv pads: zeros, reflect, replicate or circular.",
+    "output_padding": "Extra rows/columns on one side of a transposed conv's output, choosing among the sizes "
+                      "that a stride maps to the same input size.",
+    "slope": "Slope for negative inputs (torch's negative_slope).",
+    "approximate": "tanh uses the tanh approximation of GELU; none the exact erf form.",
+    "alpha": "ELU's value for large negative inputs.",
+    "dim": "A per-sample dim (0 is channels; the batch is not counted): softmax normalises over it, concat "
+           "joins along it.",
+    "start": "First per-sample dim to flatten (0 is channels).",
+    "end": "Last per-sample dim to flatten (-1: the last).",
+    "shape": "The per-sample output shape; at most one -1, inferred from the element count.",
+    "p": "Probability of zeroing an element, in training only.",
+    "eps": "Added to the variance for numerical stability.",
+    "momentum": "Weight of each new batch in the running statistics (null: a cumulative average).",
+    "affine": "Learn a per-channel scale and shift.",
+    "track_running_stats": "Keep a running mean and variance, used in eval mode.",
+    "dims": "Normalise over the last this many per-sample dims.",
+    "elementwise_affine": "Learn a per-element scale (and bias) over the normalised dims.",
+    "ceil_mode": "Round the output size up instead of down.",
+    "count_include_pad": "Count the padding zeros in each average.",
+    "size": "Output spatial size: an int or one per spatial dim (adaptive pooling: 1 is global pooling).",
+    "scale": "Up-sampling factor: a number or one per spatial dim.",
+    "mode": "Interpolation: nearest, linear, bilinear, bicubic, trilinear or area.",
+    "align_corners": "Align the corner pixels of input and output (interpolating modes only; null is false).",
+}
