@@ -836,10 +836,9 @@ def _plain(doc: str) -> str:
     return re.sub(r"``(.+?)``|`([^`]+)`", lambda m: m.group(1) or m.group(2), doc)
 
 
-from .experiments_cli import filters_cmd, gradflow_cmd, plot_cmd  # noqa: E402 - needs the helpers above; no torch
+from .experiments_cli import register as _register_experiments  # noqa: E402 - no torch, no cycle
 
-for _cmd in (gradflow_cmd, filters_cmd, plot_cmd):
-    main.add_command(_cmd)
+_register_experiments(main, spec_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

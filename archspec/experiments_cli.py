@@ -2,6 +2,11 @@
 
 A thin shell over :mod:`archspec.experiments`: parse, call, print, write the picture
 atomically. torch and matplotlib are imported by the functions that compute and draw.
+
+``archspec.cli`` calls :func:`register` with its group and its ``spec_command``
+decorator; this module does not import ``archspec.cli`` when it is imported (its
+printing helpers are imported when a command runs), so ``python -m archspec.cli`` has
+no import cycle.
 """
 
 from __future__ import annotations
@@ -15,16 +20,6 @@ from typing import Any
 
 import click
 
-from .cli import (
-    EXIT_SPEC_ERROR,
-    _fmt,
-    _rf_text,
-    _si,
-    _width,
-    inputs_read,
-    report_error,
-    spec_command,
-)
 from .errors import ArchSpecError
 from .loader import Limits
 
@@ -41,22 +36,40 @@ def _num(x: float) -> str:
     return f"{x:.3e}"
 
 
-@click.command("gradflow")
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--vary", multiple=True, metavar="KEY=V1,V2,...",
-              help="One network per value of a param (repeatable: every combination).")
-@click.option("--data", default="random", show_default=True, metavar="SOURCE",
-              help="The batch: 'random' draws it from the spec's input and output shapes and --seed.")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Load this state_dict (.safetensors or a weights-only .pt) into every network.")
-@click.option("--batch-size", "batch", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the initial weights and the batch.")
-@click.option("--eval", "eval_mode", is_flag=True,
-              help="Eval mode: norms use their running statistics instead of the batch's.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Draw the gradient norms into this PNG (one line per network).")
-@click.option("--force", is_flag=True, help="Overwrite an existing PNG.")
-@spec_command
+_GRADFLOW_OPTIONS: list[Callable[..., Any]] = [
+    click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)),
+    click.option("--vary", multiple=True, metavar="KEY=V1,V2,...",
+                 help="One network per value of a param (repeatable: every combination)."),
+    click.option("--data", default="random", show_default=True, metavar="SOURCE",
+                 help="The batch: 'random' draws it from the spec's input and output shapes and --seed."),
+    click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Load this state_dict (.safetensors or a weights-only .pt) into every network."),
+    click.option("--batch-size", "batch", type=click.IntRange(min=1), default=16, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seeds the initial weights and the batch."),
+    click.option("--eval", "eval_mode", is_flag=True,
+                 help="Eval mode: norms use their running statistics instead of the batch's."),
+    click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Draw the gradient norms into this PNG (one line per network)."),
+    click.option("--force", is_flag=True, help="Overwrite an existing PNG."),
+]
+
+_FILTERS_OPTIONS: list[Callable[..., Any]] = [
+    click.argument("weights", type=click.Path(dir_okay=False, path_type=Path)),
+    click.option("--spec", "spec", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                 help="The spec the weights belong to."),
+    click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="The PNG to write (default: filters.png beside the weights)."),
+    click.option("--force", is_flag=True, help="Overwrite an existing PNG."),
+]
+
+_PLOT_OPTIONS: list[Callable[..., Any]] = [
+    click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path)),
+    click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                 help="The PNG to write."),
+    click.option("--force", is_flag=True, help="Overwrite an existing PNG."),
+]
+
+
 def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weights: Path | None, batch: int,
                  seed: int, eval_mode: bool, out: Path | None, force: bool, params: dict[str, Any],
                  limits: Limits, as_json: bool) -> None:
@@ -94,6 +107,8 @@ def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weig
     from rich.console import Console
     from rich.table import Table
 
+    from .cli import _width
+
     console = Console(soft_wrap=True, width=_width())
     for f in flows:
         mode = "training" if f.train else "eval"
@@ -112,14 +127,6 @@ def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weig
         click.echo(f"wrote {written}")
 
 
-@click.command("filters")
-@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--spec", "spec", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The spec the weights belong to.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The PNG to write (default: filters.png beside the weights).")
-@click.option("--force", is_flag=True, help="Overwrite an existing PNG.")
-@spec_command
 def filters_cmd(weights: Path, spec: Path, out: Path | None, force: bool, params: dict[str, Any], limits: Limits,
                 as_json: bool) -> None:
     """Draw the first convolution's filters of a trained network as a grid of tiles.
@@ -133,6 +140,7 @@ def filters_cmd(weights: Path, spec: Path, out: Path | None, force: bool, params
       archspec filters runs/resnet20/best.safetensors --spec specs/resnet_cifar.yaml -o filters.png
     """
     from .api import load
+    from .cli import inputs_read
     from .experiments import filters, filters_figure
 
     target = out or weights.parent / "filters.png"
@@ -161,18 +169,14 @@ def _plain_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             fn(*args, as_json=as_json, **kw)
         except ArchSpecError as e:
+            from .cli import EXIT_SPEC_ERROR, report_error
+
             report_error(e, as_json)
             sys.exit(EXIT_SPEC_ERROR)
 
     return wrapper
 
 
-@click.command("plot")
-@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The PNG to write.")
-@click.option("--force", is_flag=True, help="Overwrite an existing PNG.")
-@_plain_command
 def plot_cmd(runs: tuple[Path, ...], out: Path, force: bool, as_json: bool) -> None:
     """Overlay the training curves of run folders: loss, and accuracy or Dice,
     training (solid) and validation (dashed), one colour per run.
@@ -218,6 +222,8 @@ def print_comparison(rows: Sequence[tuple[str, Any]], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .cli import _fmt, _rf_text, _si, _width
+
     first_summary = rows[0][1]
     ins = ", ".join(f"{k}: {_fmt(v)}" for k, v in first_summary.graph.inputs.items())
     t = Table(title=f"{first_summary.graph.name} ({ins}): {len(rows)} variants", title_justify="left", box=None,
@@ -234,4 +240,17 @@ def print_comparison(rows: Sequence[tuple[str, Any]], as_json: bool) -> None:
     Console(soft_wrap=True, width=_width()).print(t)
 
 
-__all__ = ["filters_cmd", "gradflow_cmd", "plot_cmd", "print_comparison"]
+def _apply(fn: Callable[..., Any], decorators: Sequence[Callable[..., Any]]) -> Callable[..., Any]:
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def register(group: click.Group, spec_command: Callable[..., Any]) -> None:
+    """Add ``gradflow``, ``filters`` and ``plot`` to ``group``."""
+    group.add_command(click.command("gradflow")(_apply(spec_command(gradflow_cmd), _GRADFLOW_OPTIONS)))
+    group.add_command(click.command("filters")(_apply(spec_command(filters_cmd), _FILTERS_OPTIONS)))
+    group.add_command(click.command("plot")(_apply(_plain_command(plot_cmd), _PLOT_OPTIONS)))
+
+
+__all__ = ["filters_cmd", "gradflow_cmd", "plot_cmd", "print_comparison", "register"]
