@@ -64,6 +64,13 @@ FUZZ_MINUTES ?= 5
 fuzz: setup
 	FUZZ_MINUTES=$(FUZZ_MINUTES) $(PY) -m pytest tests/test_fuzz.py -k fuzz_for_minutes -s -p no:cacheprovider
 
+# The cell-segmentation benchmark of docs/training.md: a small U-Net on generated cells
+# (CPU, a few minutes); prints one line per epoch and writes runs/unet-cells.
+.PHONY: train-cells
+train-cells: setup
+	$(PY) -m archspec train specs/unet.yaml -p depth=3 -p base=16 --data cells --epochs 4 --batch-size 16 \
+	  --out runs/unet-cells --force
+
 # The degradation experiment (He et al. 2015, section 4.2, figure 6): plain-20 and
 # plain-56 against ResNet-20 and ResNet-56 (specs/resnet_cifar.yaml, n=3/9, residual
 # false/true), each trained by `archspec train`, the four curves drawn by `archspec plot`

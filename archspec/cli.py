@@ -836,6 +836,10 @@ def _plain(doc: str) -> str:
     return re.sub(r"``(.+?)``|`([^`]+)`", lambda m: m.group(1) or m.group(2), doc)
 
 
+from .train.commands import register as _register_training  # noqa: E402 - imports no torch
+
+_register_training(main, spec_command)
+
 from .experiments_cli import register as _register_experiments  # noqa: E402 - no torch, no cycle
 
 _register_experiments(main, spec_command)

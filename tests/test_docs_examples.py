@@ -162,8 +162,8 @@ def test_examples_of_the_page_run(page: Path, scratch: Path) -> None:
 def test_every_skipped_block_says_why() -> None:
     skipped = [b for b in RUNNABLE if b.skip is not None]
     assert all(len(b.skip or "") > 10 for b in skipped)
-    # Installing, training on data the machines do not have, downloading weights: a few, named.
-    assert len(skipped) <= 8, [b.id for b in skipped]
+    # Installing, training on data the machines do not have, several machines: each named.
+    assert len(skipped) <= 20, [b.id for b in skipped]
 
 
 def test_the_readme_error_is_the_real_one(scratch: Path) -> None:
