@@ -20,6 +20,9 @@ values of shape ``(batch, *shape)``, then each output's target. An output whose 
 dim has K >= 2 entries (class scores ``(K,)``, or a map ``(K, *S)``) gets class indices
 ``randint(K)`` of shape ``(batch, *S)`` and a cross-entropy loss; any other output a
 standard normal target and a mean-squared-error loss. The loss is the sum over outputs.
+Any other ``data`` is a data source of ``archspec train`` (``synthetic[:N]``, ``cells``,
+``cifar10:DIR``, ...): the batch is its first ``batch`` training samples, in order,
+without augmentation, normalised per channel as training normalises them.
 
 >>> runs = gradflow("specs/resnet_cifar.yaml", {"n": 1}, vary={"residual": [True, False]})  # doctest: +SKIP
 >>> [r.label for r in runs]                                                                # doctest: +SKIP
@@ -177,6 +180,27 @@ def random_batch(graph: Graph, batch: int, seed: int) -> tuple[dict[str, torch.T
     return inputs, targets
 
 
+def data_batch(graph: Graph, source: str, batch: int) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    """The first ``batch`` training samples of an ``archspec train`` data source, as floats
+    normalised by the source's per-channel mean and std (the training loop's transform)."""
+    import torch
+
+    from .api import CheckResult
+    from .train.data import open_data
+    from .train.task import infer_task
+
+    task = infer_task(CheckResult(graph))
+    data = open_data(source, task)
+    samples = [data.train[i] for i in range(min(batch, len(data.train)))]
+    x = torch.stack([torch.as_tensor(sx) for sx, _ in samples]).float()  # (N, C, *S), 0..255
+    view = (1, len(data.mean), *([1] * (x.dim() - 2)))
+    mean = torch.tensor(data.mean).view(view) * 255
+    std = torch.tensor(data.std).view(view) * 255
+    y = torch.stack([torch.as_tensor(sy) for _, sy in samples]).long()
+    (name,) = graph.inputs
+    return {name: (x - mean) / std}, [y]
+
+
 def _is_classes(shape: Shape) -> bool:
     return len(shape) >= 1 and shape[0] >= 2
 
@@ -227,14 +251,11 @@ def gradflow_one(variant: Variant, *, data: str = RANDOM, weights: str | Path | 
     if batch < 1:
         raise ArchSpecError(f"the batch size must be at least 1, got {batch}", fix="pass --batch-size 16")
     graph = load(variant.source, variant.params, limits=limits)
-    if data != RANDOM:
-        raise ArchSpecError(f"unknown data source '{data}' for gradflow", expected=RANDOM,
-                            fix="use --data random (a batch drawn from the spec's input and output shapes)")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the spec's weight initialisation, reproducible
         model = compile(graph, weights=weights)
     model.train(train)
-    inputs, targets = random_batch(graph, batch, seed)
+    inputs, targets = random_batch(graph, batch, seed) if data == RANDOM else data_batch(graph, data, batch)
     result = model(**inputs)
     outputs = list(result) if isinstance(result, tuple) else [result]
     loss = batch_loss(graph, outputs, targets)

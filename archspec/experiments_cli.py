@@ -41,7 +41,8 @@ _GRADFLOW_OPTIONS: list[Callable[..., Any]] = [
     click.option("--vary", multiple=True, metavar="KEY=V1,V2,...",
                  help="One network per value of a param (repeatable: every combination)."),
     click.option("--data", default="random", show_default=True, metavar="SOURCE",
-                 help="The batch: 'random' draws it from the spec's input and output shapes and --seed."),
+                 help="The batch: 'random' draws it from the spec's shapes and --seed; any archspec train "
+                      "source (synthetic[:N], cells, cifar10:DIR, ...) gives its first training samples."),
     click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Load this state_dict (.safetensors or a weights-only .pt) into every network."),
     click.option("--batch-size", "batch", type=click.IntRange(min=1), default=16, show_default=True),

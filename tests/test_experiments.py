@@ -86,6 +86,29 @@ def test_gradflow_equals_direct_autograd_on_the_reference(tmp_path: Path, residu
     assert flow.to_dict()["mode"] == ("train" if train else "eval")
 
 
+def test_gradflow_on_a_train_data_source_equals_the_reference(tmp_path: Path):
+    weights = trained_like_weights(tmp_path, True)
+    (flow,) = gradflow(SPEC, {"n": 1}, data="synthetic:8", weights=weights, batch=4)
+    from safetensors.torch import load_file
+
+    from archspec.api import check
+    from archspec.train.data import open_data
+    from archspec.train.task import infer_task
+
+    data = open_data("synthetic:8", infer_task(check(SPEC, {"n": 1})))
+    x = torch.stack([data.train[i][0] for i in range(4)]).float() / 255  # the first four, in order
+    x = (x - torch.tensor(data.mean).view(1, 3, 1, 1)) / torch.tensor(data.std).view(1, 3, 1, 1)
+    y = torch.tensor([int(data.train[i][1]) for i in range(4)])
+    ref = resnet_cifar(n=1)
+    ref.load_state_dict(load_file(str(weights)), strict=True)
+    loss = F.cross_entropy(ref(x), y)
+    loss.backward()
+    assert flow.loss == pytest.approx(loss.item(), rel=1e-5) and flow.data == "synthetic:8"
+    assert flow.layers[0].grad_norm == pytest.approx(float(ref.conv1.weight.grad.norm()), rel=1e-4)
+    assert flow.layers[-1].grad_norm == pytest.approx(
+        float(torch.cat([ref.fc.weight.grad.reshape(-1), ref.fc.bias.grad]).norm()), rel=1e-4)
+
+
 def test_gradflow_vary_makes_one_network_per_value_from_the_same_seed():
     flows = gradflow(SPEC, {"n": 1}, vary={"residual": [True, False]}, batch=2, seed=5)
     assert [f.label for f in flows] == ["resnet_cifar residual=true", "resnet_cifar residual=false"]
@@ -131,8 +154,9 @@ def test_gradflow_command_table_json_and_png(tmp_path: Path):
 
 
 def test_gradflow_errors():
-    assert "unknown data source 'cifar10:/x' for gradflow" in run("gradflow", SPEC, "-p", "n=1", "--data",
+    assert "DataError: cifar10 folder '/x' does not exist" in run("gradflow", SPEC, "-p", "n=1", "--data",
                                                                    "cifar10:/x", ok=2)
+    assert "unknown data source 'nonsense'" in run("gradflow", SPEC, "-p", "n=1", "--data", "nonsense", ok=2)
     assert "--vary expects KEY=V1,V2,..." in run("gradflow", SPEC, "--vary", "residual", ok=2)
     with pytest.raises(ArchSpecError, match="--vary residual has no values"):
         variants(SPEC, vary={"residual": []})
