@@ -29,9 +29,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
-# Side-by-side timings against the hand-written reference models (reported, not asserted).
+# Side-by-side timings and memory against torchvision (reported, not asserted): writes
+# docs/performance.md. A few minutes on a quiet machine; `benchmarks/bench.py --quick` is a smoke test.
 bench: setup
-	$(PY) benchmarks/bench_compile.py
+	$(PY) benchmarks/bench.py --write docs/performance.md
 
 # `archspec init` ships the zoo's specs inside the package; a test keeps the copies equal.
 templates:

@@ -190,21 +190,30 @@ def check(source: Source, params: Mapping[str, Any] | None = None, *, limits: Li
 
 
 def compile(source: Source, params: Mapping[str, Any] | None = None, *, weights: str | Path | None = None,
-            limits: Limits = DEFAULT_LIMITS) -> torch.fx.GraphModule:
+            limits: Limits = DEFAULT_LIMITS, inplace: bool = True, optimize: str | None = None,
+            ) -> torch.fx.GraphModule:
     """Compile a spec to a ``torch.fx.GraphModule``.
+
+    Activations and residual adds run in place where autograd allows it, as in a
+    hand-written model; ``inplace=False`` emits every op out of place.
+    ``optimize="inference"`` returns a forward-only model (eval mode, batch norms folded
+    into convs, channels_last; see archspec/optimize.py), after loading ``weights``.
 
     >>> model = compile("specs/resnet18_cifar.yaml", params={"num_classes": 100})
     >>> model(torch.randn(2, 3, 32, 32)).shape
     torch.Size([2, 100])
     """
     from .emit import emit
+    from .optimize import check_level
+    from .optimize import optimize as apply_optimize
 
+    level = check_level(optimize)
     graph = load(source, params, limits=limits)
-    model = emit(graph)
+    model = emit(graph, inplace=inplace)
     type(model)._repr_svg_ = _module_svg  # type: ignore[attr-defined]  # fx gives each GraphModule its own class
     type(model)._repr_markdown_ = _module_markdown  # type: ignore[attr-defined]
     if weights is not None:
         from .weights import load_weights
 
         load_weights(model, weights)
-    return model
+    return apply_optimize(model, level)

@@ -587,9 +587,11 @@ def schema(out: Path | None, force: bool, library: bool) -> None:
               help="Load a state_dict first (strict). Only the binary formats carry weights.")
 @click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--optimize", "level", type=click.Choice(["none", "inference"]), default="none", show_default=True,
+              help="inference: fold batch norms into convs, channels_last, in place (torchscript, export, onnx).")
 @spec_command
 def export(spec: Path, fmt: str, out: Path, weights: Path | None, input_shapes: tuple[str, ...], force: bool,
-           params: dict[str, Any], limits: Limits, as_json: bool) -> None:
+           level: str, params: dict[str, Any], limits: Limits, as_json: bool) -> None:
     """Write SPEC as a standalone model.py, TorchScript, a torch.export program or ONNX.
 
     The python format is an ordinary nn.Module that imports only torch; its state_dict
@@ -607,9 +609,12 @@ def export(spec: Path, fmt: str, out: Path, weights: Path | None, input_shapes: 
     from .export import export as do_export
     from .io import check_target
 
+    if level != "none" and fmt == "python":
+        raise ArchSpecError(f"--optimize {level} rewrites the compiled model, but --to python writes the spec's "
+                            "own modules", fix=f"export with --to torchscript or --to export and --optimize {level}")
     graph = load_with_inputs(spec, params, dict(parse_shape(t) for t in input_shapes), limits)
     check_target(out, force=force, protect=inputs_read(spec, graph, weights))  # before compiling
-    model = do_compile(graph, weights=weights, limits=limits)
+    model = do_compile(graph, weights=weights, limits=limits, optimize=level)
     path = do_export(graph, fmt, out, force=force, protect=inputs_read(spec, graph, weights), model=model)
     if as_json:
         click.echo(json.dumps({"ok": True, "name": graph.name, "format": fmt, "written": str(path)}, indent=2))

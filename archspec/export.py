@@ -287,6 +287,9 @@ def _forward(model: Any, graph: Graph, lists: set[str], helpers: dict[str, str])
             mod, _, fname = qual.rpartition(".")
             if mod in ("_operator", "operator") and fname in _INFIX and len(n.args) == 2 and not n.kwargs:
                 rhs = f"{arg(n.args[0])} {_INFIX[fname]} {arg(n.args[1])}"
+            elif mod in ("_operator", "operator") and fname[1:] in _INFIX and fname[0] == "i" and len(n.args) == 2:
+                lines.append(f"{arg(n.args[0])} {_INFIX[fname[1:]]}= {arg(n.args[1])}")  # out += identity
+                rhs = arg(n.args[0])
             elif mod in ("_operator", "operator") and fname == "getitem":
                 rhs = f"{arg(n.args[0])}[{arg(n.args[1])}]"
             elif mod in ("_operator", "operator"):

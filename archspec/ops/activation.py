@@ -1,8 +1,11 @@
 """Activations: point-wise, stateless, shape-preserving (``x -> x``).
 
-Every activation is emitted as a plain function call (``torch.relu``,
-``torch.nn.functional.gelu``, ...), never in-place: an in-place activation would
-overwrite a tensor that a residual branch may still read.
+Every activation is a plain function call (``torch.relu``,
+``torch.nn.functional.gelu``, ...). Those whose backward reads only their result
+(relu, leaky_relu with a non-negative slope, sigmoid, tanh) also have an
+in-place form, which the emitter uses where the graph proves that no other op reads
+the overwritten tensor (archspec/passes/inplace.py). elu has none: its gradient from the
+result, ``grad * (result + alpha)``, rounds differently from the one from the input.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ class _Pointwise(Op):
     """Shape rule of every activation: the output has the input's shape."""
 
     family = "activation"
+    fresh_output = True
 
     def infer(self, a: Any, shapes: Sequence[Shape]) -> Shape:
         return shapes[0]
@@ -28,11 +32,17 @@ class ReLU(_Pointwise):
     """``max(x, 0)``. Shape kept."""
 
     name = "relu"
+    saves_output = True
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.relu, (args[0],), {}
+
+    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch
+
+        return torch.relu_, (args[0],), {}
 
 
 class LeakyReLUAttrs(OpAttrs):
@@ -50,6 +60,12 @@ class LeakyReLU(_Pointwise):
         import torch.nn.functional as F
 
         return F.leaky_relu, (args[0],), {"negative_slope": a.slope}
+
+    def inplace(self, a: LeakyReLUAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch.nn.functional as F
+
+        # In place, backward reads the result: torch refuses that for a negative slope.
+        return (F.leaky_relu, (args[0],), {"negative_slope": a.slope, "inplace": True}) if a.slope >= 0 else None
 
 
 class GELUAttrs(OpAttrs):
@@ -86,11 +102,17 @@ class Sigmoid(_Pointwise):
     """``1 / (1 + exp(-x))``. Shape kept."""
 
     name = "sigmoid"
+    saves_output = True
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.sigmoid, (args[0],), {}
+
+    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch
+
+        return torch.sigmoid_, (args[0],), {}
 
 
 @register_op
@@ -98,11 +120,17 @@ class Tanh(_Pointwise):
     """Hyperbolic tangent. Shape kept."""
 
     name = "tanh"
+    saves_output = True
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.tanh, (args[0],), {}
+
+    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch
+
+        return torch.tanh_, (args[0],), {}
 
 
 @register_op
@@ -145,6 +173,7 @@ class Softmax(_Pointwise):
 
     name = "softmax"
     Attrs = SoftmaxAttrs
+    saves_output = True
 
     def infer(self, a: SoftmaxAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes

@@ -59,6 +59,11 @@ class Op:
     stateless: ClassVar[bool] = True  # True: emitted as call_function, no module
     projectable: ClassVar[bool] = False  # merges whose mismatched inputs get auto projections
     doc: ClassVar[str] = ""
+    # What autograd does with this op's tensors; the in-place pass (passes/inplace.py) reads
+    # these to decide where a later op may overwrite the output. Conservative defaults.
+    fresh_output: ClassVar[bool] = False  # the output is a new tensor: never an input, a view of one, or state
+    saves_output: ClassVar[bool] = False  # backward reads the output, so nothing may overwrite it
+    inplace_saves_output: ClassVar[bool] = True  # the same, for the in-place form (see `inplace`)
 
     # -- pure Python: no torch below this line unless inside a method that builds ----
     def infer(self, a: Any, shapes: Sequence[Shape]) -> Shape:
@@ -85,6 +90,13 @@ class Op:
     def call(self, a: Any, shapes: Sequence[Shape], args: list[Any]) -> Call:
         """``(function, args, kwargs)`` of a stateless op, given its fx input nodes."""
         raise NotImplementedError(f"op '{self.name}' has no function")
+
+    def inplace(self, a: Any, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        """The call computing this op by overwriting input ``slot`` with the result, or
+        ``None`` when there is none (or autograd could not differentiate it).
+
+        Its backward may read the result but never the overwritten input."""
+        return None
 
     def emit(self, graph: Any, a: Any, shapes: Sequence[Shape], args: list[Any]) -> Any:
         """Add this stateless op to a ``torch.fx.Graph``; returns the node holding its result."""

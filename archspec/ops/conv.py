@@ -69,6 +69,7 @@ class Conv(Op):
 
     name = "conv"
     family = "conv"
+    fresh_output = True
     Attrs = ConvAttrs
     stateless = False
 
@@ -129,6 +130,7 @@ class ConvTranspose(Op):
 
     name = "conv_transpose"
     family = "conv"
+    fresh_output = True
     Attrs = ConvTransposeAttrs
     stateless = False
 

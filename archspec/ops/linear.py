@@ -26,6 +26,7 @@ class Linear(Op):
 
     name = "linear"
     family = "linear"
+    fresh_output = True
     Attrs = LinearAttrs
     stateless = False
 

@@ -32,6 +32,7 @@ class BatchNorm(Op):
 
     name = "bn"
     family = "norm"
+    fresh_output = True
     Attrs = BatchNormAttrs
     stateless = False
 
@@ -66,6 +67,7 @@ class LayerNorm(Op):
 
     name = "layernorm"
     family = "norm"
+    fresh_output = True
     Attrs = LayerNormAttrs
     stateless = False
 
@@ -101,6 +103,7 @@ class GroupNorm(Op):
 
     name = "groupnorm"
     family = "norm"
+    fresh_output = True
     Attrs = GroupNormAttrs
     stateless = False
 

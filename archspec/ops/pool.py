@@ -58,6 +58,7 @@ class AvgPoolAttrs(_PoolAttrs):
 
 class _Pool(Op):
     family = "pool"
+    fresh_output = True
 
     def _geom(self, a: Any, x: Shape) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         """(rank, k, stride, padding, dilation), each one entry per spatial dim."""
@@ -137,6 +138,7 @@ def adaptive_window_len(n: int, out: int) -> int:
 
 class _AdaptivePool(Op):
     family = "pool"
+    fresh_output = True
     Attrs = AdaptivePoolAttrs
 
     def _size(self, a: AdaptivePoolAttrs, x: Shape) -> tuple[int, ...]:

@@ -56,6 +56,7 @@ class Upsample(Op):
 
     name = "upsample"
     family = "resample"
+    fresh_output = True
     Attrs = UpsampleAttrs
 
     def _out(self, a: UpsampleAttrs, x: Shape) -> tuple[int, ...]:

@@ -553,6 +553,16 @@ def _when(sc: _Scope, nd: Any, sub: PathT) -> bool:
     return w
 
 
+def _memory_efficient(sc: _Scope, nd: Any, sub: PathT) -> bool:
+    v = nd.memory_efficient
+    if isinstance(v, str):
+        v = _eval(sc, v, sub + ("memory_efficient",))
+    if not isinstance(v, bool):
+        raise sc.err(SpecValidationError, f"memory_efficient: must be true or false, got {v!r}", *sub,
+                     "memory_efficient")
+    return v
+
+
 def _eval(sc: _Scope, value: Any, sub: PathT) -> Any:
     try:
         return evaluate_value(value, sc.env)
@@ -563,6 +573,10 @@ def _eval(sc: _Scope, value: Any, sub: PathT) -> Any:
 def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, PathT], sub: PathT,
                  scope_input: str | None, before: str | None) -> None:
     kind = nd.kind
+    if kind == "block" and _memory_efficient(sc, nd, sub) and (nd.connect != "dense" or not (
+            nd.repeat != 1 or "repeat" in nd.model_fields_set)):
+        raise sc.err(SpecValidationError, "memory_efficient: true applies only to a dense repeat", *sub,
+                     "memory_efficient", fix="add repeat: and connect: dense, or remove memory_efficient")
     if kind == "block" and (nd.repeat != 1 or "repeat" in nd.model_fields_set):
         # `prev` for instance 0 is the node listed before the repeat (or the scope input).
         first_prev = sc.local[before] if before is not None and before in sc.local else scope_input
@@ -764,7 +778,8 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
     base = sc.prefix + name
     inst_names = _instance_names(sc, nd, n, sub)
     ctx.scopes.append(Scope(base, "repeat", block=_block_name(sc, nd, sub, {**sc.env, "i": 0, "n": n}), count=n,
-                            connect=nd.connect, loc=sc.loc(*sub, key=True)))
+                            connect=nd.connect, loc=sc.loc(*sub, key=True),
+                            memory_efficient=_memory_efficient(sc, nd, sub)))
     value, _ = raw
     per_instance = any(r != _SCOPE_INPUT and (re.search(r"\bprev\b", r) or "$" in r) for r in _refs(value))
     outs: list[str] = []

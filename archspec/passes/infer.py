@@ -35,22 +35,51 @@ def infer(graph: Graph) -> Graph:
                     # The project pass will map every input onto input 0: inference goes
                     # on with that shape so later merges are seen too.
                     shape = ins[0]
-        new = n.replace(shape=shape, error=error)
+        new = n if n.shape == shape and n.error is error else n.replace(shape=shape, error=error)
         shapes[n.name] = shape
         nodes_by_name[n.name] = new
         out.append(new)
     return graph.replace(nodes=tuple(out))
 
 
-def _infer_node(n: Node, ins: list[Shape], done: dict[str, Node], shapes: dict[str, Shape | None]) -> Shape:
+# (op, attrs, input shapes) -> output shape. Repeated blocks (ResNet-152's 36 bottlenecks)
+# and the second inference after projection ask the same questions; op rules are pure, so
+# the answer is remembered. The registry version is in the key: replacing an op forgets it.
+_RULES: dict[tuple[object, ...], Shape] = {}
+
+
+def _rule(n: Node, ins: list[Shape]) -> Shape:
+    try:
+        key: tuple[object, ...] | None = (REGISTRY.version, n.op, tuple(ins),
+                                          tuple((k, _frozen(v)) for k, v in n.attrs.items()))
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in _RULES:
+        return _RULES[key]
     op = REGISTRY.get(n.op)
-    attrs = op.Attrs.model_validate(dict(n.attrs))
-    shape = op.infer(attrs, ins)
+    shape = op.infer(op.Attrs.model_validate(dict(n.attrs)), ins)
+    if key is not None:
+        if len(_RULES) > 100_000:
+            _RULES.clear()
+        _RULES[key] = shape
+    return shape
+
+
+def _frozen(v: object) -> object:
+    # type(v) too: 1 == 1.0 == True, but strict attribute models tell them apart.
+    return (type(v), tuple(_frozen(x) for x in v)) if isinstance(v, list) else (type(v), v)
+
+
+def _infer_node(n: Node, ins: list[Shape], done: dict[str, Node], shapes: dict[str, Shape | None]) -> Shape:
+    shape = _rule(n, ins)
+    op = REGISTRY.get(n.op)
     owner_name = n.meta.get("share")
     if owner_name is not None:
         owner = next((o for o in done.values() if o.module == owner_name and "share" not in o.meta), None)
         if owner is not None and owner.shape is not None:
             owner_ins = [shapes[i] for i in owner.inputs]
+            attrs = op.Attrs.model_validate(dict(n.attrs))
             if all(s is not None for s in owner_ins) and op.params(attrs, owner_ins) != op.params(attrs, ins):  # type: ignore[arg-type]
                 raise ShapeError(
                     f"shared module '{owner_name}' was built for input {fmt(owner_ins[0])}, "
