@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.archspec-installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test lint fuzz bench docs-images clean graphviz templates
+.PHONY: setup demo test lint fuzz bench docs-images clean graphviz templates degradation
 
 setup: $(STAMP) graphviz
 
@@ -72,3 +72,27 @@ fuzz: setup
 train-cells: setup
 	$(PY) -m archspec train specs/unet.yaml -p depth=3 -p base=16 --data cells --epochs 4 --batch-size 16 \
 	  --out runs/unet-cells --force
+
+# The degradation experiment (He et al. 2015, section 4.2, figure 6): plain-20 and
+# plain-56 against ResNet-20 and ResNet-56 (specs/resnet_cifar.yaml, n=3/9, residual
+# false/true), each trained by `archspec train`, the four curves drawn by `archspec plot`
+# into $(RUNS)/degradation.png. With CIFAR-10 on disk:
+#   make degradation DATA=cifar10:path/to/cifar-10-batches-py
+# EPOCHS and TRAIN_FLAGS (any archspec train flags, e.g. --device cuda --amp bf16) change
+# the recipe; a run folder that already holds a run is refused unless TRAIN_FLAGS=--force.
+DATA        ?= cifar10:data/cifar-10-batches-py
+EPOCHS      ?= 160
+RUNS        ?= runs/degradation
+TRAIN_FLAGS ?=
+ARCHSPEC    ?= $(PY) -m archspec
+DEGRADATION := plain20:3:false plain56:9:false resnet20:3:true resnet56:9:true
+
+degradation:
+	@for item in $(DEGRADATION); do \
+	  name=$${item%%:*}; rest=$${item#*:}; n=$${rest%%:*}; residual=$${rest#*:}; \
+	  echo "== $$name: specs/resnet_cifar.yaml -p n=$$n -p residual=$$residual"; \
+	  $(ARCHSPEC) train specs/resnet_cifar.yaml -p n=$$n -p residual=$$residual --data $(DATA) \
+	    --epochs $(EPOCHS) --out $(RUNS)/$$name $(TRAIN_FLAGS) || exit 1; \
+	done
+	$(ARCHSPEC) plot $(foreach item,$(DEGRADATION),$(RUNS)/$(firstword $(subst :, ,$(item)))) \
+	  -o $(RUNS)/degradation.png --force

@@ -226,6 +226,45 @@ class Summary:
                            all(r.auto for r in rows)))
         return out
 
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        """The spatial size of the (largest-rank) input: what a field must span to cover it."""
+        return _whole_input(self.graph)
+
+    def covers(self, row: Row) -> bool | None:
+        """Whether one output position of ``row`` sees a window at least as large as the
+        whole input in every spatial dim (global ops: yes). ``None``: no field.
+
+        A position near the centre then sees all of the input; one in a corner needs a
+        field about twice the input's size to reach the opposite corner."""
+        if row.field is None or not self.input_size:
+            return None
+        return row.field.glob or all(r >= s for r, s in zip(row.field.size, self.input_size, strict=True))
+
+    def covered_from(self, depth: int | None = None) -> Row | None:
+        """The first row (of :meth:`collapse`) whose field covers the input."""
+        return next((r for r in self.collapse(depth) if self.covers(r)), None)
+
+    def coverage_line(self, depth: int | None = None) -> str:
+        """``covers the 32x32 input: yes from layer3`` (or no, with the largest field)."""
+        size = "x".join(map(str, self.input_size))
+        first = self.covered_from(depth)
+        if first is not None and first.field is not None:
+            how = " (a global op)" if first.field.glob else f" (field {'x'.join(map(str, first.field.size))})"
+            return f"receptive field covers the {size} input: yes from {first.name}{how}"
+        spatial = [r for r in self.rows if r.field is not None and not r.field.glob and r.field.size]
+        if not spatial:
+            return f"receptive field covers the {size} input: — (no spatial field)"
+        big = max(spatial, key=lambda r: r.field.size if r.field else ())
+        assert big.field is not None
+        return (f"receptive field covers the {size} input: no (the largest field is "
+                f"{'x'.join(map(str, big.field.size))}, at {big.name})")
+
+    def last_spatial(self) -> Row | None:
+        """The last node with a local (not global) field: the feature map a head pools."""
+        return next((r for r in reversed(self.rows) if r.field is not None and not r.field.glob and r.field.size),
+                    None)
+
     def memory(self, batch_size: int = 1, bytes_per_element: int = 4) -> Memory:
         """torchinfo's estimate of a training step's memory at ``batch_size``; see :class:`Memory`."""
         if batch_size < 1 or bytes_per_element < 1:
@@ -257,12 +296,14 @@ class Summary:
                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
     def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        first = self.covered_from(depth)
         return {"name": self.graph.name,
                 "inputs": {k: list(v) for k, v in self.graph.inputs.items()},
                 "outputs": {o: list(self.graph.shape_of(o) or ()) for o in self.graph.outputs},
                 "params": self.params, "macs": self.macs, "flops": self.flops,
                 "convention": CONVENTION,
-                "nodes": [r.to_dict() for r in self.collapse(depth)]}
+                "covered_from": first.name if first else None, "coverage": self.coverage_line(depth),
+                "nodes": [{**r.to_dict(), "covers_input": self.covers(r)} for r in self.collapse(depth)]}
 
 
 def _prod(shape: Shape) -> int:
@@ -335,6 +376,32 @@ def summary(source: Any, params: Mapping[str, Any] | None = None, *, input_shape
     return summarise(load_with_inputs(source, params, input_shapes, limits))
 
 
+def compare(source: Any, params: Mapping[str, Any] | None, vary: Mapping[str, Sequence[Any]], *,
+            input_shapes: Mapping[str, Shape] | None = None,
+            limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, Summary]]:
+    """One :class:`Summary` per combination of the ``vary`` values (``{"depth": [18, 34, 50]}``),
+    each labelled ``key=value ...``; without torch.
+
+    >>> [(label, s.params) for label, s in compare("specs/resnet.yaml", None, {"depth": [18, 34]})]
+    [('depth=18', 11689512), ('depth=34', 21797672)]
+    """
+    import itertools
+
+    from .api import read
+
+    doc = read(source, limits)
+    out = []
+    for combo in itertools.product(*vary.values()):
+        chosen = dict(zip(vary, combo, strict=True))
+        label = " ".join(f"{k}={_scalar(v)}" for k, v in chosen.items())
+        out.append((label, summary(doc, {**(params or {}), **chosen}, input_shapes=input_shapes, limits=limits)))
+    return out
+
+
+def _scalar(v: Any) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
 # -- input shapes: --input, symbolic sizes ----------------------------------------------
 
 def parse_shape(text: str) -> tuple[str | None, Shape]:
@@ -348,6 +415,21 @@ def parse_shape(text: str) -> tuple[str | None, Shape]:
         raise SpecValidationError(f"--input expects CxHxW or name=CxHxW with positive sizes, got '{text}'",
                                   fix="write e.g. --input 3x224x224")
     return (name.strip() if sep else None), shape
+
+
+def parse_vary(text: str) -> tuple[str, list[Any]]:
+    """``depth=18,34,50`` into ``("depth", [18, 34, 50])``: each value read as a YAML scalar."""
+    from .loader import load_text
+
+    key, sep, raw = text.partition("=")
+    values = [v.strip() for v in raw.split(",")]
+    if not sep or not key.strip().isidentifier() or not all(values):
+        raise SpecValidationError(f"--vary expects KEY=V1,V2,... with a param name and values, got '{text}'",
+                                  fix="write e.g. --vary residual=true,false")
+    try:
+        return key.strip(), [load_text(f"v: {v}", "<--vary>").data["v"] for v in values]
+    except ArchSpecError as e:
+        raise SpecValidationError(f"--vary {text}: {e.message}", fix=e.fix) from None
 
 
 def symbols(doc: Document, params: Mapping[str, Any] | None = None) -> dict[str, list[tuple[str, int]]]:
@@ -738,5 +820,5 @@ def fmt_stride(s: Fraction) -> str:
     return str(s.numerator) if s.denominator == 1 else f"{s.numerator}/{s.denominator}"
 
 
-__all__ = ["CONVENTION", "Constraints", "Field", "Row", "SizeRule", "Summary", "input_constraints",
-           "load_with_inputs", "parse_shape", "receptive_fields", "summarise", "summary", "symbols"]
+__all__ = ["CONVENTION", "Constraints", "compare", "Field", "Row", "SizeRule", "Summary", "input_constraints",
+           "load_with_inputs", "parse_shape", "parse_vary", "receptive_fields", "summarise", "summary", "symbols"]
