@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.archspec-installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test quick lint fuzz bench docs-images clean graphviz templates
+.PHONY: setup demo test quick lint fuzz bench docs-images clean graphviz templates degradation
 
 setup: $(STAMP) graphviz
 
@@ -34,9 +34,10 @@ test: setup
 quick: setup
 	$(PY) -m pytest -m "not slow" -p no:cacheprovider
 
-# Side-by-side timings against the hand-written reference models (reported, not asserted).
+# Side-by-side timings and memory against torchvision (reported, not asserted): writes
+# docs/performance.md. A few minutes on a quiet machine; `benchmarks/bench.py --quick` is a smoke test.
 bench: setup
-	$(PY) benchmarks/bench_compile.py
+	$(PY) benchmarks/bench.py --write docs/performance.md
 
 # `archspec init` ships the zoo's specs inside the package; a test keeps the copies equal.
 templates:
@@ -64,11 +65,12 @@ docs-images: graphviz
 	  else echo "skipping docs/images/$$name.png: $$spec does not exist yet"; fi; \
 	done
 
-# Mutation fuzzing of valid specs for FUZZ_MINUTES minutes (hypothesis, fresh seeds each
+# Mutation fuzzing of valid specs, then expressions and hostile names (files, Mermaid,
+# terminals), for FUZZ_MINUTES minutes each (hypothesis, fresh seeds each
 # round): any exception from archspec.check that is not an ArchSpecError fails it.
 FUZZ_MINUTES ?= 5
 fuzz: setup
-	FUZZ_MINUTES=$(FUZZ_MINUTES) $(PY) -m pytest tests/test_fuzz.py -k fuzz_for_minutes -s -p no:cacheprovider
+	FUZZ_MINUTES=$(FUZZ_MINUTES) $(PY) -m pytest tests/test_fuzz.py tests/test_fuzz_reliability.py -k fuzz_for_minutes -s -p no:cacheprovider
 
 # The cell-segmentation benchmark of docs/training.md: a small U-Net on generated cells
 # (CPU, a few minutes); prints one line per epoch and writes runs/unet-cells.
@@ -76,3 +78,27 @@ fuzz: setup
 train-cells: setup
 	$(PY) -m archspec train specs/unet.yaml -p depth=3 -p base=16 --data cells --epochs 4 --batch-size 16 \
 	  --out runs/unet-cells --force
+
+# The degradation experiment (He et al. 2015, section 4.2, figure 6): plain-20 and
+# plain-56 against ResNet-20 and ResNet-56 (specs/resnet_cifar.yaml, n=3/9, residual
+# false/true), each trained by `archspec train`, the four curves drawn by `archspec plot`
+# into $(RUNS)/degradation.png. With CIFAR-10 on disk:
+#   make degradation DATA=cifar10:path/to/cifar-10-batches-py
+# EPOCHS and TRAIN_FLAGS (any archspec train flags, e.g. --device cuda --amp bf16) change
+# the recipe; a run folder that already holds a run is refused unless TRAIN_FLAGS=--force.
+DATA        ?= cifar10:data/cifar-10-batches-py
+EPOCHS      ?= 160
+RUNS        ?= runs/degradation
+TRAIN_FLAGS ?=
+ARCHSPEC    ?= $(PY) -m archspec
+DEGRADATION := plain20:3:false plain56:9:false resnet20:3:true resnet56:9:true
+
+degradation:
+	@for item in $(DEGRADATION); do \
+	  name=$${item%%:*}; rest=$${item#*:}; n=$${rest%%:*}; residual=$${rest#*:}; \
+	  echo "== $$name: specs/resnet_cifar.yaml -p n=$$n -p residual=$$residual"; \
+	  $(ARCHSPEC) train specs/resnet_cifar.yaml -p n=$$n -p residual=$$residual --data $(DATA) \
+	    --epochs $(EPOCHS) --out $(RUNS)/$$name $(TRAIN_FLAGS) || exit 1; \
+	done
+	$(ARCHSPEC) plot $(foreach item,$(DEGRADATION),$(RUNS)/$(firstword $(subst :, ,$(item)))) \
+	  -o $(RUNS)/degradation.png --force

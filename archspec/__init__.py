@@ -29,6 +29,7 @@ from .errors import (
     UnknownOpError,
     WeightsError,
 )
+from .experiments import filters, gradflow, plot_runs
 from .ir import Graph, Node, lint
 from .limits import Limits
 from .ops import Op, OpAttrs, Window, register_op
@@ -53,5 +54,5 @@ __all__ = [
     "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "IncludeError", "LimitError",
     "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecFileError", "SpecSyntaxError",
     "SpecValidationError", "Summary", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile",
-    "graph_of", "lint", "load", "register_op", "render", "summary", "train",
+    "filters", "gradflow", "graph_of", "lint", "load", "plot_runs", "register_op", "render", "summary", "train",
 ]

@@ -17,7 +17,10 @@ inputs. Each node carries the set of ``(field, jump)`` pairs of its paths (``jum
 effective stride: how far apart, in input pixels, neighbouring outputs look); an op with
 window ``(k, s, d)`` maps ``(r, j)`` to ``(r + (k-1)·d·j, j·s)``. Global ops (global
 pooling, linear) see the whole input. With integer strides this is exact away from the
-borders; after up-sampling (fractional jumps) it is rounded up, an upper bound.
+borders; after up-sampling (fractional jumps) it is rounded up, an upper bound. A node
+keeps at most :data:`MAX_PATHS` pairs: past that (branches that each widen a different
+dim, many times over) they are merged into one pair of the per-dim maxima, which is
+again an upper bound, and the search stays linear in the number of nodes.
 
 >>> s = summary("specs/resnet18.yaml")
 >>> s.params, s.macs
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from .errors import ArchSpecError, SpecValidationError, close_matches
+from .errors import ArchSpecError, LimitError, SpecValidationError, close_matches
 from .ir import Graph, Shape
 from .limits import DEFAULT_LIMITS, Limits
 from .loader import Document
@@ -111,14 +114,30 @@ def _through(w: Window, path: _Path) -> _Path:
             tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True)))
 
 
+MAX_PATHS = 32
+
+
 def _pareto(paths: Iterable[_Path]) -> list[_Path]:
-    """Drop every path that another dominates (no larger field nor jump in any dim)."""
+    """Drop every path that another dominates (no larger field nor jump in any dim).
+
+    More than :data:`MAX_PATHS` left become one path of the per-dim maxima (an upper
+    bound), so the set, and the quadratic work to prune it, stay bounded."""
     flat = sorted({(*rf, *j): (rf, j) for rf, j in paths}.items(), reverse=True)
+    if len(flat) > 4 * MAX_PATHS:
+        return [_envelope([p for _, p in flat])]
     keep: list[tuple[tuple[Fraction, ...], _Path]] = []
     for vec, p in flat:
         if not any(all(a >= b for a, b in zip(k, vec, strict=True)) for k, _ in keep):
             keep.append((vec, p))
+    if len(keep) > MAX_PATHS:
+        return [_envelope([p for _, p in keep])]
     return [p for _, p in keep]
+
+
+def _envelope(paths: Sequence[_Path]) -> _Path:
+    rank = len(paths[0][0])
+    return (tuple(max(rf[i] for rf, _ in paths) for i in range(rank)),
+            tuple(max(j[i] for _, j in paths) for i in range(rank)))
 
 
 def _field(s: Any) -> Field | None:
@@ -208,6 +227,45 @@ class Summary:
                            all(r.auto for r in rows)))
         return out
 
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        """The spatial size of the (largest-rank) input: what a field must span to cover it."""
+        return _whole_input(self.graph)
+
+    def covers(self, row: Row) -> bool | None:
+        """Whether one output position of ``row`` sees a window at least as large as the
+        whole input in every spatial dim (global ops: yes). ``None``: no field.
+
+        A position near the centre then sees all of the input; one in a corner needs a
+        field about twice the input's size to reach the opposite corner."""
+        if row.field is None or not self.input_size:
+            return None
+        return row.field.glob or all(r >= s for r, s in zip(row.field.size, self.input_size, strict=True))
+
+    def covered_from(self, depth: int | None = None) -> Row | None:
+        """The first row (of :meth:`collapse`) whose field covers the input."""
+        return next((r for r in self.collapse(depth) if self.covers(r)), None)
+
+    def coverage_line(self, depth: int | None = None) -> str:
+        """``covers the 32x32 input: yes from layer3`` (or no, with the largest field)."""
+        size = "x".join(map(str, self.input_size))
+        first = self.covered_from(depth)
+        if first is not None and first.field is not None:
+            how = " (a global op)" if first.field.glob else f" (field {'x'.join(map(str, first.field.size))})"
+            return f"receptive field covers the {size} input: yes from {first.name}{how}"
+        spatial = [r for r in self.rows if r.field is not None and not r.field.glob and r.field.size]
+        if not spatial:
+            return f"receptive field covers the {size} input: — (no spatial field)"
+        big = max(spatial, key=lambda r: r.field.size if r.field else ())
+        assert big.field is not None
+        return (f"receptive field covers the {size} input: no (the largest field is "
+                f"{'x'.join(map(str, big.field.size))}, at {big.name})")
+
+    def last_spatial(self) -> Row | None:
+        """The last node with a local (not global) field: the feature map a head pools."""
+        return next((r for r in reversed(self.rows) if r.field is not None and not r.field.glob and r.field.size),
+                    None)
+
     def memory(self, batch_size: int = 1, bytes_per_element: int = 4) -> Memory:
         """torchinfo's estimate of a training step's memory at ``batch_size``; see :class:`Memory`."""
         if batch_size < 1 or bytes_per_element < 1:
@@ -239,12 +297,14 @@ class Summary:
                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
     def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        first = self.covered_from(depth)
         return {"name": self.graph.name,
                 "inputs": {k: list(v) for k, v in self.graph.inputs.items()},
                 "outputs": {o: list(self.graph.shape_of(o) or ()) for o in self.graph.outputs},
                 "params": self.params, "macs": self.macs, "flops": self.flops,
                 "convention": CONVENTION,
-                "nodes": [r.to_dict() for r in self.collapse(depth)]}
+                "covered_from": first.name if first else None, "coverage": self.coverage_line(depth),
+                "nodes": [{**r.to_dict(), "covers_input": self.covers(r)} for r in self.collapse(depth)]}
 
 
 def _prod(shape: Shape) -> int:
@@ -316,6 +376,32 @@ def summary(source: Any, params: Mapping[str, Any] | None = None, *,
     return summarise(load_with_inputs(source, params, input_shapes, limits))
 
 
+def compare(source: Any, params: Mapping[str, Any] | None, vary: Mapping[str, Sequence[Any]], *,
+            input_shapes: Mapping[str | None, Shape] | None = None,
+            limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, Summary]]:
+    """One :class:`Summary` per combination of the ``vary`` values (``{"depth": [18, 34, 50]}``),
+    each labelled ``key=value ...``; without torch.
+
+    >>> [(label, s.params) for label, s in compare("specs/resnet.yaml", None, {"depth": [18, 34]})]
+    [('depth=18', 11689512), ('depth=34', 21797672)]
+    """
+    import itertools
+
+    from .api import read
+
+    doc = read(source, limits)
+    out = []
+    for combo in itertools.product(*vary.values()):
+        chosen = dict(zip(vary, combo, strict=True))
+        label = " ".join(f"{k}={_scalar(v)}" for k, v in chosen.items())
+        out.append((label, summary(doc, {**(params or {}), **chosen}, input_shapes=input_shapes, limits=limits)))
+    return out
+
+
+def _scalar(v: Any) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
 # -- input shapes: --input, symbolic sizes ----------------------------------------------
 
 def parse_shape(text: str) -> tuple[str | None, Shape]:
@@ -329,6 +415,21 @@ def parse_shape(text: str) -> tuple[str | None, Shape]:
         raise SpecValidationError(f"--input expects CxHxW or name=CxHxW with positive sizes, got '{text}'",
                                   fix="write e.g. --input 3x224x224", option="--input")
     return (name.strip() if sep else None), shape
+
+
+def parse_vary(text: str) -> tuple[str, list[Any]]:
+    """``depth=18,34,50`` into ``("depth", [18, 34, 50])``: each value read as a YAML scalar."""
+    from .loader import load_text
+
+    key, sep, raw = text.partition("=")
+    values = [v.strip() for v in raw.split(",")]
+    if not sep or not key.strip().isidentifier() or not all(values):
+        raise SpecValidationError(f"--vary expects KEY=V1,V2,... with a param name and values, got '{text}'",
+                                  fix="write e.g. --vary residual=true,false")
+    try:
+        return key.strip(), [load_text(f"v: {v}", "<--vary>").data["v"] for v in values]
+    except ArchSpecError as e:
+        raise SpecValidationError(f"--vary {text}: {e.message}", fix=e.fix) from None
 
 
 def symbols(doc: Document, params: Mapping[str, Any] | None = None) -> dict[str, list[tuple[str, int]]]:
@@ -530,7 +631,13 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
         for name, k in places:
             dims[name][k] = sym
 
+    budget = [SEARCH_WORK]  # node inferences left for the whole search
+    per_attempt = max(1, len(graph.nodes))
+
     def attempt(values: Mapping[str, int]) -> tuple[Graph | None, ArchSpecError | None]:
+        budget[0] -= per_attempt
+        if budget[0] < 0:
+            raise _searched_out(len(graph.nodes))
         g = graph.replace(inputs={name: tuple(values[d] if isinstance(d, str) else d for d in shape)
                                   for name, shape in dims.items()})
         g = annotate(g)
@@ -561,14 +668,24 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
     jump = max((math.ceil(x) for f in receptive_fields(example).values() if f and f.stride for x in f.stride),
                default=1)
     rules = []
-    for sym in syms:
-        n = max(64, 4 * jump)
+    reserve = 60  # attempts kept for the combination checks below
+    for k, sym in enumerate(syms):
+        # Every size 1..n is one inference of the whole graph: the range is bounded by
+        # max_size and by the budget left, shared among the symbols still to search.
+        affordable = (budget[0] // per_attempt - reserve) // (len(syms) - k)
+        n = min(max(64, 4 * jump), max_size, max(affordable, 0))
+        if n < 16:
+            raise _searched_out(len(graph.nodes))
+        known: list[bool] = []
         while True:
-            valid = tuple(v for v in range(1, n + 1) if attempt({**base, sym: v})[0] is not None)
+            for v in range(len(known) + 1, n + 1):  # sizes tried before a doubling are kept
+                known.append(attempt({**base, sym: v})[0] is not None)
+            valid = tuple(v for v in range(1, n + 1) if known[v - 1])
             rule = _fit(sym, valid, n)
-            if rule.kind not in ("irregular", "none") or 2 * n > max_size:
+            room = 2 * n <= max_size and (budget[0] // per_attempt - reserve) // (len(syms) - k) >= 2 * n
+            if rule.kind not in ("irregular", "none") or not room:
                 if rule.kind == "progression" and rule.minimum is not None and rule.modulus is not None \
-                        and n - rule.minimum < 3 * rule.modulus and 2 * n <= max_size:
+                        and n - rule.minimum < 3 * rule.modulus and room:
                     n *= 2  # too few periods seen to trust the pattern
                     continue
                 break
@@ -584,6 +701,17 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
         if changed is not None and _params(changed) != _params(example):
             dependent.append(rule.symbol)
     return Constraints(syms, tuple(rules), base, separable, example=example, size_dependent=tuple(dependent))
+
+
+# The size search infers the whole graph once per size it tries; it may do this many
+# node inferences in all (a few seconds), so a larger graph gets a shorter range.
+SEARCH_WORK = 150_000
+
+
+def _searched_out(nodes: int) -> LimitError:
+    return LimitError(f"finding the valid input sizes of this {nodes}-node graph would take more than "
+                      f"{SEARCH_WORK} node inferences",
+                      fix="check one size with --input (e.g. --input 3x224x224), or give the sizes with -p H=...")
 
 
 def _params(g: Graph) -> int:
@@ -672,5 +800,5 @@ def fmt_stride(s: Fraction) -> str:
     return str(s.numerator) if s.denominator == 1 else f"{s.numerator}/{s.denominator}"
 
 
-__all__ = ["CONVENTION", "Constraints", "Field", "Row", "SizeRule", "Summary", "input_constraints",
-           "load_with_inputs", "parse_shape", "receptive_fields", "summarise", "summary", "symbols"]
+__all__ = ["CONVENTION", "Constraints", "compare", "Field", "Row", "SizeRule", "Summary", "input_constraints",
+           "load_with_inputs", "parse_shape", "parse_vary", "receptive_fields", "summarise", "summary", "symbols"]

@@ -259,21 +259,64 @@ def check(source: Source, params: Mapping[str, Any] | None = None, *, limits: Li
 
 
 def compile(source: Source, params: Mapping[str, Any] | None = None, *, weights: str | Path | None = None,
-            limits: Limits = DEFAULT_LIMITS) -> torch.fx.GraphModule:
+            limits: Limits = DEFAULT_LIMITS, inplace: bool = True, optimize: str | None = None,
+            ) -> torch.fx.GraphModule:
     """Compile a spec to a ``torch.fx.GraphModule``.
+
+    Activations and residual adds run in place where autograd allows it, as in a
+    hand-written model; ``inplace=False`` emits every op out of place.
+    ``optimize="inference"`` returns a forward-only model (eval mode, batch norms folded
+    into convs, channels_last; see archspec/optimize.py), after loading ``weights``.
 
     >>> model = compile("specs/resnet18_cifar.yaml", params={"num_classes": 100})
     >>> model(torch.randn(2, 3, 32, 32)).shape
     torch.Size([2, 100])
     """
     from .emit import emit
+    from .optimize import check_level
+    from .optimize import optimize as apply_optimize
 
+    level = check_level(optimize)
     graph = load(source, params, limits=limits)
-    model = emit(graph)
+    check_memory(graph)
+    model = emit(graph, inplace=inplace)
     type(model)._repr_svg_ = _module_svg  # type: ignore[attr-defined]  # fx gives each GraphModule its own class
     type(model)._repr_markdown_ = _module_markdown  # type: ignore[attr-defined]
     if weights is not None:
         from .weights import load_weights
 
         load_weights(model, weights)
-    return model
+    return apply_optimize(model, level)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give this process now (MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(graph: Graph) -> None:
+    """Refuse to build a model whose parameters (float32) do not fit in the memory
+    available now, before a single tensor is allocated."""
+    from .analyse import _params
+    from .errors import LimitError
+
+    params = _params(graph)
+    need = 4 * params
+    have = available_memory()
+    if have is not None and need > have:
+        raise LimitError(f"building '{graph.name}' needs {need / 2**30:.1f} GiB for its {params:,} float32 parameters, "
+                         f"more than the {have / 2**30:.1f} GiB of memory available",
+                         fix="check the sizes with `archspec summary`, lower --max-params to refuse such specs "
+                             "early, or build on a machine with more memory")

@@ -133,6 +133,12 @@ class _Group(click.Group):
     """Internal errors exit 1 with one line, not a traceback (ARCHSPEC_DEBUG=1 shows it)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from .errors import safe_streams
+
+        with safe_streams():  # nothing a spec says reaches the terminal raw
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         import os
 
         try:
@@ -491,9 +497,11 @@ def _rf_text(f: Any) -> tuple[str, str]:
 @click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size of the memory estimate (torchinfo's convention, float32).")
+@click.option("--vary", multiple=True, metavar="KEY=V1,V2,...",
+              help="Compare variants: one row per value of a param (params, MACs, field, output shape).")
 @spec_command
-def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: int, params: dict[str, Any],
-            limits: Limits, as_json: bool) -> None:
+def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: int, vary: tuple[str, ...],
+            params: dict[str, Any], limits: Limits, as_json: bool) -> None:
     """Per-node output shape, parameters, MACs, receptive field and effective stride of SPEC.
 
     Without torch. MACs are the multiply-accumulates of conv, conv_transpose and linear
@@ -501,14 +509,25 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: i
     count 0, as torch.utils.flop_counter counts. The receptive field is the maximum over
     all paths, in input pixels; "global" after global pooling or a linear layer.
 
+    With --depth 1 each stage says whether its field covers the whole input.
+
     \b
     Examples:
       archspec summary specs/resnet18.yaml --depth 1
       archspec summary specs/unet.yaml --input 3x256x256 --json
+      archspec summary specs/resnet.yaml --vary depth=18,34,50
     """
-    from .analyse import CONVENTION, parse_shape
+    from .analyse import CONVENTION, parse_shape, parse_vary
     from .analyse import summary as do_summary
 
+    if vary:
+        from .analyse import compare
+        from .experiments_cli import print_comparison
+
+        shapes = dict(parse_shape(t) for t in input_shapes)
+        print_comparison(compare(spec, params, dict(parse_vary(v) for v in vary), input_shapes=shapes,
+                                 limits=limits), as_json)
+        return
     s = do_summary(spec, params, input_shapes=dict(parse_shape(t) for t in input_shapes), limits=limits)
     memory = s.memory(batch_size)
     if as_json:
@@ -521,14 +540,17 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: i
     ins = ", ".join(f"{k}: {fmt(v)}" for k, v in g.inputs.items())
     t = Table(title=f"{g.name} ({ins})", title_justify="left", box=None, pad_edge=False,
               caption=f"total: {s.params:,} params ({_si(s.params)}), {s.macs:,} MACs ({_si(s.macs)}MAC, "
-                      f"{_si(s.flops)}FLOP)\n{memory.lines()[0]}\n{CONVENTION}", caption_justify="left")
+                      f"{_si(s.flops)}FLOP)\n{memory.lines()[0]}\n{s.coverage_line(depth)}\n{CONVENTION}",
+              caption_justify="left")
+    covers = [("covers " + fmt(s.input_size, sep="x"), "right")] if depth else []
     for col, just in (("node", "left"), ("op", "left"), ("shape", "right"), ("params", "right"), ("MACs", "right"),
-                      ("RF", "right"), ("stride", "right")):
+                      ("RF", "right"), ("stride", "right"), *covers):
         t.add_column(col, justify=just)  # type: ignore[arg-type]  # rich wants a Literal; these are its values
     for r in s.collapse(depth):
         rf, stride = _rf_text(r.field)
         op = r.op + (" (auto)" if r.auto else "") + (f" [{r.nodes} nodes]" if r.nodes > 1 else "")
-        t.add_row(r.name, op, fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride,
+        cov = [{True: "yes", False: "no", None: "—"}[s.covers(r)]] if depth else []
+        t.add_row(r.name, op, fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride, *cov,
                   style="magenta" if r.auto else None)
     Console(soft_wrap=True, width=_width()).print(t)
 
@@ -579,9 +601,11 @@ def schema(out: Path | None, force: bool, library: bool) -> None:
               help="Load a state_dict first (strict). Only the binary formats carry weights.")
 @click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW", help=_INPUT_HELP)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--optimize", "level", type=click.Choice(["none", "inference"]), default="none", show_default=True,
+              help="inference: fold batch norms into convs, channels_last, in place (torchscript, export, onnx).")
 @spec_command
 def export(spec: Path, fmt: str, out: Path, weights: Path | None, input_shapes: tuple[str, ...], force: bool,
-           params: dict[str, Any], limits: Limits, as_json: bool) -> None:
+           level: str, params: dict[str, Any], limits: Limits, as_json: bool) -> None:
     """Write SPEC as a standalone model.py, TorchScript, a torch.export program or ONNX.
 
     The python format is an ordinary nn.Module that imports only torch; its state_dict
@@ -599,9 +623,12 @@ def export(spec: Path, fmt: str, out: Path, weights: Path | None, input_shapes: 
     from .export import export as do_export
     from .io import check_target
 
+    if level != "none" and fmt == "python":
+        raise ArchSpecError(f"--optimize {level} rewrites the compiled model, but --to python writes the spec's "
+                            "own modules", fix=f"export with --to torchscript or --to export and --optimize {level}")
     graph = load_with_inputs(spec, params, dict(parse_shape(t) for t in input_shapes), limits)
     check_target(out, force=force, protect=inputs_read(spec, graph, weights))  # before compiling
-    model = do_compile(graph, weights=weights, limits=limits)
+    model = do_compile(graph, weights=weights, limits=limits, optimize=level)
     path = do_export(graph, fmt, out, force=force, protect=inputs_read(spec, graph, weights), model=model)
     if as_json:
         click.echo(json.dumps({"ok": True, "name": graph.name, "format": fmt, "written": str(path)}, indent=2))
@@ -700,7 +727,7 @@ def _value_span(text: str, doc: Any, path: tuple[str | int, ...]) -> tuple[int, 
 
     loc = doc.loc(path)
     starts = [0]
-    for line in text.splitlines(keepends=True):
+    for line in re.split(r"(?<=\n)", text):  # YAML line breaks only, like the loader
         starts.append(starts[-1] + len(line))
     start = starts[loc.line - 1] + loc.col - 1
     value = doc.data
@@ -832,6 +859,10 @@ def _plain(doc: str) -> str:
 from .train.commands import register as _register_training  # noqa: E402 - imports no torch
 
 _register_training(main, spec_command)
+
+from .experiments_cli import register as _register_experiments  # noqa: E402 - no torch, no cycle
+
+_register_experiments(main, spec_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

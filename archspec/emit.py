@@ -3,7 +3,8 @@
 The fx graph is built directly, node by node, with no tracing. Ops with parameters or
 state are ``call_module`` nodes whose targets are the dotted IR names
 (``layer2.0.conv1``); stateless ops are ``call_function`` nodes (``torch.relu``,
-``operator.add``, ``torch.cat``), never in place. Modules are created in node order,
+``operator.add``, ``torch.cat``), made in place (``torch.relu_``, ``+=``) where the graph
+proves autograd allows it (archspec/passes/inplace.py). Modules are created in node order,
 so ``state_dict`` keys come out in the order a hand-written model gives. Every fx node
 carries ``meta["stack_trace"]`` (the YAML line) and ``meta["archspec"]``.
 
@@ -23,16 +24,20 @@ from .errors import GraphError
 from .ir import Graph, Node
 from .names import check_names
 from .ops import REGISTRY
+from .passes.inplace import make_inplace
 
 
-def emit(graph: Graph) -> fx.GraphModule:
-    """Build the GraphModule of a checked graph (shapes known, no errors)."""
+def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
+    """Build the GraphModule of a checked graph (shapes known, no errors).
+
+    ``inplace=False`` keeps every op out of place (the reference the in-place pass is
+    tested against)."""
     check_names(graph)  # fx writes names into code it runs: never trust a hand-built Graph
     root = nn.Module()
     g = fx.Graph()
     values: dict[str, Any] = {}
     shapes = {k: tuple(v) for k, v in graph.inputs.items()}
-    lines = (graph.source or "").splitlines()
+    lines = re.split(r"\r\n|\r|\n", graph.source or "")  # YAML line breaks: no U+2028 or U+0085
     # Weights that the init policy overwrites are not drawn twice: such modules are
     # built on the meta device and given uninitialised storage, then _initialise fills them.
     redraw = graph.init.get("scheme", "default") == "kaiming_normal"
@@ -74,9 +79,15 @@ def emit(graph: Graph) -> fx.GraphModule:
 
     outs = [values[o] for o in graph.outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
+    if inplace:
+        make_inplace(g)
     g.lint()
     gm = fx.GraphModule(root, g, class_name=_class_name(graph.name))
     _initialise(gm, graph)
+    if any(s.memory_efficient for s in graph.scopes):
+        from . import recompute
+
+        recompute.apply(gm, graph)
     gm.meta = {"archspec_graph": graph}
     return gm
 

@@ -12,8 +12,12 @@ when that is known. :meth:`ArchSpecError.render` shows the source line with a ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import re
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, TextIO, overload
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +55,13 @@ class ArchSpecError(Exception):
         source: str | None = None,
         option: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = _clip(message)
         self.option = option
         self.loc = loc
-        self.path = path
-        self.expected = expected
-        self.got = got
-        self.fix = fix
+        self.path = _clip(path)
+        self.expected = _clip(expected)
+        self.got = _clip(got)
+        self.fix = _clip(fix)
         self.source = source  # the spec text, for the caret display
         self.others: list[ArchSpecError] = []  # further problems found in the same pass
         super().__init__(self.headline())
@@ -99,7 +103,7 @@ class ArchSpecError(Exception):
     def _render_one(self) -> str:
         lines = [f"{type(self).__name__}: {self.headline()}"]
         if self.loc is not None and self.source is not None:
-            src = self.source.splitlines()
+            src = re.split(r"\r\n|\r|\n", self.source)  # YAML's line breaks, not str.splitlines()'s
             if 1 <= self.loc.line <= len(src):
                 text, caret = _window(src[self.loc.line - 1], max(self.loc.col - 1, 0))
                 gutter = f"{self.loc.line:>5} | "
@@ -132,6 +136,19 @@ class ArchSpecError(Exception):
         }
 
 
+MAX_FIELD = 1000  # characters of one message field: a spec value never floods a terminal
+
+
+@overload
+def _clip(text: str) -> str: ...
+@overload
+def _clip(text: None) -> None: ...
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_FIELD:
+        return text
+    return text[:MAX_FIELD] + f"… ({len(text) - MAX_FIELD} more characters)"
+
+
 def _window(text: str, col: int, width: int = 120) -> tuple[str, int]:
     """A long source line cut to ``width`` characters around ``col``; the caret's new column."""
     if len(text) <= width:
@@ -141,6 +158,41 @@ def _window(text: str, col: int, width: int = 120) -> tuple[str, int]:
     head = "…" if start > 0 else ""
     tail = "…" if start + width < len(text) else ""
     return head + cut + tail, col - start + len(head)
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, never walking more of ``value``
+    than that: a spec value in a message is bounded however large it is."""
+    if isinstance(value, (list, tuple, dict)):
+        items = list(value.items())[:limit // 2] if isinstance(value, dict) else list(value[:limit // 2])
+        parts: list[str] = []
+        used = 0
+        for it in items:
+            part = (short_repr(it[0], limit // 2) + ": " + short_repr(it[1], limit // 2)) if isinstance(value, dict) \
+                else short_repr(it, limit // 2)
+            parts.append(part)
+            used += len(part) + 2
+            if used > limit:
+                break
+        brackets: str = {list: "[]", tuple: "()", dict: "{}"}.get(type(value), "[]")
+        open_, close = brackets[0], brackets[1]
+        more = len(parts) < len(value)
+        text = open_ + ", ".join(parts) + (", …" if more else "") + close
+        return text if len(text) <= limit + 8 else text[:limit] + "…" + close
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + "…"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def fmt_int(n: int) -> str:
+    """``str(n)`` for a number a person reads, ``about 10^N`` past 30 digits: never the
+    thousands of digits (past Python's int-to-str limit) a product of sizes can reach."""
+    if n.bit_length() <= 96:
+        return str(n)
+    return f"{'-' if n < 0 else ''}about 10^{int(abs(n).bit_length() * 0.30103)}"
 
 
 class SpecSyntaxError(ArchSpecError):
@@ -207,3 +259,59 @@ def close_matches(word: str, choices: Iterable[object]) -> str:
     if not matches:
         return ""
     return " (did you mean " + " or ".join(f"'{m}'" for m in matches) + "?)"
+
+
+# Characters a terminal acts on rather than shows: C0 controls but newline and tab (ESC
+# starts colour, title and clipboard sequences; BEL rings; CR overwrites the line), DEL,
+# C1 controls, line and paragraph separators, bidirectional overrides, lone surrogates.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character a terminal would act on written as an escape
+    (``\\x1b``, ``\\u202e``): nothing a spec says reaches a terminal raw."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
+
+
+# CSI sequences (colour, cursor moves, line erases) and CR: what rich writes for tables
+# and progress bars on a terminal. On a terminal's stdout they pass; OSC (title,
+# clipboard), DCS, BEL and every other control are escaped everywhere.
+_CSI = re.compile("(\x1b\\[[0-?]*[ -/]*[@-~]|\r)")
+
+
+class _SafeStream:
+    """A text stream that escapes what :func:`terminal_safe` escapes; bytes pass through."""
+
+    def __init__(self, stream: TextIO, allow_csi: bool = False) -> None:
+        self._stream = stream
+        self._allow_csi = allow_csi
+
+    def write(self, text: str) -> int:
+        if self._allow_csi and ("\x1b[" in text or "\r" in text) and self._isatty():
+            parts = _CSI.split(text)
+            self._stream.write("".join(p if k % 2 else terminal_safe(p) for k, p in enumerate(parts)))
+        else:
+            self._stream.write(terminal_safe(text))
+        return len(text)
+
+    def _isatty(self) -> bool:
+        try:
+            return bool(self._stream.isatty())
+        except (AttributeError, ValueError, OSError):
+            return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def safe_streams() -> Iterator[None]:
+    """Every line printed on stdout and stderr inside the block goes through
+    :func:`terminal_safe` (the command line's commands run inside it)."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _SafeStream(out, allow_csi=True), _SafeStream(err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err

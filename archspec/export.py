@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchSpecError, ExportError
+from .errors import ArchSpecError, ExportError, LimitError, OutputError
 from .ir import Graph
 
 FORMATS = ("python", "torchscript", "export", "onnx")
@@ -49,8 +49,10 @@ def export(graph: Graph, fmt: str, path: str | Path, *, force: bool = False, pro
     if fmt == "onnx":
         _require_onnx()
     if model is None:
+        from .api import check_memory
         from .emit import emit
 
+        check_memory(graph)
         model = emit(graph)
     if fmt == "python":
         return write_text(path, python_source(graph, model), force=force, protect=protect)
@@ -268,6 +270,9 @@ def _forward(model: Any, graph: Graph, lists: set[str], helpers: dict[str, str])
             mod, _, fname = qual.rpartition(".")
             if mod in ("_operator", "operator") and fname in _INFIX and len(n.args) == 2 and not n.kwargs:
                 rhs = f"{arg(n.args[0])} {_INFIX[fname]} {arg(n.args[1])}"
+            elif mod in ("_operator", "operator") and fname[1:] in _INFIX and fname[0] == "i" and len(n.args) == 2:
+                lines.append(f"{arg(n.args[0])} {_INFIX[fname[1:]]}= {arg(n.args[1])}")  # out += identity
+                rhs = arg(n.args[0])
             elif mod in ("_operator", "operator") and fname == "getitem":
                 rhs = f"{arg(n.args[0])}[{arg(n.args[1])}]"
             elif mod in ("_operator", "operator"):
@@ -336,17 +341,55 @@ def _torchscript(graph: Graph, model: Any) -> bytes:
         try:
             scripted = torch.jit.script(model)
         except Exception:  # noqa: BLE001 - not every op is scriptable; tracing covers the rest
-            with torch.no_grad():
-                scripted = torch.jit.trace(model, example_inputs(graph), check_trace=False)
+            _check_trace_memory(graph)
+            try:
+                with torch.no_grad():
+                    scripted = torch.jit.trace(model, example_inputs(graph), check_trace=False)
+            except Exception as e:  # noqa: BLE001 - torch aborts with RuntimeError and others
+                raise OutputError(f"TorchScript could not trace '{graph.name}': {_one_line(e)}",
+                                  fix="export with --to export or --to python instead") from None
         buf = io.BytesIO()
-        torch.jit.save(scripted, buf)
+        try:
+            torch.jit.save(scripted, buf)
+        except Exception as e:  # noqa: BLE001 - a write torch aborts is one error, nothing written
+            raise OutputError(f"TorchScript could not write '{graph.name}': {_one_line(e)}",
+                              fix="export with --to export or --to python instead") from None
     return buf.getvalue()
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def _check_trace_memory(graph: Graph) -> None:
+    """Tracing runs the model on a real batch of 2: refuse inputs that do not fit."""
+    from .api import available_memory
+
+    need = sum(2 * 4 * math.prod(shape) for shape in graph.inputs.values())
+    have = available_memory()
+    if have is not None and 4 * need > have:
+        raise LimitError(f"tracing '{graph.name}' for TorchScript needs a batch of inputs of {need / 2**30:.1f} GiB "
+                         f"(and more for its activations), too much for the {have / 2**30:.1f} GiB available",
+                         fix="export with --to export (traced without data) or --to python")
+
+
+def fake_inputs(graph: Graph, batch: int = 2) -> tuple[Any, ...]:
+    """Example inputs that hold no data (fake tensors): ``torch.export`` traces without
+    running the model, so an input of 2^31 elements costs nothing."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    with FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True):
+        return tuple(torch.empty(batch, *shape) for shape in graph.inputs.values())
 
 
 def _torch_export(graph: Graph, model: Any) -> bytes:
     import torch
 
-    program = torch.export.export(model, example_inputs(graph), dynamic_shapes=_dynamic_batch(graph))
+    program = torch.export.export(model, fake_inputs(graph), dynamic_shapes=_dynamic_batch(graph))
+    program.example_inputs = None  # fake tensors hold no data to save; the program takes any batch
     buf = io.BytesIO()
     torch.export.save(program, buf)
     return buf.getvalue()

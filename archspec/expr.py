@@ -17,19 +17,41 @@ lambdas and comprehensions are refused. Sizes are bounded so ``9**9**9`` cannot 
 from __future__ import annotations
 
 import ast
+import contextlib
+import contextvars
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .errors import ExpressionError, close_matches
+from .errors import ExpressionError, close_matches, short_repr
 
 MAX_EXPR_CHARS = 1000
 MAX_AST_NODES = 200
 MAX_INT = 1 << 63
 MAX_STR = 4096
 MAX_LIST = 4096
+# A value's size in cells, shared sublists counted as often as they appear (what str,
+# == or % would walk): one per number, list, key, and per 16 characters of a string.
+MAX_CELLS = 16384
+MAX_ROUND_DIGITS = 64
+# The work one spec's expressions may do together, in cells walked; ``expand`` opens
+# the budget (see :func:`work_budget`), a lone ``evaluate`` gets one of its own.
+MAX_WORK = 5_000_000
+
+_FORMAT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_work: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("archspec_expr_work", default=None)
+
+
+@contextlib.contextmanager
+def work_budget(cells: int = MAX_WORK) -> Iterator[None]:
+    """Share one budget of ``cells`` among every expression evaluated inside the block."""
+    token = _work.set([cells])
+    try:
+        yield
+    finally:
+        _work.reset(token)
 
 _WHOLE_NAME = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _PIECE = re.compile(r"\$\$|\$\{|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -96,7 +118,7 @@ def _split(value: str) -> list[str | tuple[str]]:
 
     def literal(chunk: str) -> str:
         if "$" in chunk:
-            raise ExpressionError(f"stray '$' in {value!r}",
+            raise ExpressionError(f"stray '$' in {short_repr(value)}",
                                   fix="write $name or ${expression}; write $$ for a literal dollar sign")
         return chunk
 
@@ -142,7 +164,7 @@ def _closing_brace(s: str, start: int) -> int:
             depth -= 1
             if depth == 0:
                 return i
-    raise ExpressionError(f"unclosed '${{' in {s!r}", fix="close the expression with '}'")
+    raise ExpressionError(f"unclosed '${{' in {short_repr(s)}", fix="close the expression with '}'")
 
 
 def _lookup(name: str, env: Mapping[str, Any]) -> Any:
@@ -170,14 +192,53 @@ def evaluate(src: str, env: Mapping[str, Any]) -> Any:
         return _Eval(env, src).visit(tree.body)
     except ExpressionError:
         raise
+    except RecursionError:
+        raise ExpressionError(f"cannot evaluate '{src}': a value is nested too deeply") from None
     except (ArithmeticError, TypeError, ValueError, KeyError, IndexError) as e:
-        raise ExpressionError(f"cannot evaluate '{src}': {type(e).__name__}: {e}") from None
+        raise ExpressionError(f"cannot evaluate '{src}': {type(e).__name__}: {_clip(str(e))}") from None
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class _Eval:
     def __init__(self, env: Mapping[str, Any], src: str) -> None:
         self.env = env
         self.src = src
+        self.budget = _work.get() or [MAX_WORK]
+        self.sizes: dict[int, tuple[Any, int]] = {}  # id -> (value kept alive, cells)
+
+    def charge(self, *values: Any) -> None:
+        """Count the cells an operation walks against the spec's budget, before doing it."""
+        cost = 1 + sum(self.cells(v) for v in values)
+        self.budget[0] -= cost
+        if self.budget[0] < 0:
+            raise ExpressionError(f"expressions do more than {MAX_WORK} steps of work (in '{_clip(self.src, 60)}')",
+                                  fix="compute large values once, in params:, or simplify the expressions")
+
+    def cells(self, v: Any) -> int:
+        """The size of ``v`` as str/==/% would walk it; shared parts are counted once per use."""
+        if isinstance(v, str):
+            return 1 + len(v) // 16
+        if not isinstance(v, (list, dict, tuple)):
+            return 1
+        hit = self.sizes.get(id(v))
+        if hit is not None and hit[0] is v:
+            return hit[1]
+        items = [x for kv in v.items() for x in kv] if isinstance(v, dict) else v
+        total = 1
+        for x in items:
+            total += self.cells(x)
+            if total > MAX_INT:
+                break
+        self.sizes[id(v)] = (v, total)
+        return total
+
+    def room(self, cells: int, what: str) -> None:
+        if cells > MAX_CELLS:
+            raise ExpressionError(f"'{what}' builds a value of more than {MAX_CELLS} cells",
+                                  fix="build smaller lists; a list of lists counts every element")
 
     def visit(self, node: ast.AST) -> Any:
         method = getattr(self, "v_" + type(node).__name__, None)
@@ -203,6 +264,13 @@ class _Eval:
         if op is None:
             raise ExpressionError(f"operator in '{ast.unparse(n)}' is not allowed")
         a, b = self.visit(n.left), self.visit(n.right)
+        self.charge(a, b)
+        if isinstance(n.op, ast.Add) and isinstance(a, (list, str)) and isinstance(b, (list, str)):
+            self.room(self.cells(a) + self.cells(b), _clip(ast.unparse(n), 60))
+        if isinstance(n.op, ast.Mod) and isinstance(a, str):
+            for width, precision in _FORMAT_FIELD.findall(a):
+                if any(x.isdigit() and (len(x) > 6 or int(x) > MAX_STR) for x in (width, precision)):
+                    raise ExpressionError(f"a format width in '{_clip(ast.unparse(n), 60)}' is larger than {MAX_STR}")
         if isinstance(n.op, ast.Pow):
             if not isinstance(b, (int, float)) or isinstance(b, bool) or abs(b) > 64 or (isinstance(a, (int, float)) and abs(a) > MAX_INT):
                 raise ExpressionError(f"exponent in '{ast.unparse(n)}' is too large (at most 64)")
@@ -210,7 +278,9 @@ class _Eval:
             count = b if isinstance(a, (str, list)) else a
             seq = a if isinstance(a, (str, list)) else b
             if isinstance(count, int) and count * len(seq) > MAX_STR:
-                raise ExpressionError(f"'{ast.unparse(n)}' builds a sequence longer than {MAX_STR}")
+                raise ExpressionError(f"'{_clip(ast.unparse(n), 60)}' builds a sequence longer than {MAX_STR}")
+            if isinstance(count, int):
+                self.room(max(count, 0) * self.cells(seq), _clip(ast.unparse(n), 60))
         return op(a, b)
 
     def v_UnaryOp(self, n: ast.UnaryOp) -> Any:
@@ -242,6 +312,7 @@ class _Eval:
         left = self.visit(n.left)
         for op, right_node in zip(n.ops, n.comparators, strict=True):
             right = self.visit(right_node)
+            self.charge(left, right)
             fn = _CMPOPS.get(type(op))
             if fn is None:
                 raise ExpressionError(f"comparison in '{ast.unparse(n)}' is not allowed")
@@ -257,18 +328,27 @@ class _Eval:
         if not isinstance(n.func, ast.Name) or n.func.id not in _FUNCS or n.keywords:
             raise ExpressionError(f"call '{ast.unparse(n)}' is not allowed",
                                   fix="only " + ", ".join(sorted(_FUNCS)) + " can be called, with positional arguments")
-        return _FUNCS[n.func.id](*[self.visit(a) for a in n.args])
+        args = [self.visit(a) for a in n.args]
+        self.charge(*args)
+        if n.func.id == "round" and len(args) == 2 and isinstance(args[1], int) \
+                and abs(args[1]) > MAX_ROUND_DIGITS:
+            raise ExpressionError(f"round() to {short_repr(args[1])} digits: at most {MAX_ROUND_DIGITS}")
+        return _FUNCS[n.func.id](*args)
 
     def v_List(self, n: ast.List) -> Any:
-        return [self.visit(e) for e in n.elts]
+        out = [self.visit(e) for e in n.elts]
+        self.room(self.cells(out), _clip(ast.unparse(n), 60))
+        return out
 
     def v_Tuple(self, n: ast.Tuple) -> Any:
-        return [self.visit(e) for e in n.elts]
+        return self.v_List(n)  # type: ignore[arg-type]
 
     def v_Dict(self, n: ast.Dict) -> Any:
         if any(k is None for k in n.keys):
             raise ExpressionError("'**' is not allowed in an expression")
-        return {self.visit(k): self.visit(v) for k, v in zip(n.keys, n.values, strict=True)}  # type: ignore[arg-type]  # a None key is ** unpacking, refused earlier
+        out = {self.visit(k): self.visit(v) for k, v in zip(n.keys, n.values, strict=True)}  # type: ignore[arg-type]  # a None key is ** unpacking, refused earlier
+        self.room(self.cells(out), _clip(ast.unparse(n), 60))
+        return out
 
     def v_Subscript(self, n: ast.Subscript) -> Any:
         if isinstance(n.slice, ast.Slice):
@@ -276,17 +356,20 @@ class _Eval:
         seq, key = self.visit(n.value), self.visit(n.slice)
         subject = ast.unparse(n.value)
         subject = subject if len(subject) <= 30 else "the table"
-        what = repr(key) if isinstance(n.slice, ast.Constant) else f"{ast.unparse(n.slice)} = {key!r}"
+        what = short_repr(key) if isinstance(n.slice, ast.Constant) else \
+            f"{_clip(ast.unparse(n.slice), 60)} = {short_repr(key)}"
         try:
             return seq[key]
         except KeyError:
-            keys = ", ".join(repr(k) for k in list(seq)[:20])
+            keys = ", ".join(short_repr(k, 40) for k in list(seq)[:20])
             raise ExpressionError(f"{what} is not a key of {subject} (keys: {keys})") from None
         except IndexError:
             raise ExpressionError(f"{what} is out of range for {subject}, a list of {len(seq)}") from None
 
 
 def _bounded(v: Any) -> Any:
+    if isinstance(v, complex):
+        raise ExpressionError("the result is a complex number", fix="take powers of negative numbers with integer exponents")
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
         raise ExpressionError(f"integer result {str(v)[:20]}... is larger than 2**63")
     if isinstance(v, float) and math.isfinite(v) and abs(v) > 1e300:

@@ -3,16 +3,20 @@
 An output is never written through a symlink, never over an input spec, never over an
 existing file unless ``force``, and never left half-written: the data goes to a
 temporary file in the same folder, is flushed to disk, then renamed over the target
-in one step. An error or Ctrl-C before the rename leaves the target as it was.
+in one step. An error, Ctrl-C or SIGTERM before the rename leaves the target as it was
+and no temporary file behind (SIGTERM then exits with 143).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import tempfile
+import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import OutputError
@@ -64,17 +68,48 @@ def check_target(path: str | Path, *, force: bool = False, protect: Iterable[str
     return target
 
 
+class Terminated(SystemExit):
+    """SIGTERM arrived while a file was being written: exit 143 once it is cleaned up."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While writing, SIGTERM (what ``timeout``, CI and schedulers send) raises, so the
+    temporary file is removed as on Ctrl-C instead of being left behind by a hard kill."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
     """Write ``data`` to ``path`` atomically; returns the path."""
+    with _sigterm_unwinds():
+        return _write_bytes(path, data, force=force, protect=protect)
+
+
+def _write_bytes(path: str | Path, data: bytes, *, force: bool, protect: Iterable[str | Path]) -> Path:
     target = check_target(path, force=force, protect=protect)
     parent = target.parent
+    tmp: str | None = None
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    except OSError as e:
-        raise OutputError(f"cannot write '{target}': {e.strerror or e}",
-                          fix="pick an output folder that can be created and written") from None
-    try:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+        except OSError as e:
+            raise OutputError(f"cannot write '{target}': {e.strerror or e}",
+                              fix="pick an output folder that can be created and written") from None
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -84,11 +119,11 @@ def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: 
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+        tmp = None
     except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         if isinstance(e, OSError):  # a full disk, a vanished folder: the target is as it was
             raise OutputError(f"cannot write '{target}': {e.strerror or e}") from None
         raise
@@ -96,7 +131,8 @@ def write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: 
 
 
 def write_text(path: str | Path, text: str, *, force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
-    return write_bytes(path, text.encode("utf-8"), force=force, protect=protect)
+    # A lone surrogate from a spec (YAML "\\ud800") is written as its escape, not refused by the codec.
+    return write_bytes(path, text.encode("utf-8", "backslashreplace"), force=force, protect=protect)
 
 
 # -- what archspec wrote into a folder ----------------------------------------------------

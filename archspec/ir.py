@@ -109,6 +109,8 @@ class Scope:
     count: int | None = None
     connect: str | None = None
     loc: Loc | None = None
+    # A dense repeat whose layers recompute their concat and bottleneck in backward.
+    memory_efficient: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,18 @@ None) plus a table from each value's path to its :class:`~archspec.errors.Loc`.
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.composer import Composer
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
@@ -83,6 +87,14 @@ class _Loader(Reader, Scanner, Parser, Composer, _Resolver):
                 fix="flatten the structure, or raise the limit with --max-depth",
             )
         try:
+            if index is None and isinstance(parent, MappingNode) and self.check_event(AliasEvent):
+                # An alias as a key: a copy marked where the alias is, so an error about
+                # the key points at it, not at the anchor.
+                mark = self.peek_event().start_mark
+                node = copy.copy(super().compose_node(parent, index))  # type: ignore[arg-type]  # PyYAML passes None for a key
+                if node is not None:
+                    node.start_mark = mark
+                return node
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -117,8 +129,9 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
         raise LimitError(f"spec is {size} bytes, more than the limit of {limits.max_bytes}",
                          loc=Loc(file, 1, 1), fix="raise the limit with --max-bytes")
     loader: _Loader | None = None
+    parsed, restore = _yaml12_breaks(text)
     try:
-        loader = _Loader(text, limits.max_depth)
+        loader = _Loader(parsed, limits.max_depth)
         root = loader.get_single_node()
     except LimitError as e:
         assert e.loc is not None
@@ -151,16 +164,32 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
     if root is None:
         raise SpecSyntaxError("the spec is empty", loc=Loc(file, 1, 1), source=text)
     try:
-        doc.data = _Builder(doc, limits).build(root, ())
+        doc.data = _Builder(doc, limits, restore).build(root, ())
     except RecursionError:  # only reachable when --max-depth is raised past Python's stack
         raise LimitError("YAML nesting is too deep to walk", loc=Loc(file, 1, 1), source=text,
                          fix="lower --max-depth") from None
     return doc
 
 
+_YAML11_BREAKS = "\x85\u2028\u2029"
+
+
+def _yaml12_breaks(text: str) -> tuple[str, dict[int, str]]:
+    """YAML 1.2 breaks lines only at CR and LF; PyYAML (YAML 1.1) also at U+0085, U+2028
+    and U+2029, which would end a comment early and count lines differently from an
+    editor. They are parsed as private-use stand-ins (one character each, so columns
+    hold) and put back in every scalar; the table maps the stand-ins back."""
+    if not any(c in text for c in _YAML11_BREAKS):
+        return text, {}
+    used = set(text)
+    stand = [c for c in map(chr, range(0xE000, 0xF8FF)) if c not in used][:3]
+    there = {ord(a): b for a, b in zip(_YAML11_BREAKS, stand, strict=True)}
+    return text.translate(there), {ord(b): a for a, b in zip(_YAML11_BREAKS, stand, strict=True)}
+
+
 def _syntax_hint(text: str, line: int, problem: str) -> str | None:
     """A fix for the YAML mistakes spec authors make most."""
-    lines = text.splitlines()
+    lines = re.split(r"\r\n|\r|\n", text)
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     if "'\\t'" in problem or "\t" in src[: len(src) - len(src.lstrip())]:
         return "indent with spaces: YAML does not allow tabs"
@@ -185,7 +214,13 @@ def load_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Document:
     try:
         # Read no more than the limit: stat() says nothing for a FIFO or /dev/zero, and a
         # file may grow after it.
-        with p.open("rb") as f:
+        # O_NONBLOCK: opening a FIFO waits for a writer; the open returns at once and a
+        # FIFO, a device or a folder is then refused before a byte is read.
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SpecSyntaxError(f"cannot read spec '{path}': it is not a regular file",
+                                      loc=Loc(str(path), 1, 1), fix="give the path of a .yaml file")
             raw = f.read(limits.max_bytes + 1)
         if len(raw) > limits.max_bytes:
             raise LimitError(f"spec is more than the limit of {limits.max_bytes} bytes", loc=Loc(str(path), 1, 1),
@@ -208,10 +243,11 @@ def _line_col(text: str, pos: int) -> tuple[int, int]:
 class _Builder:
     """Walks composed nodes into plain data, counting every visit (alias bombs)."""
 
-    def __init__(self, doc: Document, limits: Limits) -> None:
+    def __init__(self, doc: Document, limits: Limits, restore: dict[int, str] | None = None) -> None:
         self.doc = doc
         self.limits = limits
         self.count = 0
+        self.restore = restore or {}
 
     def loc(self, node: Node) -> Loc:
         return Loc(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -264,7 +300,7 @@ class _Builder:
         return out
 
     def scalar(self, node: ScalarNode) -> Any:
-        v: str = node.value
+        v: str = node.value.translate(self.restore) if self.restore else node.value
         if len(v) > self.limits.max_string:
             raise self.error(LimitError, f"string of {len(v)} characters is longer than the limit of {self.limits.max_string}",
                              node, fix="raise the limit with --max-string")

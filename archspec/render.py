@@ -67,7 +67,8 @@ IMAGE_FORMATS = frozenset({"svg", "png", "pdf"})
 SUFFIXES = {"svg": ".svg", "png": ".png", "pdf": ".pdf", "dot": ".dot", "gv": ".dot", "mermaid": ".mmd",
             "mmd": ".mmd"}
 MAX_RENDER_NODES = 600
-DOT_TIMEOUT_S = 120
+MAX_RENDER_EDGES = 100_000  # edges of the graph a drawing reads (a dense repeat of 1000 has 500 500)
+DOT_TIMEOUT_S = 20  # seconds; a drawing within --max-render-nodes takes a few
 INSTALL_GRAPHVIZ = ("install graphviz (apt-get install graphviz, brew install graphviz, or conda install "
                     "-c conda-forge graphviz), or write --format dot or --format mermaid, which need no graphviz")
 
@@ -255,10 +256,10 @@ def run_dot(text: str, fmt: str) -> bytes:
     dot = shutil.which("dot")
     assert dot is not None
     try:
-        proc = subprocess.run([dot, f"-T{fmt}"], input=text.encode("utf-8"), capture_output=True,
+        proc = subprocess.run([dot, f"-T{fmt}"], input=text.encode("utf-8", "backslashreplace"), capture_output=True,
                               timeout=DOT_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        raise OutputError(f"graphviz's dot took more than {DOT_TIMEOUT_S} s to lay the graph out",
+        raise OutputError(f"graphviz's dot took more than {DOT_TIMEOUT_S} s (the limit) to lay the graph out",
                           fix="draw less: drop --expand, or pass --depth 1") from None
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -321,6 +322,7 @@ class _Builder:
         for n in graph.nodes:
             self.shapes[n.name] = n.shape
         self.consumers = graph.consumers()
+        self._lifts: dict[int, _ChainMin] = {}
         self._chains: dict[str, list[str]] = {}
         self.members_of: dict[str, list[Node]] = {path: [] for path in self.scopes}  # scope -> nodes under it
         for n in graph.nodes:
@@ -361,6 +363,10 @@ class _Builder:
     # - steps -
     def build(self) -> Drawing:
         g = self.g
+        edges = sum(len(n.inputs) for n in g.nodes)
+        if edges > MAX_RENDER_EDGES:  # before any work: each edge is looked at several times
+            raise LimitError(f"'{g.name}' has {edges} edges, more than the {MAX_RENDER_EDGES} a drawing reads",
+                             fix="draw a smaller configuration of the spec (fewer repeats, smaller dense blocks)")
         self.param = {n.name: self.params_of(n) for n in g.nodes}
         self._roles()
         self._groups()
@@ -389,14 +395,16 @@ class _Builder:
         self.roles: dict[tuple[str, int], tuple[Role, int | None]] = {}
         self.u_layout = False
         self.u_skips: list[tuple[str, str]] = []
-        for n in self.g.nodes:
+        for n in self.g.nodes:  # depths and main inputs first: _dips looks up the chains
             ins = [depth.get(i, 0) for i in n.inputs]
             w = 0 if n.provenance == "auto" or n.disabled else 1
             depth[n.name] = w + max(ins, default=0)
+            if len(n.inputs) >= 2:
+                self.main_in[n.name] = max(range(len(ins)), key=lambda k: (ins[k], -k))
+        for n in self.g.nodes:
             if len(n.inputs) < 2:
                 continue
-            main = max(range(len(ins)), key=lambda k: (ins[k], -k))
-            self.main_in[n.name] = main
+            main = self.main_in[n.name]
             for slot, src in enumerate(n.inputs):
                 if slot == main:
                     continue
@@ -422,22 +430,18 @@ class _Builder:
         d.ranked = ends | {n.id for n in d.nodes.values() if n.cluster in clusters and n.kind != "output"}
 
     def _dips(self, src: str, merge: Node, main: str, depth: dict[str, int]) -> bool:
-        """Does the main path from ``src`` to ``merge`` go through a lower resolution and back?"""
+        """Does the main path from ``src`` to ``merge`` go through a lower resolution and back?
+
+        The main path is walked down from ``main`` while its depth exceeds ``src``'s; the
+        walk is answered in O(log n) steps by :class:`_ChainMin` (binary lifting over the
+        main-input chains), so dense repeats and long skips stay near-linear."""
         a, b = self.shapes.get(src), merge.shape
         if a is None or b is None or len(a) < 2 or a[1:] != b[1:]:
             return False
-        size = _prod(a[1:])
-        cur = main
-        stop = depth.get(src, 0)
-        while cur in self.idx and depth.get(cur, 0) > stop:
-            s = self.shapes.get(cur)
-            if s is not None and len(s) == len(a) and _prod(s[1:]) < size:
-                return True
-            n = self.idx[cur]
-            if not n.inputs:
-                break
-            cur = n.inputs[self.main_in.get(cur, 0)]
-        return False
+        lift = self._lifts.get(len(a))
+        if lift is None:
+            lift = self._lifts[len(a)] = _ChainMin(self, len(a), depth)
+        return lift.below(main, depth.get(src, 0)) < _prod(a[1:])
 
     def _groups(self) -> None:
         """Fold norms/activations into the op before them; one group per auto projection."""
@@ -826,6 +830,48 @@ class _Builder:
         return sorted(sizes, key=lambda t: (-_prod(t), t))
 
 
+class _ChainMin:
+    """The smallest spatial size (of one rank) on a main-input chain above a depth.
+
+    Each node's main input is its parent; ``up[k][v]`` is the node ``2**k`` steps up from
+    ``v`` and ``low[k][v]``/``last[k][v]`` the smallest size and the depth of the last
+    node among the ``2**k`` nodes starting at ``v``. Depth never grows up a chain, so the
+    nodes deeper than a bound are a prefix of it, found in O(log n)."""
+
+    INF = float("inf")
+
+    def __init__(self, b: _Builder, rank: int, depth: dict[str, int]) -> None:
+        names = [n.name for n in b.g.nodes]
+        pos = {name: k for k, name in enumerate(names)}
+        parent: list[int] = []
+        for n in b.g.nodes:
+            src = n.inputs[b.main_in.get(n.name, 0)] if n.inputs else None
+            parent.append(pos.get(src, -1) if src is not None else -1)
+        size = []
+        for name in names:
+            s = b.shapes.get(name)
+            size.append(_prod(s[1:]) if s is not None and len(s) == rank else self.INF)
+        self.pos = pos
+        self.up = [parent]
+        self.low = [size]
+        self.last = [[depth.get(name, 0) for name in names]]
+        while any(p >= 0 for p in self.up[-1]):
+            up, low, last = self.up[-1], self.low[-1], self.last[-1]
+            self.up.append([up[up[v]] if up[v] >= 0 else -1 for v in range(len(names))])
+            self.low.append([min(low[v], low[up[v]]) if up[v] >= 0 else low[v] for v in range(len(names))])
+            self.last.append([last[up[v]] if up[v] >= 0 else last[v] for v in range(len(names))])
+
+    def below(self, start: str, stop: int) -> float:
+        """The smallest size on the chain from ``start`` over nodes deeper than ``stop``."""
+        v = self.pos.get(start, -1)
+        best = self.INF
+        for k in range(len(self.up) - 1, -1, -1):  # the prefix's length, bit by bit
+            if v >= 0 and self.last[k][v] > stop:
+                best = min(best, self.low[k][v])
+                v = self.up[k][v]
+        return best
+
+
 def _prod(xs: Sequence[int]) -> int:
     p = 1
     for x in xs:
@@ -1013,7 +1059,7 @@ def dot_source(d: Drawing, direction: str = "TB") -> str:
 def _m(text: str) -> str:
     """Text inside a Mermaid quoted label."""
     return (text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-            .replace("\n", "<br/>"))
+            .replace("%", "#37;").replace("\n", "<br/>"))  # '%': no %%{init}%% directive from a spec
 
 
 def _check_direction(direction: str) -> None:
@@ -1025,7 +1071,8 @@ def mermaid_source(d: Drawing, direction: str = "TB") -> str:
     """Mermaid ``flowchart TB`` (or ``LR``) text: GitHub and most markdown viewers draw it."""
     _check_direction(direction)
     ids = {nid: f"n{k}" for k, nid in enumerate(d.nodes)}
-    out = ["%% " + " ".join(d.title.split()), f"flowchart {direction}",
+    out = ["%% " + " ".join(d.title.replace("%", "#37;").replace("{", "(").replace("}", ")").split()),
+           f"flowchart {direction}",
            f"  classDef auto fill:{AUTO_FILL},stroke:{AUTO_LINE},stroke-width:3px",
            f"  classDef error fill:{ERROR_FILL},stroke:{ERROR_LINE},stroke-width:3px",
            "  classDef merge fill:#fff8e1,stroke:#ffa000",

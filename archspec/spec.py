@@ -149,6 +149,9 @@ def _build(version: int) -> dict[str, Any]:
                                                                                "named NAME.0, NAME.1, ...")
         connect: Literal["chain", "dense"] = Field("chain", description="chain: each instance reads the one "
                                                    "before; dense: each reads the concat of all before (DenseNet).")
+        memory_efficient: Union[bool, Expr] = Field(
+            False, description="Dense repeats only: recompute each instance's concat and the nodes up to its "
+                               "first conv in backward instead of storing them (less memory, slower backward).")
         names: Union[str, None] = Field(None, description="Instance names of a repeat, an expression of i "
                                                            "(e.g. denselayer${i + 1}).")
         when: Union[bool, Expr, None] = Field(None, description=WHEN_DOC)

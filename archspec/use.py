@@ -44,13 +44,41 @@ def block_files(spec: Any, doc: Document, limits: Limits) -> list[tuple[Path, An
                 raise IncludeError(f"use: includes '{rel}' twice (an include cycle?)", loc=d.loc(("use", k)),
                                    source=d.text, fix="include each block file once")
             seen_files.append(target)
-            sub = load_file(target, limits)
+            sub = _load_counted(target, rel, d, ("use", k), limits, used)
             inc = validate(sub, "BlockFile")
             include(inc, sub, depth + 1, (*chain, target))
             out.append((target, inc, sub))
 
+    used = [len(doc.text.encode("utf-8", "surrogatepass")), len(doc.marks)]  # bytes, YAML values so far
     include(spec, doc, 0, (Path(doc.file).resolve(),) if root is not None else ())
     return out
+
+
+def _load_counted(target: Path, rel: str, d: Document, sub: PathT, limits: Limits, used: list[int]) -> Document:
+    """Load a ``use:`` file within what is left of the byte and YAML-value limits: the
+    limits bound the spec and all its ``use:`` files together, not each file alone."""
+    def over(what: str, limit: int, flag: str) -> LimitError:
+        return LimitError(f"use: '{rel}' takes the spec and its use: files past {limit} {what} in all",
+                          loc=d.loc(sub), source=d.text, fix=f"include fewer or smaller block files, or raise {flag}")
+
+    try:
+        size = target.stat().st_size
+    except OSError:
+        size = 0
+    if used[0] + size > limits.max_bytes:
+        raise over("bytes", limits.max_bytes, "--max-bytes")
+    left = limits.replace(max_bytes=limits.max_bytes - used[0], max_yaml_nodes=limits.max_yaml_nodes - used[1])
+    try:
+        doc = load_file(target, left)
+    except LimitError as e:
+        if "bytes" in e.message:
+            raise over("bytes", limits.max_bytes, "--max-bytes") from None
+        if "YAML values" in e.message:
+            raise over("YAML values", limits.max_yaml_nodes, "--max-yaml-nodes") from None
+        raise
+    used[0] += len(doc.text.encode("utf-8", "surrogatepass"))
+    used[1] += len(doc.marks)
+    return doc
 
 
 LIBRARY_PREFIX = "archspec:"

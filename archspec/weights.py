@@ -23,6 +23,7 @@ ImageNet weights, predate it); the model then keeps its own.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,22 @@ SAFETENSORS_SUFFIXES = (".safetensors",)
 MAX_LISTED = 20  # keys listed per kind of problem before "... and N more"
 
 
-def read_state_dict(path: str | Path) -> dict[str, Any]:
+def read_state_dict(path: str | Path, model: Any = None) -> dict[str, Any]:
     """The tensors in a weights file, by key, on the CPU; a WeightsError if the file
-    cannot be read safely."""
+    cannot be read safely.
+
+    With ``model``, the file's own description of its tensors is compared with the model
+    before any tensor is read: a safetensors header's keys, dtypes and shapes, a torch
+    zip archive's uncompressed sizes. A file that claims more bytes than the model holds
+    is refused without allocating them."""
     import torch
 
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"weights file '{p}' does not exist" if not p.exists() else f"weights path '{p}' is not a file")
     suffix = p.suffix.lower()
+    if model is not None:
+        _precheck(p, suffix, model)
     if suffix in SAFETENSORS_SUFFIXES:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -54,7 +62,9 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
             raise WeightsError(f"weights file '{p}' is not a readable safetensors file: {_first_line(e)}") from None
     elif suffix in TORCH_SUFFIXES:
         try:
-            data = torch.load(p, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's notes on what it validates are not ours to print
+                warnings.simplefilter("ignore")
+                data = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as e:  # UnpicklingError for refused pickles, RuntimeError for corrupt zips, ...
             raise WeightsError(
                 f"weights file '{p}' was refused: it is not a weights-only checkpoint ({_first_line(e)})",
@@ -69,12 +79,15 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
 
 def check_state_dict(model: Any, state: Mapping[str, Any]) -> dict[str, list[str]]:
     """The problems loading ``state`` into ``model`` would hit, by kind:
-    ``missing``, ``unexpected``, ``mis-shaped`` and ``not a tensor``. Empty lists: it fits."""
+    ``missing``, ``unexpected``, ``mis-shaped``, ``not a tensor`` and ``unsupported``
+    (sparse, quantized or complex tensors, or a float model given integers). Empty
+    lists: it fits."""
     import torch
 
     own = model.state_dict()
     optional = _optional_keys(model)
-    problems: dict[str, list[str]] = {"missing": [], "unexpected": [], "mis-shaped": [], "not a tensor": []}
+    problems: dict[str, list[str]] = {"missing": [], "unexpected": [], "mis-shaped": [], "not a tensor": [],
+                                      "unsupported": []}
     for k in own:
         if k not in state and k not in optional:
             problems["missing"].append(k)
@@ -83,14 +96,19 @@ def check_state_dict(model: Any, state: Mapping[str, Any]) -> dict[str, list[str
             problems["unexpected"].append(k)
         elif not isinstance(v, torch.Tensor):
             problems["not a tensor"].append(f"{k} ({type(v).__name__})")
+        elif (why := _unsupported(v, own[k])) is not None:
+            problems["unsupported"].append(f"{k}: {why}")
         elif tuple(v.shape) != tuple(own[k].shape):
             problems["mis-shaped"].append(f"{k}: file {fmt(v.shape)}, model {fmt(own[k].shape)}")
     return problems
 
 
 def load_weights(model: Any, path: str | Path) -> None:
-    """Load the state_dict in ``path`` into ``model``, completely or not at all."""
-    state = read_state_dict(path)
+    """Load the state_dict in ``path`` into ``model``, completely or not at all: every
+    tensor is checked first, and if a copy fails anyway every parameter is put back."""
+    import torch
+
+    state = read_state_dict(path, model)
     problems = check_state_dict(model, state)
     if any(problems.values()):
         raise _mismatch(model, path, state, problems)
@@ -98,7 +116,17 @@ def load_weights(model: Any, path: str | Path) -> None:
     full = dict(state)
     for k in _optional_keys(model):
         full.setdefault(k, own[k])
-    model.load_state_dict(full, strict=True)
+    saved = {k: v.detach().clone() for k, v in own.items()}
+    try:
+        model.load_state_dict(full, strict=True)
+    except Exception as e:  # noqa: BLE001 - any failed copy: put every tensor back
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                v.copy_(saved[k])
+        reason = " ".join(str(e).split())
+        reason = reason if len(reason) <= 300 else reason[:300] + "…"
+        raise WeightsError(f"weights '{path}' could not be copied into the model: {reason} "
+                           "(the model is unchanged)") from None
 
 
 def save_weights(model: Any, path: str | Path, *, force: bool = True) -> Path:
@@ -126,6 +154,96 @@ def save_weights(model: Any, path: str | Path, *, force: bool = True) -> Path:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+MAX_HEADER = 100 << 20  # bytes of a safetensors header: far more than any model's key table
+_SAFETENSORS_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                       "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def _unsupported(v: Any, own: Any) -> str | None:
+    """Why tensor ``v`` cannot be copied into ``own``, or None."""
+    import torch
+
+    if v.layout != torch.strided:
+        return f"a {str(v.layout).removeprefix('torch.')} tensor (only dense tensors load)"
+    if v.is_quantized:
+        return "a quantized tensor (only plain tensors load)"
+    if v.is_complex() and not own.is_complex():
+        return f"a complex tensor ({str(v.dtype).removeprefix('torch.')}) for a real one"
+    if own.is_floating_point() and not (v.is_floating_point() or v.is_complex()):
+        return f"{str(v.dtype).removeprefix('torch.')} values for a {str(own.dtype).removeprefix('torch.')} tensor"
+    return None
+
+
+def _precheck(p: Path, suffix: str, model: Any) -> None:
+    """Compare what the file says it holds with ``model`` before reading a tensor."""
+    own = model.state_dict()
+    budget = sum(v.numel() * v.element_size() for v in own.values()) + (1 << 20)
+    if suffix in SAFETENSORS_SUFFIXES:
+        header = _safetensors_header(p)
+        state = {k: _Described(d, p) for k, d in header.items() if k != "__metadata__"}
+        problems: dict[str, list[str]] = {"missing": [], "unexpected": [], "mis-shaped": [], "not a tensor": [],
+                                          "unsupported": []}
+        optional = _optional_keys(model)
+        problems["missing"] = [k for k in own if k not in state and k not in optional]
+        for k, d in state.items():
+            if k not in own:
+                problems["unexpected"].append(k)
+            elif own[k].is_floating_point() and d.dtype not in ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"):
+                problems["unsupported"].append(f"{k}: {d.dtype} values for a {str(own[k].dtype).removeprefix('torch.')} "
+                                               "tensor")
+            elif d.shape != tuple(own[k].shape):
+                problems["mis-shaped"].append(f"{k}: file {fmt(d.shape)}, model {fmt(own[k].shape)}")
+        if any(problems.values()):
+            raise _mismatch(model, p, state, problems)
+    elif suffix in TORCH_SUFFIXES:
+        import zipfile
+
+        if zipfile.is_zipfile(p):
+            try:
+                with zipfile.ZipFile(p) as z:
+                    held = sum(i.file_size for i in z.infolist())
+            except (zipfile.BadZipFile, OSError, ValueError) as e:
+                raise WeightsError(f"weights file '{p}' is not a readable torch archive: {_first_line(e)}") from None
+        else:
+            held = p.stat().st_size
+        if held > budget:
+            raise WeightsError(f"weights file '{p}' holds {held} bytes unpacked, more than the {budget} bytes of "
+                               f"the model's tensors (and 1 MiB to spare): it was not read",
+                               fix="load weights saved from this model (model.state_dict())")
+
+
+class _Described:
+    """A tensor as a safetensors header describes it: dtype, shape and byte range."""
+
+    def __init__(self, d: Any, p: Path) -> None:
+        ok = isinstance(d, dict) and isinstance(d.get("dtype"), str) and isinstance(d.get("shape"), list) \
+            and all(isinstance(x, int) and 0 <= x < (1 << 62) for x in d["shape"])
+        if not ok:
+            raise WeightsError(f"weights file '{p}' has a malformed safetensors header entry")
+        self.dtype: str = d["dtype"]
+        self.shape = tuple(d["shape"])
+
+
+def _safetensors_header(p: Path) -> dict[str, Any]:
+    import json
+    import struct
+
+    try:
+        with p.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError("shorter than a header")
+            (n,) = struct.unpack("<Q", head)
+            if n > min(MAX_HEADER, p.stat().st_size - 8):
+                raise ValueError(f"a header of {n} bytes")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise WeightsError(f"weights file '{p}' is not a readable safetensors file: {_first_line(e)}") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"weights file '{p}' is not a readable safetensors file: the header is not a table")
+    return header
+
 
 def _unwrap(data: Any, p: Path) -> dict[str, Any]:
     import torch

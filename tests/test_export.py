@@ -93,7 +93,8 @@ def test_python_source_reads_like_a_hand_written_model():
     src = python_source(g, archspec.compile(g))
     assert "class Resnet18(nn.Module):" in src and "\nModel = Resnet18\n" in src
     assert "self.layer2[0].downsample.append(nn.Conv2d(64, 128, kernel_size=(1, 1), stride=(2, 2), padding=(0, 0), bias=False))" in src
-    assert "layer1_0_add = layer1_0_bn2 + maxpool  # (N, 64, 56, 56)" in src
+    assert "layer1_0_bn2 += maxpool\n        layer1_0_add = layer1_0_bn2  # (N, 64, 56, 56)" in src
+    assert "layer1_0_relu2 = torch.relu_(layer1_0_add)" in src
     assert "fc = self.fc(flatten)  # (N, 1000)" in src
     compile(src, "model.py", "exec")
 

@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from archspec.errors import terminal_safe
+
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "malformed" / "cases"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((HERE / "malformed" / "expected.json").read_text())
@@ -143,7 +145,8 @@ def _headline(name: str) -> str:
     file = str(CASES / exp.get("file", f"{name}.yaml"))
     where = f"{file}:{exp['line']}:{exp['col']}: " if exp["line"] is not None else ""
     at = f" (at {exp['path']})" if exp["path"] else ""
-    return f"{exp['error']}: {where}{exp['message']}{at}"
+    # What a terminal shows: control characters in the message come out escaped.
+    return terminal_safe(f"{exp['error']}: {where}{exp['message']}{at}")
 
 
 def test_corpus_is_large_and_generated() -> None:
@@ -394,12 +397,31 @@ def test_keyword_in_a_hand_built_node_name_is_refused() -> None:
         archspec.compile(crafted)
 
 
-def test_endless_file_is_read_no_further_than_the_limit() -> None:
-    """stat() says 0 bytes for /dev/zero: reading stops at --max-bytes, not at memory's end."""
+def test_endless_file_is_not_read() -> None:
+    """stat() says 0 bytes for /dev/zero: a device (or FIFO) is refused before a byte is read."""
     proc = subprocess.run([sys.executable, "-m", "archspec.cli", "check", "/dev/zero", "--max-bytes", "1000"],
                           capture_output=True, text=True, timeout=WALL_SECONDS, preexec_fn=_limit_child)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines()[0] == "LimitError: /dev/zero:1:1: spec is more than the limit of 1000 bytes"
+    assert proc.stderr.splitlines()[0] == ("SpecSyntaxError: /dev/zero:1:1: cannot read spec '/dev/zero': "
+                                           "it is not a regular file")
+
+
+def test_a_growing_file_is_read_no_further_than_the_limit(tmp_path: Path) -> None:
+    """A regular file that is larger when read than stat() said stops at --max-bytes."""
+    from archspec import LimitError
+    from archspec.loader import Limits, load_file
+
+    spec = tmp_path / "net.yaml"
+    spec.write_text("# x\n" * 10)
+    real_stat = Path.stat
+
+    def small(self: Path, **kw: object) -> os.stat_result:
+        st = real_stat(self, **kw)  # type: ignore[arg-type]
+        return os.stat_result((st.st_mode, *st[1:6], 5, *st[7:]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "stat", small)
+        with pytest.raises(LimitError, match="spec is more than the limit of 20 bytes"):
+            load_file(spec, Limits().replace(max_bytes=20))
 
 
 def test_invalid_utf8_column_counts_characters(tmp_path: Path) -> None:

@@ -117,9 +117,12 @@ def test_stack_trace_points_at_the_yaml_line():
     assert "(auto projection)" in down.meta["stack_trace"]
 
 
-def test_code_is_readable_and_not_in_place():
+def test_code_is_readable_and_in_place_like_a_hand_written_model():
     code = archspec.compile(ROOT / "specs/resnet18.yaml").code
-    assert "torch.relu(" in code and "inplace" not in code
+    assert "layer1_0_relu1 = torch.relu_(layer1_0_bn1)" in code and "torch.relu(" not in code
+    assert "layer1_0_bn2 += maxpool;  layer1_0_add = layer1_0_bn2" in code
+    code = archspec.compile(ROOT / "specs/resnet18.yaml", inplace=False).code
+    assert "torch.relu(" in code and "relu_" not in code
     assert "layer1_0_add = layer1_0_bn2 + maxpool" in code
 
 

@@ -1,8 +1,11 @@
 """Activations: point-wise, stateless, shape-preserving (``x -> x``).
 
-Every activation is emitted as a plain function call (``torch.relu``,
-``torch.nn.functional.gelu``, ...), never in-place: an in-place activation would
-overwrite a tensor that a residual branch may still read.
+Every activation is a plain function call (``torch.relu``,
+``torch.nn.functional.gelu``, ...). Those whose backward reads only their result
+(relu, leaky_relu with a non-negative slope, sigmoid, tanh) also have an
+in-place form, which the emitter uses where the graph proves that no other op reads
+the overwritten tensor (archspec/passes/inplace.py). elu has none: its gradient from the
+result, ``grad * (result + alpha)``, rounds differently from the one from the input.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ class _Pointwise(Op[A]):
     """Shape rule of every activation: the output has the input's shape."""
 
     family = "activation"
+    fresh_output = True
 
     def infer(self, a: A, shapes: Sequence[Shape]) -> Shape:
         return shapes[0]
@@ -29,11 +33,17 @@ class ReLU(_Pointwise[OpAttrs]):
 
     name = "relu"
     torch_names = ("torch.relu", "torch.nn.functional.relu")
+    saves_output = True
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.relu, (args[0],), {}
+
+    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch
+
+        return torch.relu_, (args[0],), {}
 
 
 class LeakyReLUAttrs(OpAttrs):
@@ -56,6 +66,11 @@ class LeakyReLU(_Pointwise[LeakyReLUAttrs]):
     def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
              kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"slope": (kwargs or {}).get("negative_slope", 0.01)}
+    def inplace(self, a: LeakyReLUAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch.nn.functional as F
+
+        # In place, backward reads the result: torch refuses that for a negative slope.
+        return (F.leaky_relu, (args[0],), {"negative_slope": a.slope, "inplace": True}) if a.slope >= 0 else None
 
 
 class GELUAttrs(OpAttrs):
@@ -99,11 +114,17 @@ class Sigmoid(_Pointwise[OpAttrs]):
 
     name = "sigmoid"
     torch_names = ("torch.sigmoid",)
+    saves_output = True
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.sigmoid, (args[0],), {}
+
+    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch
+
+        return torch.sigmoid_, (args[0],), {}
 
 
 @register_op
@@ -112,11 +133,17 @@ class Tanh(_Pointwise[OpAttrs]):
 
     name = "tanh"
     torch_names = ("torch.tanh",)
+    saves_output = True
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
         return torch.tanh, (args[0],), {}
+
+    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch
+
+        return torch.tanh_, (args[0],), {}
 
 
 @register_op
@@ -167,6 +194,7 @@ class Softmax(_Pointwise[SoftmaxAttrs]):
     fold = False  # a distribution, drawn as a step of its own
     torch_names = ("torch.softmax",)
     Attrs = SoftmaxAttrs
+    saves_output = True
 
     def infer(self, a: SoftmaxAttrs, shapes: Sequence[Shape]) -> Shape:
         (x,) = shapes

@@ -26,6 +26,7 @@ from ..errors import (
     ShapeError,
     UnknownOpError,
     close_matches,
+    fmt_int,
 )
 
 Shape = tuple[int, ...]
@@ -163,6 +164,11 @@ class Op(Generic[A]):
     def foldable(self) -> bool:
         """Drawn inside the node before it (``conv`` then ``+ bn + relu``)."""
         return self.fold if self.fold is not None else self.role == "pointwise"
+    # What autograd does with this op's tensors; the in-place pass (passes/inplace.py) reads
+    # these to decide where a later op may overwrite the output. Conservative defaults.
+    fresh_output: ClassVar[bool] = False  # the output is a new tensor: never an input, a view of one, or state
+    saves_output: ClassVar[bool] = False  # backward reads the output, so nothing may overwrite it
+    inplace_saves_output: ClassVar[bool] = True  # the same, for the in-place form (see `inplace`)
 
     # -- pure Python: no torch below this line unless inside a method that builds ----
     def infer(self, a: A, shapes: Sequence[Shape]) -> Shape:
@@ -193,6 +199,13 @@ class Op(Generic[A]):
     def call(self, a: A, shapes: Sequence[Shape], args: list[Any]) -> Call:
         """``(function, args, kwargs)`` of a stateless op, given its fx input nodes."""
         raise NotImplementedError(f"op '{self.name}' has no function")
+
+    def inplace(self, a: A, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        """The call computing this op by overwriting input ``slot`` with the result, or
+        ``None`` when there is none (or autograd could not differentiate it).
+
+        Its backward may read the result but never the overwritten input."""
+        return None
 
     def emit(self, graph: Any, a: A, shapes: Sequence[Shape], args: list[Any]) -> Any:
         """Add this stateless op to a ``torch.fx.Graph``; returns the node holding its result."""
@@ -346,7 +359,10 @@ def fmt(shape: Sequence[int] | None, sep: str = "x") -> str:
     drawings with ``sep="×"``; ``?`` when unknown, ``scalar`` for a 0-d shape."""
     if shape is None:
         return "?"
-    return sep.join(str(d) for d in shape) if len(shape) else "scalar"
+    if not shape:
+        return "scalar"
+    dims = [fmt_int(d) if isinstance(d, int) else str(d) for d in shape]
+    return sep.join(dims if len(dims) <= 12 else [*dims[:10], f"...({len(dims)} dims)", dims[-1]])
 
 
 def spatial_rank(op: str, shape: Shape, ranks: Sequence[int] = (1, 2, 3)) -> int:

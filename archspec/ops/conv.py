@@ -89,6 +89,7 @@ class Conv(Op[ConvAttrs]):
 
     name = "conv"
     family = "conv"
+    fresh_output = True
     Attrs = ConvAttrs
     stateless = False
     init_kind = "fan_out"
@@ -163,6 +164,7 @@ class ConvTranspose(Op[ConvTransposeAttrs]):
 
     name = "conv_transpose"
     family = "conv"
+    fresh_output = True
     Attrs = ConvTransposeAttrs
     stateless = False
     init_kind = "fan_out"

@@ -26,6 +26,7 @@ class Linear(Op[LinearAttrs]):
 
     name = "linear"
     family = "linear"
+    fresh_output = True
     Attrs = LinearAttrs
     stateless = False
     ctor = (("in_features", "out_features"), {"bias": True})

@@ -19,6 +19,7 @@ from .base import Call, Op, OpAttrs, Shape, Window, fmt, register_op, same_shape
 
 class _Elementwise(Op[OpAttrs]):
     family = "merge"
+    fresh_output = True
     projectable = True
 
     def infer(self, a: OpAttrs, shapes: Sequence[Shape]) -> Shape:
@@ -33,9 +34,17 @@ class Add(_Elementwise):
     arity = (2, None)
     residual = True
     torch_names = ("operator.add",)
+    inplace_saves_output = False  # the gradient of a sum reads neither operand nor result
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         return operator.add, tuple(args), {}
+
+    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        # `out += identity`; either operand of a binary add may be the one overwritten,
+        # since floating-point addition is commutative (exactly).
+        if len(args) != 2:
+            return None
+        return operator.iadd, (args[slot], args[1 - slot]), {}
 
     def emit(self, graph: Any, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Any:
         # Three or more inputs: a left-to-right chain of binary adds, as Python writes a + b + c.
@@ -84,6 +93,7 @@ class Concat(Op[ConcatAttrs]):
 
     name = "concat"
     family = "merge"
+    fresh_output = True
     Attrs = ConcatAttrs
     arity = (1, None)
     skip = "concat"

@@ -32,6 +32,7 @@ class BatchNorm(Op[BatchNormAttrs]):
 
     name = "bn"
     family = "norm"
+    fresh_output = True
     Attrs = BatchNormAttrs
     stateless = False
     init_kind = "norm"
@@ -74,6 +75,7 @@ class LayerNorm(Op[LayerNormAttrs]):
 
     name = "layernorm"
     family = "norm"
+    fresh_output = True
     Attrs = LayerNormAttrs
     stateless = False
     init_kind = "norm"
@@ -118,6 +120,7 @@ class GroupNorm(Op[GroupNormAttrs]):
 
     name = "groupnorm"
     family = "norm"
+    fresh_output = True
     Attrs = GroupNormAttrs
     stateless = False
     init_kind = "norm"

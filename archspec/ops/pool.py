@@ -63,6 +63,7 @@ class AvgPoolAttrs(_PoolAttrs):
 
 class _Pool(Op[A]):
     family = "pool"
+    fresh_output = True
 
     def label(self, a: A, shapes: Sequence[Shape | None]) -> str:
         _, nd = label_geometry(shapes)
@@ -166,6 +167,7 @@ def adaptive_window_len(n: int, out: int) -> int:
 
 class _AdaptivePool(Op[AdaptivePoolAttrs]):
     family = "pool"
+    fresh_output = True
     Attrs = AdaptivePoolAttrs
 
     def _size(self, a: AdaptivePoolAttrs, x: Shape) -> tuple[int, ...]:

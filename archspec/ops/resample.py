@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..errors import ShapeError
+from ..errors import ShapeError, short_repr
 from .base import (
     Call,
     Op,
@@ -70,6 +70,7 @@ class Upsample(Op[UpsampleAttrs]):
 
     name = "upsample"
     family = "resample"
+    fresh_output = True
     Attrs = UpsampleAttrs
     torch_names = ("torch.nn.functional.interpolate",)
 
@@ -85,7 +86,11 @@ class Upsample(Op[UpsampleAttrs]):
             )
         if a.size is not None:
             return tuplify(a.size, r, "size")
-        sizes = tuple(math.floor(float(n) * s) for n, s in zip(x[1:], _scales(a, r), strict=True))
+        try:
+            sizes = tuple(math.floor(float(n) * s) for n, s in zip(x[1:], _scales(a, r), strict=True))
+        except OverflowError:  # float(n) or floor(inf): a size past any float
+            raise ShapeError(f"upsample: scale {short_repr(a.scale)} makes the input {fmt(x)} larger than any "
+                             "size a float can hold", expected="a scale that keeps every size finite") from None
         if any(n < 1 for n in sizes):
             raise ShapeError(f"upsample: scale {a.scale} turns the input {fmt(x)} into an empty output {fmt(sizes)}",
                              expected="floor(size * scale) >= 1", got=fmt(sizes))

@@ -6,7 +6,7 @@ can still be made; ``check`` is where a broken graph stops.
 
 from __future__ import annotations
 
-from ..errors import LimitError
+from ..errors import GraphError, LimitError, fmt_int
 from ..ir import Graph
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import check_names
@@ -20,16 +20,20 @@ def check(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:
     total = 0
     shapes = {k: tuple(v) for k, v in graph.inputs.items()}
     for n in graph.nodes:
-        assert n.shape is not None, f"node {n.name} has no shape and no error"
+        if n.shape is None:  # only a Graph built by hand gets here: the passes give every node one
+            raise GraphError(f"node '{n.name}' has no shape: the graph was not inferred",
+                             loc=n.loc, path=n.path, source=graph.source,
+                             fix="pass the spec (or archspec.load(spec)) rather than a Graph built by hand, "
+                                 "or run archspec.passes.infer on it first")
         shapes[n.name] = n.shape
         if n.shape and len(n.shape) > 1 and n.shape[0] > limits.max_channels:
-            raise LimitError(f"node '{n.name}' has {n.shape[0]} channels, more than the limit of {limits.max_channels}",
+            raise LimitError(f"node '{n.name}' has {fmt_int(n.shape[0])} channels, more than the limit of {limits.max_channels}",
                              loc=n.loc, path=n.path, source=graph.source, fix="raise the limit with --max-channels")
         elems = 1
         for d in n.shape:
             elems *= d
         if elems > limits.max_elements:
-            raise LimitError(f"node '{n.name}' outputs {elems} elements per sample, more than the limit of "
+            raise LimitError(f"node '{n.name}' outputs {fmt_int(elems)} elements per sample, more than the limit of "
                              f"{limits.max_elements}", loc=n.loc, path=n.path, source=graph.source,
                              fix="raise the limit with --max-elements")
         if n.owns_module:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
+from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,10 @@ from ..errors import (
     Loc,
     SpecValidationError,
     close_matches,
+    fmt_int,
+    short_repr,
 )
-from ..expr import evaluate, evaluate_value, has_expr
+from ..expr import evaluate, evaluate_value, has_expr, work_budget
 from ..ir import Graph, Node, Scope
 from ..limits import DEFAULT_LIMITS, Limits
 from ..loader import Document
@@ -61,15 +64,17 @@ class _Ctx:
     nodes: list[Node] = field(default_factory=list)
     scopes: list[Scope] = field(default_factory=list)
     stack: list[str] = field(default_factory=list)  # blocks being expanded (recursion)
-    calls: dict[str, tuple[Any, dict[str, Any], PathT, Document]] = field(default_factory=dict)
+    calls: dict[str, tuple[Any, Mapping[str, Any], PathT, Document]] = field(default_factory=dict)
     share: tuple[str, str] | None = None  # (new prefix, owner prefix) while expanding a shared block
     order: int = 0
+    by_name: dict[str, Node] = field(default_factory=dict)
 
     def add(self, node: Node) -> None:
         if len(self.nodes) >= self.limits.max_nodes:
             raise LimitError(f"the spec expands to more than {self.limits.max_nodes} nodes",
                              loc=node.loc, path=node.path, fix="reduce repeat counts, or raise the limit with --max-nodes")
         self.nodes.append(node)
+        self.by_name.setdefault(node.name, node)
 
 
 @dataclass
@@ -79,7 +84,7 @@ class _Scope:
     prefix: str  # "layer1.0." or ""
     doc: Document
     path: PathT
-    env: dict[str, Any]  # expression names
+    env: Mapping[str, Any]  # expression names (never mutated: scopes share them through ChainMap)
     outer: Mapping[str, str]  # names from outside: scope inputs, enclosing scope's nodes
     local: dict[str, str] = field(default_factory=dict)  # local node -> IR name of its output
     instances: dict[str, list[str]] = field(default_factory=dict)  # repeat -> instance outputs
@@ -95,6 +100,12 @@ class _Scope:
 def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS,
            spec: Any = None) -> Graph:
     """Validate and expand a loaded spec into a Graph."""
+    with work_budget():  # every expression of the spec shares one bound on the work they do
+        return _expand(doc, params, limits, spec)
+
+
+def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spec: Any) -> Graph:
+    _check_overrides(params, limits)
     spec = spec if spec is not None else validate(doc)
     top = _Scope(prefix="", doc=doc, path=(), env={}, outer={})
     # Symbolic input sizes (`x: [3, H, W]`, H not a param) take their value from `params`
@@ -121,7 +132,7 @@ def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limit
                                       f"declare '{d}' under params:, or give a number")
                 d = resolved[d] if d in resolved else sizes[d]
                 if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-                    raise top.err(SpecValidationError, f"input size '{dims[k]}' must be a positive int, got {d!r}",
+                    raise top.err(SpecValidationError, f"input size '{dims[k]}' must be a positive int, got {short_repr(d)}",
                                   "inputs", name, k)
             shape.append(d)
         _check_elements(top, shape, ("inputs", name), limits)
@@ -153,6 +164,53 @@ def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limit
                  files=tuple(str(f) for f in ([Path(doc.file)] if _is_file(doc.file) else []) + files))
 
 
+def _check_overrides(params: Any, limits: Limits) -> None:
+    """Params given from Python (or -p) hold what a spec could: a mapping with str keys
+    of YAML-like values, within the spec limits on digits, string length, nesting and
+    count. Anything else is one error before it is walked."""
+    if params is None:
+        return
+    if not isinstance(params, Mapping):
+        raise SpecValidationError(f"params must be a mapping of names to values, got {type(params).__name__}",
+                                  fix="pass params={'width': 64}")
+    count = 0
+    todo: list[tuple[Any, str, int]] = []
+    for k, v in params.items():
+        if not isinstance(k, str):
+            raise SpecValidationError(f"param names must be strings, got {short_repr(k)}", fix="pass params={'width': 64}")
+        todo.append((v, k, 1))
+    while todo:
+        v, where, depth = todo.pop()
+        count += 1
+        if count > limits.max_yaml_nodes:
+            raise LimitError(f"params hold more than {limits.max_yaml_nodes} values", fix="raise --max-yaml-nodes")
+        if depth > limits.max_depth:
+            raise LimitError(f"param '{where.split('.')[0]}' nests deeper than {limits.max_depth} levels",
+                             fix="flatten it, or raise --max-depth")
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, int):
+            if v.bit_length() > 4 * limits.max_int_digits or len(str(abs(v))) > limits.max_int_digits:
+                raise LimitError(f"param '{where}' is an integer of more than {limits.max_int_digits} digits",
+                                 fix="raise --max-int-digits")
+        elif isinstance(v, float):
+            continue
+        elif isinstance(v, str):
+            if len(v) > limits.max_string:
+                raise LimitError(f"param '{where}' is a string of {len(v)} characters, longer than the limit of "
+                                 f"{limits.max_string}", fix="raise --max-string")
+        elif isinstance(v, (list, tuple)):
+            todo.extend((x, f"{where}.{i}", depth + 1) for i, x in enumerate(v))
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if not isinstance(k, (str, int)) or isinstance(k, bool):
+                    raise SpecValidationError(f"param '{where}' has a key {short_repr(k)}: keys are strings or integers")
+                todo.append((x, f"{where}.{k}", depth + 1))
+        else:
+            raise SpecValidationError(f"param '{where}' is a {type(v).__name__}: params are numbers, strings, "
+                                      "booleans, null, lists and mappings", got=short_repr(v))
+
+
 def _is_file(name: str) -> bool:
     try:
         return Path(name).is_file()
@@ -171,8 +229,8 @@ def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dic
                           expected="one of: " + ", ".join(declared) if declared else "no params (the spec declares none)")
         d = declared[k]
         if _kind_of(d) != _kind_of(v) and not (isinstance(d, float) and _kind_of(v) == "int") and not has_expr(d):
-            raise top.err(SpecValidationError, f"param '{k}' is {_article(_kind_of(d))}, got {v!r}", "params", k,
-                          expected=_kind_of(d), got=repr(v))
+            raise top.err(SpecValidationError, f"param '{k}' is {_article(_kind_of(d))}, got {short_repr(v)}",
+                          "params", k, expected=_kind_of(d), got=short_repr(v, 400))
     env: dict[str, Any] = {}
     for k, v in declared.items():
         if not _IDENT.match(k) or keyword.iskeyword(k):
@@ -386,7 +444,7 @@ def _check_elements(sc: _Scope, shape: list[int], sub: PathT, limits: Limits) ->
     for d in shape:
         n *= d
     if n > limits.max_elements:
-        raise sc.err(LimitError, f"input of {n} elements per sample is larger than the limit of {limits.max_elements}",
+        raise sc.err(LimitError, f"input of {fmt_int(n)} elements per sample is larger than the limit of {limits.max_elements}",
                      *sub, fix="raise the limit with --max-elements")
 
 
@@ -395,7 +453,7 @@ def _check_elements(sc: _Scope, shape: list[int], sub: PathT, limits: Limits) ->
 def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_input: str | None = None) -> str:
     """A reference written in the spec → the IR name it denotes."""
     if not isinstance(ref, str):
-        raise sc.err(SpecValidationError, f"a reference must be a node name, got {ref!r}", *sub)
+        raise sc.err(SpecValidationError, f"a reference must be a node name, got {short_repr(ref)}", *sub)
     if ref == _SCOPE_INPUT:
         assert scope_input is not None
         return scope_input
@@ -405,7 +463,7 @@ def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_in
         except ExpressionError as e:
             raise e.located(sc.loc(*sub), ".".join(map(str, sc.path + sub)), sc.doc.text) from None
         if not isinstance(ref, str):
-            raise sc.err(SpecValidationError, f"a reference must evaluate to a node name, got {ref!r}", *sub)
+            raise sc.err(SpecValidationError, f"a reference must evaluate to a node name, got {short_repr(ref)}", *sub)
     ref = ref.strip()
     if ref == "prev":
         if prev is None:
@@ -451,8 +509,18 @@ def _when(sc: _Scope, nd: Any, sub: PathT) -> bool:
     if isinstance(w, str):
         w = _eval(sc, w, sub + ("when",))
     if not isinstance(w, bool):
-        raise sc.err(SpecValidationError, f"when: must be true or false, got {w!r}", *sub, "when")
+        raise sc.err(SpecValidationError, f"when: must be true or false, got {short_repr(w)}", *sub, "when")
     return w
+
+
+def _memory_efficient(sc: _Scope, nd: Any, sub: PathT) -> bool:
+    v = nd.memory_efficient
+    if isinstance(v, str):
+        v = _eval(sc, v, sub + ("memory_efficient",))
+    if not isinstance(v, bool):
+        raise sc.err(SpecValidationError, f"memory_efficient: must be true or false, got {v!r}", *sub,
+                     "memory_efficient")
+    return v
 
 
 def _eval(sc: _Scope, value: Any, sub: PathT) -> Any:
@@ -465,6 +533,10 @@ def _eval(sc: _Scope, value: Any, sub: PathT) -> Any:
 def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, PathT], sub: PathT,
                  scope_input: str | None, before: str | None) -> None:
     kind = nd.kind
+    if kind == "block" and _memory_efficient(sc, nd, sub) and (nd.connect != "dense" or not (
+            nd.repeat != 1 or "repeat" in nd.model_fields_set)):
+        raise sc.err(SpecValidationError, "memory_efficient: true applies only to a dense repeat", *sub,
+                     "memory_efficient", fix="add repeat: and connect: dense, or remove memory_efficient")
     if kind == "block" and (nd.repeat != 1 or "repeat" in nd.model_fields_set):
         # `prev` for instance 0 is the node listed before the repeat (or the scope input).
         first_prev = sc.local[before] if before is not None and before in sc.local else scope_input
@@ -480,13 +552,13 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
     if kind == "op":
         sc.local[name] = _expand_op(ctx, sc, name, nd, ins, sub)
     elif kind == "block":
-        sc.local[name] = _expand_block(ctx, sc, sc.prefix + name, nd, ins, sub, dict(sc.env))
-        ctx.calls[sc.prefix + name] = (nd, dict(sc.env), sub, sc.doc)
+        sc.local[name] = _expand_block(ctx, sc, sc.prefix + name, nd, ins, sub, sc.env)
+        ctx.calls[sc.prefix + name] = (nd, sc.env, sub, sc.doc)
     elif kind == "group":
         if isinstance(ins, dict):
             raise sc.err(GraphError, f"group '{name}' takes a list of inputs, not a mapping", *sub, "in")
         inner = _Scope(prefix=sc.prefix + name + ".", doc=sc.doc, path=sc.path, env=sc.env,
-                       outer={**sc.outer, **sc.local, "input": ins[0]})
+                       outer=ChainMap({"input": ins[0]}, sc.local, sc.outer))  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
         ctx.scopes.append(Scope(sc.prefix + name, "group", loc=sc.loc(*sub, key=True)))
         sc.local[name] = _expand_scope(ctx, inner, nd.nodes, nd.edges, sub + ("nodes",), ins[0], nd.output, name)
     else:
@@ -525,8 +597,8 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
     evaluated = {k: _eval(sc, v, sub + (k,)) for k, v in values.items()}
     for k, v in evaluated.items():
         if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, list) else [v])):
-            raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: must be a finite number, got {v!r}",
-                         *sub, *((k,) if k in written else ()), got=repr(v))
+            raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: must be a finite number, got {short_repr(v)}",
+                         *sub, *((k,) if k in written else ()), got=short_repr(v, 400))
     try:
         model = op.Attrs.model_validate(evaluated)
     except ValidationError as e:
@@ -539,7 +611,7 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
         src = "" if k in written else f" (from defaults.{nd.op})" if k in values else ""
         msg = err["msg"].removeprefix("Value error, ")
         raise sc.err(SpecValidationError, f"op '{nd.op}'{f', {k}' if k is not None else ''}: {msg}{src}", *where,
-                     got=repr(evaluated.get(k)) if k is not None else None) from None
+                     got=short_repr(evaluated.get(k), 400) if k is not None else None) from None
     return model
 
 
@@ -566,15 +638,17 @@ def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub
             raise sc.err(SpecValidationError, f"block '{bname}' needs param '{k}'", *sub,
                          fix=f"add it to the call: args: {{{k}: ...}}")
         else:
-            bscope = _Scope("", bdef.doc, bdef.path, {**ctx.params, **bound}, {})
+            bscope = _Scope("", bdef.doc, bdef.path, ChainMap(bound, ctx.params), {})
             bound[k] = _eval(bscope, declared[k], ("params",))
     return bound
 
 
 def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | dict[str, str], sub: PathT,
-                  env: dict[str, Any], extra_env: dict[str, Any] | None = None) -> str:
+                  env: Mapping[str, Any], extra_env: dict[str, Any] | None = None) -> str:
     """One block instance at ``path``; returns its output's IR name."""
-    bname = _block_name(sc, nd, sub, {**env, **(extra_env or {})})
+    # No copy: a block with many params is called many times.
+    call_env = ChainMap(extra_env or {}, env)  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
+    bname = _block_name(sc, nd, sub, call_env)
     if bname not in ctx.blocks:
         raise sc.err(SpecValidationError, f"unknown block '{bname}'{close_matches(bname, ctx.blocks)}", *sub, "block",
                      expected="one of: " + ", ".join(ctx.blocks) if ctx.blocks else "a block under blocks:")
@@ -585,7 +659,7 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
     if len(ctx.stack) >= ctx.limits.max_block_depth:
         raise sc.err(LimitError, f"blocks nest deeper than {ctx.limits.max_block_depth}", *sub, "block")
     bdef = ctx.blocks[bname]
-    call_sc = _Scope(sc.prefix, sc.doc, sc.path, {**env, **(extra_env or {})}, sc.outer, sc.local, sc.instances)
+    call_sc = _Scope(sc.prefix, sc.doc, sc.path, call_env, sc.outer, sc.local, sc.instances)
     bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname)
     names = bdef.model.inputs
     if isinstance(ins, dict):
@@ -603,7 +677,7 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
             raise sc.err(GraphError, f"block '{bname}' takes {len(names)} input{'s' if len(names) > 1 else ''} "
                          f"({', '.join(names)}), got {len(ins)}", *sub, expected=str(len(names)), got=str(len(ins)))
         binding = dict(zip(names, ins, strict=True))
-    benv = {**ctx.params, **(extra_env or {}), **bound}
+    benv = ChainMap(bound, extra_env or {}, ctx.params)
     inner = _Scope(prefix=path + ".", doc=bdef.doc, path=bdef.path, env=benv, outer=binding)
     ctx.scopes.append(Scope(path, "block", block=bname, loc=sc.loc(*sub, key=True)))
     ctx.stack.append(bname)
@@ -614,7 +688,7 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
         ctx.stack.pop()
 
 
-def _block_name(sc: _Scope, nd: Any, sub: PathT, env: dict[str, Any]) -> str:
+def _block_name(sc: _Scope, nd: Any, sub: PathT, env: Mapping[str, Any]) -> str:
     """``block:`` is a name, or an expression giving one (``"${'bottleneck' if depth >= 50 else 'basic'}"``)."""
     if "$" not in nd.block:
         return nd.block
@@ -623,7 +697,7 @@ def _block_name(sc: _Scope, nd: Any, sub: PathT, env: dict[str, Any]) -> str:
     except ExpressionError as e:
         raise e.located(sc.loc(*sub, "block"), _p(sc, sub + ("block",)), sc.doc.text) from None
     if not isinstance(name, str):
-        raise sc.err(SpecValidationError, f"block: must evaluate to a block name, got {name!r}", *sub, "block")
+        raise sc.err(SpecValidationError, f"block: must evaluate to a block name, got {short_repr(name)}", *sub, "block")
     return name
 
 
@@ -633,9 +707,9 @@ def _instance_names(sc: _Scope, nd: Any, n: int, sub: PathT) -> list[str]:
         if nd.names is None:
             out.append(str(i))
             continue
-        env = {**sc.env, "i": i, "n": n}
+        env: Mapping[str, Any] = ChainMap({"i": i, "n": n}, sc.env)  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
 
-        def fill(m: re.Match[str], env: dict[str, Any] = env) -> str:
+        def fill(m: re.Match[str], env: Mapping[str, Any] = env) -> str:
             return str(_eval_pattern(sc, m.group(1), env, sub))
 
         text = re.sub(r"\{([^{}]*)\}", fill, nd.names)
@@ -652,7 +726,7 @@ def _instance_names(sc: _Scope, nd: Any, n: int, sub: PathT) -> list[str]:
     return out
 
 
-def _eval_pattern(sc: _Scope, src: str, env: dict[str, Any], sub: PathT) -> Any:
+def _eval_pattern(sc: _Scope, src: str, env: Mapping[str, Any], sub: PathT) -> Any:
     try:
         return evaluate(src, env)
     except ExpressionError as e:
@@ -663,14 +737,16 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
                    scope_input: str | None, first_prev: str | None) -> None:
     n = _eval(sc, nd.repeat, sub + ("repeat",))
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise sc.err(SpecValidationError, f"repeat: must be a positive int, got {n!r}", *sub, "repeat")
+        raise sc.err(SpecValidationError, f"repeat: must be a positive int, got {short_repr(n)}", *sub, "repeat")
     if n > ctx.limits.max_repeat:
         raise sc.err(LimitError, f"repeat: {n} is more than the limit of {ctx.limits.max_repeat}", *sub, "repeat",
                      fix="raise the limit with --max-repeat")
     base = sc.prefix + name
     inst_names = _instance_names(sc, nd, n, sub)
-    ctx.scopes.append(Scope(base, "repeat", block=_block_name(sc, nd, sub, {**sc.env, "i": 0, "n": n}), count=n,
-                            connect=nd.connect, loc=sc.loc(*sub, key=True)))
+    first_env = ChainMap({"i": 0, "n": n}, sc.env)  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
+    ctx.scopes.append(Scope(base, "repeat", block=_block_name(sc, nd, sub, first_env), count=n,
+                            connect=nd.connect, loc=sc.loc(*sub, key=True),
+                            memory_efficient=_memory_efficient(sc, nd, sub)))
     value, _ = raw
     per_instance = any(r != _SCOPE_INPUT and (re.search(r"\bprev\b", r) or "$" in r) for r in _refs(value))
     outs: list[str] = []
@@ -679,7 +755,8 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
     enabled = _when(sc, nd, sub)
     for i in range(n):
         env_i = {"i": i, "n": n}
-        isc = _Scope(sc.prefix, sc.doc, sc.path, {**sc.env, **env_i}, sc.outer, sc.local, sc.instances)
+        isc = _Scope(sc.prefix, sc.doc, sc.path, ChainMap(env_i, sc.env),  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
+                     sc.outer, sc.local, sc.instances)
         prev = outs[-1] if outs else None
         if i == 0 or per_instance:
             prev_for_i = prev if prev is not None else first_prev
@@ -733,7 +810,7 @@ def _expand_share(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | di
             return _expand_block(ctx, sc, ir, call, ins, sub, env)
         finally:
             ctx.share = saved
-    src = next((x for x in ctx.nodes if x.name == owner_ir), None)
+    src = ctx.by_name.get(owner_ir)
     if src is None or src.module is None:
         raise sc.err(GraphError, f"share: '{owner}' has no module to share (it is stateless or repeated)",
                      *sub, "share", fix="share an op with parameters, or a block called once")

@@ -35,17 +35,45 @@ def infer(graph: Graph) -> Graph:
                     # The project pass will map every input onto input 0: inference goes
                     # on with that shape so later merges are seen too.
                     shape = ins[0]
-        new = n.replace(shape=shape, error=error)
+        new = n if n.shape == shape and n.error is error else n.replace(shape=shape, error=error)
         shapes[n.name] = shape
         nodes_by_name[n.name] = new
         out.append(new)
     return graph.replace(nodes=tuple(out))
 
 
+# (op, attrs, input shapes) -> output shape. Repeated blocks (ResNet-152's 36 bottlenecks)
+# and the second inference after projection ask the same questions; op rules are pure, so
+# the answer is remembered. The registry version is in the key: replacing an op forgets it.
+_RULES: dict[tuple[object, ...], Shape] = {}
+
+
+def _rule(n: Node, ins: list[Shape]) -> Shape:
+    try:
+        key: tuple[object, ...] | None = (REGISTRY.version, n.op, tuple(ins),
+                                          tuple((k, _frozen(v)) for k, v in n.attrs))
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in _RULES:
+        return _RULES[key]
+    shape = REGISTRY.get(n.op).infer(n.attrs, ins)
+    if key is not None:
+        if len(_RULES) > 100_000:
+            _RULES.clear()
+        _RULES[key] = shape
+    return shape
+
+
+def _frozen(v: object) -> object:
+    # type(v) too: 1 == 1.0 == True, but strict attribute models tell them apart.
+    return (type(v), tuple(_frozen(x) for x in v)) if isinstance(v, list) else (type(v), v)
+
+
 def _infer_node(n: Node, ins: list[Shape], done: dict[str, Node], shapes: dict[str, Shape | None]) -> Shape:
+    shape = _rule(n, ins)
     op = REGISTRY.get(n.op)
     attrs = n.attrs
-    shape = op.infer(attrs, ins)
     owner_name = n.share
     if owner_name is not None:
         owner = next((o for o in done.values() if o.module == owner_name and o.owns_module), None)

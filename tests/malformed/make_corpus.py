@@ -441,6 +441,31 @@ case("shape_in_block_instance", spec("  l: {block: basic, repeat: 2, args: {out:
                                      before=BLOCK.replace("stride: $stride}", "stride: $stride, padding: 0}"),
                                      inputs="inputs: {x: [3, 4, 4]}\n"))
 
+# -- bounded cost (each used to run for minutes or gigabytes before failing, or never failed)
+CUBE = "[[[1]*4096]*4096]*4096"
+case("cost_expr_shared_lists_compared", node(f'c: {{op: conv, out: "${{3 if {CUBE} == {CUBE} else 4}}", k: 3}}'))
+case("cost_expr_shared_lists_built", node('c: {op: conv, out: "${len([[1]*4096]*4096)}", k: 3}'))
+case("cost_expr_format_width", node("c: {op: conv, out: \"${len('%999999999d' % 1)}\", k: 3}"))
+case("cost_expr_format_list", node("c: {op: conv, out: \"${len('%s' % ([[1]*4096]*4096))}\", k: 3}"))
+case("cost_expr_round_digits", node('c: {op: conv, out: "${round(1, -10**9)}", k: 3}'))
+case("cost_expr_complex_power", node('c: {op: conv, out: "${int((-8) ** 0.5)}", k: 3}'))
+case("cost_expr_work_budget", spec("  s: {block: b, repeat: 1000}\n", before=(
+    'params: {p: "${[[1]*64]*64}"}\nblocks:\n  b:\n    nodes:\n'
+    '      r: {op: relu, when: "${' + " and ".join(["p == p"] * 20) + '}"}\n')))
+case("cost_upsample_scale_overflow", node("u: {op: upsample, scale: 1e308}"))
+case("cost_sizes_past_int_to_str", HEAD + "inputs: {x: [" + ", ".join(["9223372036854775807"] * 600) + "]}\n"
+     "nodes:\n  r: {op: relu}\noutputs: [r]\n")
+case("cost_size_search_many_nodes", HEAD + "inputs: {x: [3, H, W]}\nblocks:\n  b:\n    nodes:\n      r: {op: relu}\n"
+     "nodes:\n  c: {op: conv, out: 8, k: 3, stride: 2}\n  s: {block: b, repeat: 1000}\n  t: {block: b, repeat: 1000}\n"
+     "  u: {block: b, repeat: 999}\noutputs: [u]\n")
+helpers["_small_blocks.yaml"] = "archspec: 1\nblocks:\n  b2:\n    nodes:\n      r: {op: relu}\n" + "#" * 200 + "\n"
+case("cost_use_files_share_the_byte_limit", spec("  r: {op: relu}\n", before="use: [_blocks_ok.yaml, _small_blocks.yaml]\n"),
+     "--max-bytes", "400")
+# -- terminal and YAML 1.2 line breaks
+case("terminal_escape_in_op", node('c: {op: "conv\\e]0;pwned\\a\\e]52;c;ZWNobw==\\a", out: 4, k: 3}'))
+case("yaml12_separator_in_comment", HEAD + "# note \u2028 nodes: {}\ninputs: {x: [3, 8, 8]}\nnodes:\n"
+     "  c: {op: conv, out: 4, k: 3, bogus: 1}\noutputs: [c]\n")
+
 
 def write() -> None:
     CASES.mkdir(exist_ok=True)

@@ -1,0 +1,141 @@
+"""``optimize="inference"`` (archspec/optimize.py): batch norms folded into convs, dropout
+dropped, in place without autograd, channels_last; the optimised model computes what the
+unoptimised eval model computes, within 1e-5 relative, on every kind of zoo graph."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from click.testing import CliRunner
+from test_zoo import SPECS
+from torch import nn
+
+import archspec
+from archspec.cli import main
+
+NARROW = [
+    ("resnet.yaml", {"depth": 18, "width": 16, "num_classes": 10, "H": 32, "W": 32}),
+    ("resnet.yaml", {"depth": 50, "width": 16, "groups": 2, "width_per_group": 32, "num_classes": 10, "H": 32,
+                     "W": 32}),
+    ("densenet.yaml", {"growth": 8, "init_features": 16, "num_classes": 10, "H": 32, "W": 32}),
+    ("resnet_cifar.yaml", {"n": 2}),
+    ("unet.yaml", {"base": 8, "H": 32, "W": 32}),
+    ("unet.yaml", {"base": 8, "H": 32, "W": 32, "residual": True, "upsampling": "bilinear"}),
+    ("highway.yaml", {}),
+    ("siamese.yaml", {}),
+]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def random_state(model: Any) -> dict[str, Any]:
+    """Random weights and running statistics, so no batch norm is an identity."""
+    torch.manual_seed(0)
+    return {k: (v.clone().uniform_(0.5, 1.5) if k.endswith("running_var") else v.clone().normal_(0, 0.2)
+                if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+
+
+def close(a: Any, b: Any, rel: float = 1e-5) -> bool:
+    """|a - b| <= rel * max|b|, elementwise over the whole output."""
+    return bool((a - b).abs().max() <= rel * b.abs().max())
+
+
+@pytest.mark.parametrize(("spec", "params"), NARROW, ids=[f"{s}-{i}" for i, (s, _) in enumerate(NARROW)])
+def test_inference_model_equals_the_eval_model(spec: str, params: dict[str, Any], tmp_path: Path):
+    from safetensors.torch import save_file
+
+    graph = archspec.load(SPECS / spec, params)
+    ref = archspec.compile(graph).eval()
+    state = random_state(ref)
+    ref.load_state_dict(state)
+    save_file(state, tmp_path / "w.safetensors")
+    opt = archspec.compile(graph, weights=tmp_path / "w.safetensors", optimize="inference")
+    assert not opt.training and not any(p.requires_grad for p in opt.parameters())
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randn(3, *s, generator=g) for s in graph.inputs.values()]
+    with torch.no_grad():
+        want, got = ref(*xs), opt(*xs)
+    want, got = (want, got) if isinstance(want, tuple) else ((want,), (got,))
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and a.is_contiguous() and close(a, b)
+    # Every batch norm that follows a conv read by nothing else is gone, unless one of the
+    # two modules is shared (Siamese branches) and folding would change the other call.
+    calls = Counter(n.module for n in graph.nodes if n.module is not None)
+    folded = [n for n in graph.nodes if n.op == "bn" and graph.node(n.inputs[0]).op == "conv"
+              and list(graph.consumers()[n.inputs[0]]) == [n.name]
+              and calls[n.module] == 1 and calls[graph.node(n.inputs[0]).module] == 1]
+    bn_left = {k.rsplit(".", 1)[0] for k in opt.state_dict() if k.endswith("running_mean")}
+    assert not bn_left & {n.module for n in folded}
+    assert len(bn_left) == len({n.module for n in graph.nodes if n.op == "bn"}) - len(folded)
+    if spec.startswith("siamese"):
+        assert bn_left and not folded
+    if spec.startswith("resnet"):
+        assert folded and not bn_left  # every ResNet batch norm follows its own conv
+
+
+def test_folding_skips_convs_read_twice_and_shared_convs():
+    text = """
+archspec: 1
+name: t
+inputs: {x: [3, 8, 8]}
+nodes:
+  conv: {op: conv, out: 4, k: 3}
+  bn:   {op: bn}
+  side: {op: relu, in: conv}       # conv read twice: its bn stays
+  twin: {op: conv, in: x, out: 4, k: 3}
+  tbn:  {op: bn}
+  drop: {op: dropout, p: 0.5}
+  out:  {op: add, in: [bn, side, drop]}
+outputs: [out]
+"""
+    model = archspec.compile(text, optimize="inference")
+    assert sorted(k for k in model.state_dict() if k.endswith("running_mean")) == ["bn.running_mean"]
+    assert not any(isinstance(m, nn.Dropout) for m in model.modules())
+    ref = archspec.compile(text).eval()
+    ref.load_state_dict(random_state(ref))
+    opt = archspec.compile(text)
+    opt.load_state_dict(ref.state_dict())
+    archspec.optimize.optimize_for_inference(opt)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert close(opt(x), ref(x))
+
+
+def test_unknown_level_is_an_error():
+    with pytest.raises(archspec.ArchSpecError, match="unknown optimize level 'fast'"):
+        archspec.compile(SPECS / "resnet18_cifar.yaml", optimize="fast")
+
+
+def test_export_optimize_inference(tmp_path: Path):
+    from safetensors.torch import save_file
+
+    spec = SPECS / "resnet18_cifar.yaml"
+    ref = archspec.compile(spec, {"width": 8}).eval()
+    ref.load_state_dict(random_state(ref))
+    save_file(ref.state_dict(), tmp_path / "w.safetensors")
+    out = tmp_path / "m.ts"
+    r = CliRunner().invoke(main, ["export", str(spec), "--to", "torchscript", "--optimize", "inference",
+                                  "-p", "width=8", "--weights", str(tmp_path / "w.safetensors"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream
+        loaded = torch.jit.load(str(out))
+    assert not any(k.endswith("running_mean") for k in loaded.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert close(loaded(x), ref(x))
+    r = CliRunner().invoke(main, ["export", str(spec), "--optimize", "inference", "-o", str(tmp_path / "m.py")])
+    assert r.exit_code == 2
+    assert "--to python writes the spec's own modules" in r.output and "--to torchscript" in r.output
+    assert not (tmp_path / "m.py").exists()
