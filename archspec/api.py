@@ -309,10 +309,9 @@ def available_memory() -> int | None:
 def check_memory(graph: Graph) -> None:
     """Refuse to build a model whose parameters (float32) do not fit in the memory
     available now, before a single tensor is allocated."""
-    from .analyse import _params
     from .errors import LimitError
 
-    params = _params(graph)
+    params = graph.param_count()
     need = 4 * params
     have = available_memory()
     if have is not None and need > have:

@@ -18,12 +18,19 @@ from typing import Any
 
 import click
 
+from .cli_common import (
+    EXIT_INTERNAL,
+    EXIT_SPEC_ERROR,
+    _rf_text,
+    _si,
+    _width,
+    inputs_read,
+    report_error,
+)
 from .errors import ArchSpecError, ExportError, OpDefinitionError, SpecValidationError
 from .limits import DEFAULT_LIMITS, Limits
 from .ops.base import fmt
 
-EXIT_SPEC_ERROR = 2
-EXIT_INTERNAL = 1
 EXIT_UNSUPPORTED = 3
 
 _LIMIT_FLAGS = {
@@ -120,13 +127,6 @@ def parse_limit(text: str) -> tuple[str, int]:
     if value < 1:
         raise click.BadParameter(f"'{text}': a limit is at least 1", param_hint="--limit")
     return key, value
-
-
-def report_error(e: ArchSpecError, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({"ok": False, **e.to_dict()}, indent=2))
-    else:
-        click.echo(e.render(), err=True)
 
 
 class _Group(click.Group):
@@ -435,11 +435,6 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
         sys.exit(EXIT_SPEC_ERROR)
 
 
-def inputs_read(spec: Path, graph: Any, *more: Path | None) -> list[Path]:
-    """Every file a command read (the spec, its ``use:`` files, weights): never an output."""
-    return [spec, *map(Path, graph.files), *(p for p in more if p is not None)]
-
-
 def node_table(graph: Any) -> list[dict[str, Any]]:
     """Name, op, output shape and parameter count of every node."""
     shapes = graph.shapes()
@@ -464,31 +459,6 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
 
 
 # -- summary, schema, export, init, ops ---------------------------------------------------
-
-def _si(n: float) -> str:
-    """``1.814 G``: three decimals and an SI prefix."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3f} {unit}"
-    return str(int(n))
-
-
-def _width() -> int | None:
-    """The terminal's width, or a wide page when piped (so tables are not wrapped at 80)."""
-    return None if sys.stdout.isatty() else 200
-
-
-def _rf_text(f: Any) -> tuple[str, str]:
-    from .analyse import fmt_stride
-
-    if f is None:
-        return "—", "—"
-    if f.glob:
-        return "global", "—"
-    size = f.size if len(set(f.size)) > 1 else f.size[:1]
-    stride = f.stride if len(set(f.stride)) > 1 else f.stride[:1]
-    return "x".join(map(str, size)) or "—", "x".join(fmt_stride(s) for s in stride) or "—"
-
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))

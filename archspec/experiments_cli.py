@@ -108,7 +108,7 @@ def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weig
     from rich.console import Console
     from rich.table import Table
 
-    from .cli import _width
+    from .cli_common import _width
 
     console = Console(soft_wrap=True, width=_width())
     for f in flows:
@@ -141,7 +141,7 @@ def filters_cmd(weights: Path, spec: Path, out: Path | None, force: bool, params
       archspec filters runs/resnet20/best.safetensors --spec specs/resnet_cifar.yaml -o filters.png
     """
     from .api import load
-    from .cli import inputs_read
+    from .cli_common import inputs_read
     from .experiments import filters, filters_figure
 
     target = out or weights.parent / "filters.png"
@@ -170,7 +170,7 @@ def _plain_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             fn(*args, as_json=as_json, **kw)
         except ArchSpecError as e:
-            from .cli import EXIT_SPEC_ERROR, report_error
+            from .cli_common import EXIT_SPEC_ERROR, report_error
 
             report_error(e, as_json)
             sys.exit(EXIT_SPEC_ERROR)
@@ -223,7 +223,7 @@ def print_comparison(rows: Sequence[tuple[str, Any]], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .cli import _rf_text, _si, _width
+    from .cli_common import _rf_text, _si, _width
     from .ops.base import fmt as _fmt
 
     first_summary = rows[0][1]
