@@ -14,6 +14,7 @@ import pytest
 from bounded import bounded
 from helpers import ROOT
 
+from archspec.api import graph_of
 from archspec.errors import LimitError, OutputError
 
 R: Any = importlib.import_module("archspec.render")  # `archspec.render` is also the function
@@ -68,7 +69,7 @@ outputs: [z]
                                                 (ROOT / "specs" / "densenet.yaml", {}),
                                                 (ROOT / "specs" / "resnet.yaml", {"depth": 50})])
 def test_dips_agrees_with_the_walk(source: object, params: dict) -> None:
-    g = R.graph_of(source, params)
+    g = graph_of(source, params)
     b = R._Builder(g, (), None, True, R.MAX_RENDER_NODES)
     b._roles()
     asked = 0
@@ -99,7 +100,7 @@ def _residual_chain(n: int, adds: int) -> str:
 
 def test_long_chains_of_skips_draw_fast() -> None:
     # 1 000 skips over a 16 000-node main path: the walks were 1.6 x 10^7 steps in all.
-    g = R.graph_of(_residual_chain(8, 1000))
+    g = graph_of(_residual_chain(8, 1000))
     d = bounded(lambda: R.drawing(g, max_render_nodes=2000), cpu=10)
     assert not d.u_layout and 1000 < len(d.nodes) < 2000
 
@@ -107,7 +108,7 @@ def test_long_chains_of_skips_draw_fast() -> None:
 def test_dense_repeat_with_too_many_edges_is_refused_first() -> None:
     text = ("archspec: 1\nname: t\ninputs: {x: [4, 8, 8]}\nblocks:\n  l:\n    nodes:\n      c: {op: conv, out: 1, k: 1}\n"
             "nodes:\n  d: {block: l, in: x, repeat: 500, connect: dense}\noutputs: [d]\n")
-    g = R.graph_of(text)
+    g = graph_of(text)
     edges = sum(len(n.inputs) for n in g.nodes)
     with pytest.raises(LimitError, match=f"'t' has {edges} edges, more than the {R.MAX_RENDER_EDGES} a drawing reads"):
         bounded(lambda: R.drawing(g), cpu=3)

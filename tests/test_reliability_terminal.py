@@ -14,6 +14,7 @@ from helpers import ROOT
 from hypothesis import given
 from hypothesis import strategies as st
 
+from archspec.api import graph_of
 from archspec.errors import terminal_safe
 
 R: Any = importlib.import_module("archspec.render")
@@ -50,7 +51,7 @@ def test_control_characters_in_a_spec_are_escaped_on_the_terminal(tmp_path: Path
 def test_a_mermaid_directive_in_a_name_does_not_reach_mermaid(tmp_path: Path) -> None:
     text = ('archspec: 1\nname: "t %%{init: {\\"theme\\": \\"dark\\"}}%%"\ninputs: {x: [3, 8, 8]}\n'
             "nodes:\n  c: {op: conv, in: x, out: 4, k: 3}\noutputs: [c]\n")
-    mmd = R.to_mermaid(R.graph_of(text))
+    mmd = R.to_mermaid(graph_of(text))
     assert "%%{" not in mmd and "}%%" not in mmd
     assert all(not line.startswith("%%") or line.count("%") == 2 for line in mmd.splitlines())
     assert R._m("50%%{init}%%") == "50#37;#37;{init}#37;#37;"
