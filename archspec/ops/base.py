@@ -258,22 +258,24 @@ class Registry:
     def register(self, op: type[Op[Any]] | Op[Any], *, replace: bool = False) -> Op[Any]:
         """Add an op; a broken one is refused here, so it never breaks a later spec."""
         inst = op() if isinstance(op, type) else op
-        loc = _definition_loc(type(inst))
         name = getattr(inst, "name", None)
+        # Where the op is defined is looked up only for an error: reading the source costs
+        # more than registering every op (and `archspec check` registers them all).
         if not isinstance(name, str) or not name.isidentifier():
-            raise OpDefinitionError(f"op name {name!r} is not an identifier", loc=loc)
+            raise OpDefinitionError(f"op name {name!r} is not an identifier", loc=_definition_loc(type(inst)))
         if name in self._ops and not replace:
             raise ArchSpecError(
                 f"op '{name}' is already registered",
                 fix="pick another name, or pass replace=True to override it on purpose",
             )
         if not (isinstance(inst.Attrs, type) and issubclass(inst.Attrs, OpAttrs)):
-            raise OpDefinitionError(f"op '{name}': Attrs must subclass archspec.OpAttrs", loc=loc)
+            raise OpDefinitionError(f"op '{name}': Attrs must subclass archspec.OpAttrs",
+                                    loc=_definition_loc(type(inst)))
         for fname in inst.Attrs.model_fields:
             if fname in RESERVED_ATTRS:
                 raise OpDefinitionError(
                     f"op '{name}' has an attribute named '{fname}', which is reserved for nodes",
-                    loc=_definition_loc(inst.Attrs) or loc,
+                    loc=_definition_loc(inst.Attrs) or _definition_loc(type(inst)),
                     fix=f"rename the attribute; a node uses {', '.join(sorted(RESERVED_ATTRS))} itself")
         self._ops[name] = inst
         self.version += 1
