@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from archspec.ir import Graph, lint
 from archspec.loader import load_text
@@ -27,3 +30,15 @@ def run_passes(text: str, params: dict | None = None, file: str = "t.yaml") -> G
         lint(g)
     return check(g)
 
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models run faster on one torch thread, and much faster on a busy machine.
+    Autouse in the modules that import it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

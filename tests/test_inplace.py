@@ -10,20 +10,11 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import one_thread  # noqa: F401 - an autouse fixture
 from test_zoo import SPECS, entries, small_params
 
 import archspec
 from archspec.emit import emit
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 INPLACE = {torch.relu_, torch.sigmoid_, torch.tanh_, operator.iadd}
 

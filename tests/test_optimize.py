@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import one_thread  # noqa: F401 - an autouse fixture
 from test_zoo import SPECS
 from torch import nn
 
@@ -30,13 +31,6 @@ NARROW = [
     ("siamese.yaml", {}),
 ]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def random_state(model: Any) -> dict[str, Any]:

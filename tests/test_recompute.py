@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import one_thread  # noqa: F401 - an autouse fixture
 from test_zoo import SPECS
 
 import archspec
@@ -16,13 +17,6 @@ from archspec.recompute import Recompute
 
 NARROW = {"growth": 8, "init_features": 16, "num_classes": 10, "H": 32, "W": 32}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def train_step(model: Any, x: torch.Tensor) -> tuple[Any, ...]:
