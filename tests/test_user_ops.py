@@ -134,3 +134,16 @@ def test_a_user_merge_and_pointwise_op_are_summarised(user_ops):
     assert rows["top"].params == rows["act"].params == 0
     # The skip into the merge carries the input's receptive field, the main path the convs'.
     assert rows["top"].field is not None and rows["top"].field.size == (5, 5)
+
+
+def test_torch_names_are_looked_up_never_imported() -> None:
+    import operator
+
+    import torch
+
+    from archspec.ops.base import torch_object
+
+    assert torch_object("torch.nn.Conv2d") is torch.nn.Conv2d
+    assert torch_object("operator.add") is operator.add
+    with pytest.raises(AttributeError, match="'os.system' is not under torch, operator or archspec"):
+        torch_object("os.system")

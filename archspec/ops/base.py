@@ -225,12 +225,24 @@ class Op(Generic[A]):
 
 
 def torch_object(qualname: str) -> Any:
-    """The torch class or function a ``torch_names`` entry names (imports torch)."""
-    import importlib
+    """The torch class or function a ``torch_names`` entry names (imports torch).
 
-    mod, _, attr = qualname.rpartition(".")
-    obj: Any = importlib.import_module(mod.split(".")[0])
-    for part in qualname.split(".")[1:]:
+    Only names under ``torch``, ``operator`` and ``archspec`` are looked up, by attribute
+    from those packages: nothing is imported by name. Any other root is an AttributeError,
+    so the op simply does not match."""
+    root, _, rest = qualname.partition(".")
+    obj: Any
+    if root == "torch":
+        import torch as obj
+    elif root == "operator":
+        import operator as obj
+    elif root == "archspec":
+        import sys
+
+        obj = sys.modules["archspec"]  # the package this module belongs to: always loaded
+    else:
+        raise AttributeError(f"'{qualname}' is not under torch, operator or archspec")
+    for part in rest.split(".") if rest else ():
         obj = getattr(obj, part)
     return obj
 
