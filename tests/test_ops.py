@@ -42,8 +42,14 @@ def infer(name: str, attrs: dict[str, Any], *shapes: tuple[int, ...]) -> tuple[i
 
 SHAPES: list[tuple[str, dict[str, Any], Shapes, tuple[int, ...]]] = [
     # activations keep the shape, on any rank
-    *[(n, {}, [s], s) for n in ("relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "elu", "leaky_relu")
+    *[(n, {}, [s], s) for n in ("relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "elu", "leaky_relu",
+                                "relu6", "hardsigmoid", "hardtanh", "softplus", "mish", "prelu")
       for s in [(7,), (3, 5), (4, 7, 9), (2, 3, 5, 7)]],
+    ("prelu", {"num_parameters": 4}, [(4, 7, 9)], (4, 7, 9)),
+    ("prelu", {"num_parameters": 7}, [(7,)], (7,)),
+    ("prelu", {}, [()], ()),
+    ("hardtanh", {"min": 0, "max": 6}, [(8, 5)], (8, 5)),
+    ("softplus", {"beta": 2, "threshold": 10}, [(8, 5)], (8, 5)),
     ("leaky_relu", {"slope": 0.2}, [(8, 5, 5)], (8, 5, 5)),
     ("gelu", {"approximate": "tanh"}, [(8, 5, 5)], (8, 5, 5)),
     ("elu", {"alpha": 0.5}, [(8, 5)], (8, 5)),
@@ -156,7 +162,15 @@ ERRORS: list[tuple[str, dict[str, Any], Shapes, type[Exception], str]] = [
     ("flatten", {"start": 2, "end": 1}, [(4, 5, 6)], ShapeError, r"flatten: start 2 comes after end 1 in the input 4x5x6"),
     ("reshape", {"shape": [-1, 7]}, [(4, 5)], ShapeError, r"reshape: the 20 elements of 4x5 do not divide into \[-1, 7\]"),
     ("reshape", {"shape": [4, 6]}, [(4, 5)], ShapeError, r"reshape: \[4, 6\] holds 24 elements but the input 4x5 has 20"),
+    ("prelu", {"num_parameters": 3}, [(4, 7, 9)], ShapeError,
+     r"prelu: num_parameters=3 is neither 1 nor the 4 channels of the input 4x7x9"),
+    ("prelu", {"num_parameters": 3}, [()], ShapeError, r"prelu: num_parameters=3 is neither 1 nor a channel of the input scalar"),
     # attribute validation (strict pydantic models)
+    ("hardtanh", {"min": 1, "max": 1}, [(3,)], ValidationError, r"hardtanh: max \(1.0\) must be greater than min \(1.0\)"),
+    ("hardtanh", {"min": "0"}, [(3,)], ValidationError, r"min\n  Input should be a valid number"),
+    ("softplus", {"beta": 0}, [(3,)], ValidationError, r"beta\n  Input should be greater than 0"),
+    ("prelu", {"num_parameters": 0}, [(3,)], ValidationError, r"num_parameters\n  Input should be greater than or equal to 1"),
+    ("relu6", {"inplace": True}, [(3,)], ValidationError, r"inplace\n  Extra inputs are not permitted"),
     ("bn", {"affine": 1}, [(3,)], ValidationError, r"affine\n  Input should be a valid boolean"),
     ("relu", {"inplace": True}, [(3,)], ValidationError, r"inplace\n  Extra inputs are not permitted"),
     ("linear", {"out": 3.0}, [(3,)], ValidationError, r"out\n  Input should be a valid integer"),
@@ -259,6 +273,13 @@ TORCH_CASES: dict[str, list[tuple[dict[str, Any], Shapes]]] = {
     "sigmoid": [({}, [(3, 5)])],
     "tanh": [({}, [(3, 2, 2, 2)])],
     "hardswish": [({}, [(3, 5, 5)])],
+    "relu6": [({}, [(3, 5, 5)]), ({}, [(7,)])],
+    "hardsigmoid": [({}, [(3, 5, 5)])],
+    "hardtanh": [({}, [(3, 5)]), ({"min": 0, "max": 6}, [(2, 3, 4, 5)])],
+    "softplus": [({}, [(3, 5, 5)]), ({"beta": 2, "threshold": 5}, [(6,)])],
+    "mish": [({}, [(3, 5, 5)])],
+    "prelu": [({}, [(3, 5, 5)]), ({"num_parameters": 3, "init": 0.1}, [(3, 5, 5)]), ({"num_parameters": 6}, [(6,)]),
+              ({"num_parameters": 4}, [(4, 3, 2, 2)])],
     "elu": [({"alpha": 0.5}, [(6,)])],
     "softmax": [({}, [(10,)]), ({"dim": 1}, [(3, 4, 5)]), ({"dim": -1}, [(3, 4, 5)])],
     "bn": [
@@ -379,10 +400,21 @@ def test_stateless_ops_emit_no_inplace_and_right_values() -> None:
         m = build(op, a, [tuple(t.shape[1:]) for t in xs], "cpu")
         return m(*xs)
 
-    for name in ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "elu", "softmax"):
+    for name in ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "elu", "softmax",
+                 "relu6", "hardsigmoid", "hardtanh", "softplus", "mish"):
         before = x.clone()
         run(name, {}, x)
         assert torch.equal(x, before), f"{name} changed its input"
+    F = torch.nn.functional
+    y = 4 * x  # reaches past 6 and below -3, where the clamping activations bend
+    assert torch.equal(run("relu6", {}, y), torch.nn.ReLU6()(y))
+    assert torch.equal(run("hardsigmoid", {}, y), torch.nn.Hardsigmoid()(y))
+    assert torch.equal(run("hardtanh", {}, y), torch.nn.Hardtanh()(y))
+    assert torch.equal(run("hardtanh", {"min": -2, "max": 3.5}, y), torch.nn.Hardtanh(-2, 3.5)(y))
+    assert torch.equal(run("softplus", {}, y), torch.nn.Softplus()(y))
+    assert torch.equal(run("softplus", {"beta": 2, "threshold": 3}, y), torch.nn.Softplus(beta=2, threshold=3)(y))
+    assert torch.equal(run("mish", {}, y), torch.nn.Mish()(y))
+    assert not torch.equal(run("softplus", {"beta": 2, "threshold": 3}, y), F.softplus(y))
     torch.testing.assert_close(run("softmax", {}, x), torch.softmax(x, dim=1))
     torch.testing.assert_close(run("softmax", {"dim": -2}, x), torch.softmax(x, dim=-2))
     torch.testing.assert_close(run("leaky_relu", {"slope": 0.3}, x), torch.nn.functional.leaky_relu(x, 0.3))
@@ -391,6 +423,19 @@ def test_stateless_ops_emit_no_inplace_and_right_values() -> None:
     torch.testing.assert_close(run("reshape", {"shape": [-1, 4]}, x), x.reshape(2, 15, 4))
     torch.testing.assert_close(run("adaptive_avgpool", {}, x), x.mean(dim=(2, 3), keepdim=True))
     assert run("identity", {}, x) is x
+
+
+@pytest.mark.parametrize("num_parameters", [1, 3])
+def test_prelu_is_nn_prelu(num_parameters: int) -> None:
+    """Same state_dict as ``nn.PReLU`` (key ``weight``), loads strictly, same output."""
+    op, a = op_attrs("prelu", {"num_parameters": num_parameters, "init": 0.1})
+    m = op.module(a, [(3, 4, 4)])
+    ref = torch.nn.PReLU(num_parameters, init=0.1)
+    assert list(m.state_dict()) == ["weight"] and m.weight.shape == (num_parameters,)
+    ref.weight.data.uniform_(-1, 1)
+    m.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 4, 4)
+    assert torch.equal(m(x), ref(x))
 
 
 def test_identity_emits_no_node() -> None:
@@ -433,7 +478,8 @@ def test_window(name: str, attrs: dict[str, Any], shape: tuple[int, ...], window
     assert op.window(a, [shape]) == window
 
 
-@pytest.mark.parametrize("name", ["relu", "softmax", "bn", "layernorm", "groupnorm", "instancenorm",
+@pytest.mark.parametrize("name", ["relu", "relu6", "prelu", "hardsigmoid", "hardswish", "hardtanh", "softplus",
+                                  "mish", "softmax", "bn", "layernorm", "groupnorm", "instancenorm",
                                   "dropout", "identity", "flatten"])
 def test_pointwise_ops_have_no_window(name: str) -> None:
     attrs = {"groups": 1} if name == "groupnorm" else {}
