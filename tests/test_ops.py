@@ -731,3 +731,24 @@ def test_attrs_are_frozen() -> None:
     _, a = op_attrs("maxpool", {"k": 2})
     with pytest.raises(ValidationError, match="frozen"):
         a.k = 3  # type: ignore[misc]
+
+
+def test_calls_are_read_back_from_their_arguments_by_name() -> None:
+    """An importer normalises a call to keyword arguments (torch's parameter names)."""
+    def read(name: str, fn: Any, shapes: Shapes, **kwargs: Any) -> Any:
+        op = REGISTRY.for_torch(fn)
+        assert op is REGISTRY.get(name)
+        return op.Attrs.model_validate(op.read(fn, shapes, ("x",), kwargs))
+
+    F = torch.nn.functional
+    assert read("pad", F.pad, [(3, 4, 4)], pad=(1, 1, 0, 2), mode="reflect", value=None) == \
+        {"padding": [1, 1, 0, 2], "mode": "reflect", "value": None}
+    assert read("permute", torch.permute, [(3, 4, 5)], dims=(0, 3, 1, 2)) == {"dims": [2, 0, 1]}
+    with pytest.raises(ValueError, match=r"permute \[1, 0, 2\] moves the batch dim; archspec's permute keeps it first"):
+        read("permute", torch.permute, [(3, 4)], dims=(1, 0, 2))
+    assert read("mean", torch.mean, [(3, 4, 5)], dim=-1, keepdim=True) == {"dims": [-1], "keepdim": True}
+    assert read("mean", torch.mean, [(3, 4, 5)], dim=[2, 3]) == {"dims": [1, 2], "keepdim": False}
+    assert read("scale", torch.mul, [(3,)], other=0.25) == {"factor": 0.25}
+    assert read("shift", torch.add, [(3,)], other=2, alpha=-1) == {"offset": -2.0}
+    assert read("pixel_shuffle", torch.pixel_shuffle, [(8, 2, 2)], upscale_factor=2) == {"factor": 2}
+    assert read("hardtanh", F.hardtanh, [(3,)], min_val=0.0, max_val=6.0) == {"min": 0.0, "max": 6.0}

@@ -48,7 +48,8 @@ class Scale(_Constant):
 
     def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
              kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return {"factor": float(args[1])}
+        kw = kwargs or {}
+        return {"factor": float(kw["other"] if "other" in kw else args[1])}
 
 
 class ShiftAttrs(OpAttrs):
@@ -73,4 +74,5 @@ class Shift(_Constant):
 
     def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
              kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return {"offset": float(args[1])}
+        kw = kwargs or {}  # torch.add(x, other, alpha=a) adds a * other
+        return {"offset": float(kw["other"] if "other" in kw else args[1]) * kw.get("alpha", 1)}

@@ -28,6 +28,11 @@ def _dims(op: str, dims: Sequence[int], x: Shape) -> list[int]:
     return [d % rank for d in dims]
 
 
+def _arg(args: Sequence[Any], kwargs: Mapping[str, Any], pos: int, name: str) -> Any:
+    """A call's argument by name (as an importer normalises calls) or by position."""
+    return kwargs[name] if name in kwargs else args[pos]
+
+
 def _unique(op: str, v: list[int]) -> list[int]:
     if len(set(v)) != len(v):
         raise ValueError(f"{op}: dims {v} names a dim twice")
@@ -114,7 +119,7 @@ class Pad(Op[PadAttrs]):
     def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
              kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
         kw = kwargs or {}
-        return {"padding": list(args[1]), "mode": kw.get("mode", "constant"), "value": kw.get("value")}
+        return {"padding": list(_arg(args, kw, 1, "pad")), "mode": kw.get("mode", "constant"), "value": kw.get("value")}
 
 
 def center_crop(x: Any, like: Any) -> Any:
@@ -212,7 +217,10 @@ class Permute(Op[PermuteAttrs]):
 
     def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
              kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return {"dims": [d - 1 for d in args[1][1:]]}  # - batch
+        dims = list(_arg(args, kwargs or {}, 1, "dims"))
+        if dims[0] not in (0, -len(dims)):
+            raise ValueError(f"permute {dims} moves the batch dim; archspec's permute keeps it first")
+        return {"dims": [d - 1 if d >= 0 else d for d in dims[1:]]}  # - batch
 
 
 class MeanAttrs(OpAttrs):
@@ -273,4 +281,6 @@ class Mean(Op[MeanAttrs]):
     def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
              kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
         kw = kwargs or {}
-        return {"dims": [d - 1 for d in kw["dim"]], "keepdim": kw.get("keepdim", False)}  # - batch
+        dim = _arg(args, kw, 1, "dim")
+        dims = [dim] if isinstance(dim, int) else list(dim)
+        return {"dims": [d - 1 if d >= 0 else d for d in dims], "keepdim": kw.get("keepdim", False)}  # - batch

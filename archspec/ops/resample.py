@@ -214,4 +214,5 @@ class PixelShuffle(Op[PixelShuffleAttrs]):
 
     def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
              kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return {"factor": int(args[1])}
+        kw = kwargs or {}
+        return {"factor": int(kw["upscale_factor"] if "upscale_factor" in kw else args[1])}
