@@ -444,7 +444,11 @@ class _Builder:
         for k, v in kwargs.items():
             if k == "inplace" or k not in rebuilt:
                 continue
-            if not _same(rebuilt[k], v):
+            if v is None and k == "stride":  # torch's pools: no stride is a stride of kernel_size
+                v = kwargs.get("kernel_size")
+            if v is None and k == "align_corners":
+                v = False
+            if not _same(rebuilt[k], v) and not (k == "align_corners" and not rebuilt[k] and not v):
                 self._unsupported(n, f"passes {k}={v!r}, which op '{op.name}' writes as {rebuilt[k]!r}")
         for k, v in rebuilt.items():
             if k not in kwargs and k != "inplace" and not _is_default(target, k, v):

@@ -647,7 +647,7 @@ def _spec_defaults(graph: Graph, same: Same | None) -> dict[str, dict[str, Any]]
         if n.provenance == "spec":
             by_op.setdefault(n.op, []).append(n)
     for op_name, nodes in by_op.items():
-        if len(nodes) < 2:
+        if len(nodes) < 3:
             continue
         op = REGISTRY.get(op_name)
         fields = op.Attrs.model_fields
