@@ -349,6 +349,10 @@ class _Builder:
         if target in (torch.reshape, torch.flatten):
             self._reshape(n, tensor_args[0])
             return
+        if target is torch.nn.functional.pad and self._shape(n) == self._shape(tensor_args[0]) and not any(
+                self._constants(n, target).get("pad") or (1,)):
+            self.alias[n] = self.alias[tensor_args[0]]  # padding by nothing: the input itself
+            return
         target = _ALIASES.get(target, target)
         op = REGISTRY.for_torch(target)
         if op is None:
@@ -357,7 +361,10 @@ class _Builder:
         in_shapes = [self._shape(a) for a in tensor_args]
         kwargs = self._constants(n, target)
         try:
-            attrs = op.Attrs.model_validate(op.read(target, in_shapes, tuple(tensor_args), kwargs))
+            read = op.read(target, in_shapes, tuple(tensor_args), kwargs)
+            if read.get("stride", 0) is None and "k" in read:  # torch's pools: no stride is a stride of k
+                read["stride"] = read["k"]
+            attrs = op.Attrs.model_validate(read)
         except Exception as e:  # noqa: BLE001 - an op's read or its attribute model refusing the call
             self._unsupported(n, f"has arguments op '{op.name}' cannot express ({type(e).__name__}: {e})")
         self._check_call(n, op, attrs, in_shapes, tensor_args, target, kwargs)

@@ -152,6 +152,7 @@ class _Writer:
         self.defaults = _spec_defaults(graph, same)
         self.blocks: dict[str, tuple[list[str], dict[str, Any], Any, _Tree]] = {}
         self.block_names: dict[Any, str] = {}
+        self.outputs: list[str] = list(graph.outputs)
 
     # -- structure ----------------------------------------------------------------------
     def tree(self) -> _Tree:
@@ -280,6 +281,7 @@ class _Writer:
         self._modes(root, blocks=True)
         self._resolve_blocks(root)
         body = self._body(root, holes=False)
+        self.outputs = [self._ref(root, o) for o in self.g.outputs]
         return self._text(body)
 
     def _resolve_blocks(self, root: _Tree) -> None:
@@ -341,12 +343,19 @@ class _Writer:
                 refs = [self._ref(t, i) for i in ins]
                 if isinstance(it, _Tree) and it.mode in ("block", "repeat") and len(ins) > 1:
                     entry = {**entry, "in": dict(zip(_input_names(len(ins)), refs, strict=True))}
+                elif isinstance(it, _Tree):  # a group reads the others by name: its input is the first
+                    if ins[:1] == [prev]:
+                        refs = []
+                    if refs:
+                        entry = {**entry, "in": refs[0]}
                 else:
                     entry = {**entry, "in": refs[0] if len(refs) == 1 else refs}
             if isinstance(it, Node) and not holes:
                 entry = self._trim(it, entry)
             entries.append((local, entry))
             prev = value
+        if t.path and entries and all(local.isdigit() for local, _ in entries):
+            entries = _positions(entries)
         out: dict[str, Any] = {"nodes": entries}
         last = t.items[-1]
         last_value = last.name if isinstance(last, Node) else last.out
@@ -403,9 +412,9 @@ class _Writer:
             rest = self._local(t, v)
             head = rest.split(".")[0]
             child = next((it for it in t.items if isinstance(it, _Tree) and it.local == head), None)
-            if child is None or v == child.out:
+            if child is None:
                 return head
-            return rest  # a dotted reference into the child scope
+            return _path_ref(child, v)  # the child's name, dotted into it where v is not its output
         if t.mode in ("block",) or (t.parent is not None and t.parent.mode == "repeat"):
             names = _input_names(len(t.ins))
             if v in t.ins:
@@ -501,7 +510,7 @@ class _Writer:
                     lines.append(f"    output: {_scalar(template['output'])}")
         lines.append("")
         lines.extend(_nodes_text(body["nodes"], 0))
-        outs = list(g.outputs)
+        outs = self.outputs
         lines.append(f"outputs: [{', '.join(outs)}]")
         return "\n".join(lines) + "\n"
 
@@ -511,6 +520,19 @@ _NO_DEFAULT: Any = object()
 
 def _is_param(v: Any) -> bool:
     return isinstance(v, str) and v.startswith("$")
+
+
+def _path_ref(t: _Tree, v: str) -> str:
+    """The shortest dotted name of ``v`` inside ``t``, from ``t``'s parent scope: a scope's
+    name stands for its output (``encoder.layer3``, not ``encoder.layer3.5.relu_1``)."""
+    if v == t.out:
+        return t.local
+    for it in t.items:
+        if isinstance(it, Node) and it.name == v:
+            return f"{t.local}.{it.name.rpartition('.')[2]}"
+        if isinstance(it, _Tree) and v.startswith(it.path + "."):
+            return f"{t.local}.{_path_ref(it, v)}"
+    return f"{t.local}.{v[len(t.path) + 1:]}"
 
 
 def _all_trees(t: _Tree) -> list[_Tree]:
@@ -757,9 +779,34 @@ def _flow(v: Any) -> str:
     return _scalar(v)
 
 
+def _positions(entries: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """A sequential scope's elements by position; a position whose module did nothing
+    (``nn.Identity``) holds an identity, as nn.Sequential counts it."""
+    at = {int(local): e for local, e in entries}
+    if len(at) != len(entries) or max(at) >= 2 * len(at):
+        return entries
+    return [(str(k), at.get(k, {"op": "identity"})) for k in range(max(at) + 1)]
+
+
+def _sequential(entries: list[tuple[str, dict[str, Any]]]) -> bool:
+    return bool(entries) and [local for local, _ in entries] == [str(k) for k in range(len(entries))] and not any(
+        "in" in e or "output" in e for _, e in entries)
+
+
+def _element(entry: dict[str, Any]) -> Any:
+    """A list element as data: nested groups written inline."""
+    if "nodes" in entry:
+        nodes = entry["nodes"]
+        inner = [_element(e) for _, e in nodes] if _sequential(nodes) else {k: _element(e) for k, e in nodes}
+        return {**{k: v for k, v in entry.items() if k != "nodes"}, "nodes": inner}
+    return entry
+
+
 def _nodes_text(entries: list[tuple[str, dict[str, Any]]], indent: int) -> list[str]:
     pad = " " * indent
     lines = [f"{pad}nodes:"]
+    if _sequential(entries):
+        return lines + [f"{pad}  - {_flow(_element(e))}" for _, e in entries]
     width = max((len(local) for local, e in entries if "nodes" not in e), default=0)
     for local, entry in entries:
         if "nodes" in entry:

@@ -264,10 +264,8 @@ def _peer(name: str) -> nn.Module:
 # What each peer model needs that the language does not have yet (strict: when it lands, the
 # test says so by passing).
 _WAITS = {
-    "resnet50d": "sequential groups (timm's deep stem conv1.0..conv1.6)",
     "seresnet50": "the mean op and broadcasting merges (squeeze-excitation)",
-    "smp_unet": "sequential groups (Conv2dReLU), references into scopes and optional block inputs",
-    "monai_basicunet": "sequential groups (monai's Convolution/ADN)",
+    "smp_unet": "optional block inputs (its last decoder block has no skip)",
 }
 
 
