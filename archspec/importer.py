@@ -29,7 +29,7 @@ from torch import nn
 
 from .errors import ImportTargetError, UnsupportedModuleError
 from .ir import Graph, Node, Scope, Shape
-from .names import is_identifier
+from .names import is_identifier, name_problem
 from .ops import REGISTRY
 from .ops.base import Op
 
@@ -306,8 +306,9 @@ class _Builder:
                         raise ImportTargetError(f"forward() argument '{n.target}' needs an input shape",
                                                 fix="give a shape for every tensor argument")
                     continue
-                self.alias[n] = str(n.target)
-                self.taken.add(str(n.target))
+                name = self._input_name(str(n.target))
+                self.alias[n] = name
+                self.taken.add(name)
             elif n.op == "output":
                 outputs = self._outputs(n.args[0])
             elif n.op == "get_attr":
@@ -318,9 +319,22 @@ class _Builder:
             elif not _is_plain(self.tracer.values.get(n)) and n.users:
                 self._unsupported(n, "returns several tensors")
         scopes = self._scopes()
-        graph = Graph(self.name, self.input_shapes, tuple(self.nodes), tuple(outputs), scopes=scopes,
+        inputs = {self.alias[n]: self.input_shapes[str(n.target)] for n in self.g.nodes
+                  if n.op == "placeholder" and n in self.alias}
+        graph = Graph(self.name, inputs, tuple(self.nodes), tuple(outputs), scopes=scopes,
                       doc=f"Imported from {type(self.root).__module__}.{type(self.root).__qualname__}.")
         return graph
+
+    def _input_name(self, arg: str) -> str:
+        """A forward() argument's name as a spec input: ``input`` (nn.Sequential's) is reserved."""
+        if name_problem(arg, is_input=True) is None and not self._is_module(arg):
+            return arg
+        k = 0
+        while True:
+            cand = "x" if k == 0 else f"x{k}"
+            if cand not in self.taken and cand not in self.input_shapes and not self._is_module(cand):
+                return cand
+            k += 1
 
     # -- one fx node ------------------------------------------------------------------------
     def _is_tensor(self, n: fx.Node) -> bool:

@@ -257,6 +257,26 @@ class _Writer:
                     it.mode = "block"
             elif t.mode != "block" and blocks and count[t.key] >= 2 and (t.parent is None or t.parent.mode != "repeat"):
                 t.mode = "block"
+        # In a list (a sequential scope) an element takes no in:, so an element that reads
+        # more than the one before it is written inline, where it names the others.
+        for t in every:
+            if t.mode != "repeat" and self._chained_list(t):
+                for it in t.items:
+                    if isinstance(it, _Tree) and it.mode == "block" and len(it.ins) > 1:
+                        it.mode = "inline"
+
+    def _chained_list(self, t: _Tree) -> bool:
+        """Elements named by position, each reading the one before it first."""
+        if not t.items or not all((it.local if isinstance(it, _Tree) else self._local(t, it.name)).isdigit()
+                                  for it in t.items):
+            return False
+        prev = t.ins[0] if t.ins else None
+        for it in t.items:
+            first = (it.ins if isinstance(it, _Tree) else list(it.inputs))[:1]
+            if first != [prev]:
+                return False
+            prev = it.name if isinstance(it, Node) else it.out
+        return True
 
     def _repeatable(self, t: _Tree) -> bool:
         kids = [it for it in t.items if isinstance(it, _Tree)]
@@ -354,7 +374,7 @@ class _Writer:
                 entry = self._trim(it, entry)
             entries.append((local, entry))
             prev = value
-        if t.path and entries and all(local.isdigit() for local, _ in entries):
+        if entries and all(local.isdigit() for local, _ in entries):
             entries = _positions(entries)
         out: dict[str, Any] = {"nodes": entries}
         last = t.items[-1]
@@ -511,7 +531,7 @@ class _Writer:
         lines.append("")
         lines.extend(_nodes_text(body["nodes"], 0))
         outs = self.outputs
-        lines.append(f"outputs: [{', '.join(outs)}]")
+        lines.append(f"outputs: [{', '.join(map(_scalar, outs))}]")
         return "\n".join(lines) + "\n"
 
 
