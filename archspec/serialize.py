@@ -813,20 +813,20 @@ def _sequential(entries: list[tuple[str, dict[str, Any]]]) -> bool:
         "in" in e or "output" in e for _, e in entries)
 
 
-def _element(entry: dict[str, Any]) -> Any:
-    """A list element as data: nested groups written inline."""
-    if "nodes" in entry:
-        nodes = entry["nodes"]
-        inner = [_element(e) for _, e in nodes] if _sequential(nodes) else {k: _element(e) for k, e in nodes}
-        return {**{k: v for k, v in entry.items() if k != "nodes"}, "nodes": inner}
-    return entry
-
-
 def _nodes_text(entries: list[tuple[str, dict[str, Any]]], indent: int) -> list[str]:
     pad = " " * indent
     lines = [f"{pad}nodes:"]
     if _sequential(entries):
-        return lines + [f"{pad}  - {_flow(_element(e))}" for _, e in entries]
+        for _, e in entries:
+            if "nodes" in e:  # a group element: its nodes in block style under "- nodes:"
+                inner = _nodes_text(e["nodes"], indent + 4)
+                lines.append(f"{pad}  - {inner[0].lstrip()}")
+                lines.extend(inner[1:])
+                if "output" in e:
+                    lines.append(f"{pad}    output: {_scalar(e['output'])}")
+            else:
+                lines.append(f"{pad}  - {_flow(e)}")
+        return lines
     width = max((len(local) for local, e in entries if "nodes" not in e), default=0)
     for local, entry in entries:
         if "nodes" in entry:

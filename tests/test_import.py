@@ -265,7 +265,6 @@ def _peer(name: str) -> nn.Module:
 # test says so by passing).
 _WAITS = {
     "seresnet50": "the mean op and broadcasting merges (squeeze-excitation)",
-    "smp_unet": "optional block inputs (its last decoder block has no skip)",
 }
 
 
