@@ -752,3 +752,45 @@ def test_calls_are_read_back_from_their_arguments_by_name() -> None:
     assert read("shift", torch.add, [(3,)], other=2, alpha=-1) == {"offset": -2.0}
     assert read("pixel_shuffle", torch.pixel_shuffle, [(8, 2, 2)], upscale_factor=2) == {"factor": 2}
     assert read("hardtanh", F.hardtanh, [(3,)], min_val=0.0, max_val=6.0) == {"min": 0.0, "max": 6.0}
+
+
+def test_original_unet_step_with_cropped_skip_equals_hand_written_torch() -> None:
+    """Valid convs shrink the encoder map; the decoder crops it (centred) before the concat,
+    as the original U-Net does. Same state_dict, strict load, equal outputs."""
+    import archspec
+    from torch import nn
+
+    spec = """archspec: 1
+name: unet_step
+inputs: {x: [1, 44, 44]}
+nodes:
+  enc:  {op: conv, in: x, out: 4, k: 3, padding: 0}
+  act:  {op: relu6}
+  down: {op: maxpool, k: 2}
+  mid:  {op: conv, out: 8, k: 3, padding: 0}
+  up:   {op: conv_transpose, out: 4, k: 2, stride: 2}
+  skip: {op: crop, in: [act, up]}
+  cat:  {op: concat, in: [skip, up]}
+  head: {op: conv, out: 2, k: 1}
+  full: {op: upsample, in: [head, x], mode: bilinear}
+outputs: [full]
+"""
+
+    class Ref(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.mid = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 8, 3)
+            self.up, self.head = nn.ConvTranspose2d(8, 4, 2, stride=2), nn.Conv2d(8, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            e = torch.nn.functional.relu6(self.enc(x))  # 42x42
+            u = self.up(self.mid(torch.nn.functional.max_pool2d(e, 2)))  # 38x38
+            d = (e.shape[-1] - u.shape[-1]) // 2
+            h = self.head(torch.cat([e[:, :, d:d + u.shape[-2], d:d + u.shape[-1]], u], dim=1))
+            return torch.nn.functional.interpolate(h, size=x.shape[2:], mode="bilinear")
+
+    model, ref = archspec.compile(spec).eval(), Ref().eval()
+    assert list(model.state_dict()) == list(ref.state_dict())
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 1, 44, 44)
+    assert torch.equal(model(x), ref(x)) and model(x).shape == (2, 2, 44, 44)
