@@ -8,6 +8,7 @@ the pooling / interpolation size rules against torch itself.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -757,8 +758,9 @@ def test_calls_are_read_back_from_their_arguments_by_name() -> None:
 def test_original_unet_step_with_cropped_skip_equals_hand_written_torch() -> None:
     """Valid convs shrink the encoder map; the decoder crops it (centred) before the concat,
     as the original U-Net does. Same state_dict, strict load, equal outputs."""
-    import archspec
     from torch import nn
+
+    import archspec
 
     spec = """archspec: 1
 name: unet_step
@@ -794,3 +796,29 @@ outputs: [full]
     model.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(2, 1, 44, 44)
     assert torch.equal(model(x), ref(x)) and model(x).shape == (2, 2, 44, 44)
+
+
+@pytest.mark.parametrize(("node", "headline", "fix"), [
+    ("c: {op: crop, in: [x, big]}", r"ShapeError: .*t.yaml:6:3: node 'c' \(crop\): crop: input 1 is 9x9 in space, "
+     r"larger than input 0 8x8; a crop only cuts \(at nodes.c\)", "crop the larger node to the smaller one"),
+    ("c: {op: pixel_shuffle, in: x, factor: 2}", r"t.yaml:6:3: node 'c' \(pixel_shuffle\): pixel_shuffle: the 3 input "
+     r"channels are not divisible by factor\*factor = 4", "give the op before it 4 output channels"),
+    ("c: {op: pad, in: x, padding: [1, 1, 1]}", r"SpecValidationError: .*t.yaml:6:\d+: .*pad: padding \[1, 1, 1\] has an "
+     r"odd number of entries", None),
+    ("c: {op: hardtanh, in: x, min: 2}", r"t.yaml:6:\d+: .*hardtanh: max \(1.0\) must be greater than min \(2.0\)", None),
+    ("c: {op: upsample, in: [x, big], scale: 2}", r"t.yaml:6:3: node 'c' \(upsample\): upsample: the second input "
+     r"gives the size, so scale cannot be given too", "drop scale, or the second input"),
+])
+def test_new_op_errors_are_located_by_check(tmp_path: Any, node: str, headline: str, fix: str | None) -> None:
+    from click.testing import CliRunner
+
+    from archspec.cli import main
+
+    spec = tmp_path / "t.yaml"
+    spec.write_text("archspec: 1\nname: t\ninputs: {x: [3, 8, 8]}\nnodes:\n  big: {op: upsample, in: x, size: 9}\n"
+                    f"  {node}\noutputs: [c]\n")
+    res = CliRunner().invoke(main, ["check", str(spec)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert re.search(headline, res.output), res.output
+    if fix is not None:
+        assert f"fix: {fix}" in res.output, res.output
