@@ -84,7 +84,8 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
         r = len(shape) - 1
         state[name] = frozenset({((Fraction(1),) * r, (Fraction(1),) * r)})
     for n in graph.nodes:
-        ins = [state[i] for i in n.inputs]
+        op = REGISTRY.get(n.op)
+        ins = [state[i] for k, i in enumerate(n.inputs) if k not in op.size_inputs]  # size-only inputs pass no data
         in_shapes = [shapes[i] for i in n.inputs]
         assert n.shape is not None, f"node {n.name} has no shape: analyse a checked graph"
         shapes[n.name] = n.shape
@@ -95,10 +96,11 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
             state[n.name] = _GLOBAL
             continue
         paths: set[_Path] = set().union(*ins) if ins else set()
-        op = REGISTRY.get(n.op)
         w = op.window(n.attrs, in_shapes)
         if w is not None and w.glob:
             state[n.name] = _GLOBAL
+        elif w is not None and w.perm is not None and -1 in w.perm:
+            state[n.name] = None  # channels moved into a spatial dim: no field to speak of
         elif len({len(rf) for rf, _ in paths}) > 1 or (w is not None and any(len(rf) != len(w.kernel)
                                                                              for rf, _ in paths)):
             state[n.name] = None  # spatial ranks disagree: no field to speak of
@@ -110,8 +112,11 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
 def _through(w: Window, path: _Path) -> _Path:
     """One path through a window: ``rf + (k-1)·d·jump``, ``jump·s`` per dim."""
     rf, jump = path
-    return (tuple(r + (k - 1) * d * j for r, k, d, j in zip(rf, w.kernel, w.dilation, jump, strict=True)),
-            tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True)))
+    rf = tuple(r + (k - 1) * d * j for r, k, d, j in zip(rf, w.kernel, w.dilation, jump, strict=True))
+    jump = tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True))
+    if w.perm is not None:  # the spatial dims reordered (permute)
+        rf, jump = tuple(rf[p] for p in w.perm), tuple(jump[p] for p in w.perm)
+    return rf, jump
 
 
 MAX_PATHS = 32
