@@ -423,7 +423,7 @@ class _Builder:
                 path=path) from None
         with torch.device("meta"):
             rebuilt = op.module(attrs, in_shapes)
-        if repr(rebuilt) != repr(m) or type(rebuilt) is not type(m) or _tensors(rebuilt) != _tensors(m):
+        if _text(rebuilt) != _text(m) or type(rebuilt) is not type(m) or _tensors(rebuilt) != _tensors(m):
             raise UnsupportedModuleError(
                 f"'{path}' ({type(m).__qualname__}) is not rebuilt exactly by op '{op.name}': "
                 f"it is {m!r}, the op builds {rebuilt!r}", path=path,
@@ -613,6 +613,13 @@ class _Builder:
             path=where or None, expected="one of the ops: " + ", ".join(sorted(REGISTRY.names())),
             got=_torch_name(cls),
             fix=f"register an op with torch_names = ('{_torch_name(cls)}',) using archspec.register_op, then import again")
+
+
+def _text(m: nn.Module) -> str:
+    """A module's settings as its repr shows them; running in place or not computes the same."""
+    import re
+
+    return re.sub(r",?\s*inplace=(True|False)", "", repr(m))
 
 
 def _tensors(m: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
