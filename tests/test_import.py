@@ -96,8 +96,8 @@ def test_residual_net_leaves_shortcuts_to_the_compiler_and_writes_the_others() -
 def test_small_unet_round_trips_with_a_two_input_block() -> None:
     text = round_trip(SmallUNet(), (1, 32, 32))
     spec = yaml.safe_load(text)
-    assert spec["blocks"]["up"]["inputs"] == ["x", "x1"]
-    assert spec["nodes"]["up1"]["in"] == {"x": "down2", "x1": "down1"}
+    assert spec["blocks"]["up"]["inputs"] == ["x", "skip"]  # Up.forward(x, skip)
+    assert spec["nodes"]["up1"]["in"] == {"x": "down2", "skip": "down1"}
 
 
 def test_an_unsupported_function_is_named_with_where_it_is() -> None:
