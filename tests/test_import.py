@@ -246,6 +246,9 @@ def test_cli_import_errors_exit_2_with_the_message(tmp_path: Path) -> None:
     r = run("import", "tutorial_models:WithSoftsign", "--input", "3x8x8")
     assert r.exit_code == 2
     assert "torch.nn.functional.softsign is no archspec op, called in 'act' (tutorial_models.Softsign)" in r.output
+    assert "expected: one of the ops: adaptive_avgpool, adaptive_maxpool, add," in r.output
+    assert "fix: register an op whose torch_names lists torch.nn.functional.softsign using archspec.register_op" \
+        in r.output
     r = run("import", "torchvision.models:resnet5O")
     assert r.exit_code == 2
     assert "module 'torchvision.models' has no 'resnet5O' (did you mean" in r.output
