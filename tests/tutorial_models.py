@@ -175,6 +175,15 @@ class SharedConv(nn.Module):
         return self.conv(self.conv(x))
 
 
+class SharedAcross(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(nn.Conv2d(3, 3, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner[0](self.inner(x))
+
+
 class OddName(nn.Module):
     def __init__(self) -> None:
         super().__init__()
