@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from archspec.api import graph_of
 from archspec.errors import terminal_safe
+from archspec.render import mermaid
 
 R: Any = importlib.import_module("archspec.render")
 
@@ -54,7 +55,7 @@ def test_a_mermaid_directive_in_a_name_does_not_reach_mermaid(tmp_path: Path) ->
     mmd = R.to_mermaid(graph_of(text))
     assert "%%{" not in mmd and "}%%" not in mmd
     assert all(not line.startswith("%%") or line.count("%") == 2 for line in mmd.splitlines())
-    assert R._m("50%%{init}%%") == "50#37;#37;{init}#37;#37;"
+    assert mermaid._m("50%%{init}%%") == "50#37;#37;{init}#37;#37;"
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2100) | st.sampled_from(

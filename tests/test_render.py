@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ R = importlib.import_module("archspec.render")
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "render"
 SPECS = sorted(p for p in (ROOT / "specs").glob("*.yaml") if re.search(r"^nodes:", p.read_text(), re.M))
-HAVE_DOT = R.shutil.which("dot") is not None
+HAVE_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="graphviz's dot is not installed")
 
 EDGE = re.compile(r'^\s*"([^"]+)" -> "([^"]+)" \[(.*)\];$', re.M)
@@ -441,8 +442,8 @@ def test_dot_timeout_message(monkeypatch: pytest.MonkeyPatch) -> None:
     def slow(*a: object, **k: object) -> None:
         raise subprocess.TimeoutExpired("dot", 1)
 
-    monkeypatch.setattr(R.shutil, "which", lambda name: "/usr/bin/dot")
-    monkeypatch.setattr(R.subprocess, "run", slow)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot")
+    monkeypatch.setattr(subprocess, "run", slow)
     with pytest.raises(OutputError, match=f"graphviz's dot took more than {R.DOT_TIMEOUT_S} s") as e:
         R.run_dot("digraph {}", "svg")
     assert e.value.fix == "draw less: drop --expand, or pass --depth 1"
