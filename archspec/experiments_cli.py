@@ -88,8 +88,8 @@ def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weig
       archspec gradflow specs/resnet_cifar.yaml -p n=8 --vary residual=true,false -o gradflow.png
       archspec gradflow specs/resnet_cifar.yaml specs/plain18.yaml --json
     """
-    from .analyse import parse_vary
     from .experiments import gradflow, gradflow_figure
+    from .parse import parse_vary
 
     varied = dict(parse_vary(v) for v in vary)
     if out is not None:
