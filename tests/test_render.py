@@ -113,6 +113,42 @@ def test_unet_concat_skip_is_the_first_input() -> None:
     assert d.u_layout
 
 
+SE_STAGES = """archspec: 1
+name: se_stages
+inputs: {x: [8, 16, 16]}
+blocks:
+  se:
+    params: [size]
+    nodes:
+      c: {op: conv, out: 8, k: 3}
+      p: {op: adaptive_avgpool, size: 1}
+      u: {op: upsample, size: "${[size, size]}"}
+      m: {op: mul, in: [c, u]}
+nodes:
+  s1: {block: se, in: x, repeat: 2, args: {size: 16}}
+  pool: {op: maxpool, k: 2}
+  s2: {block: se, repeat: 2, args: {size: 8}}
+outputs: [s2]
+"""
+
+
+@pytest.mark.parametrize("expand", [(), "all"])
+def test_repeated_se_gates_each_get_their_own_rows(expand: object, tmp_path: Path) -> None:
+    """Each SE gate (pool to 1x1, upsample back, mul) is a small U of its own: one
+    resolution was one rank across the whole graph, so the 1x1 nodes of both stages were
+    tied to one rank and dot failed ("trouble in init_rank", "lost ... edge")."""
+    d = R.drawing(graph_of(SE_STAGES), expand=expand)
+    assert d.u_layout
+    ranks = re.findall(r"^  \{rank=same; (.*)\}$", R.dot_source(d), re.M)
+    rows = [set(re.findall(r'"([^"]+)"', r)) for r in ranks]
+    instances = ["s1.0", "s1.1", "s2.0", "s2.1"] if expand else ["s1.0", "s2.0"]
+    assert rows == [{f"{i}.c", f"{i}.u", f"{i}.m"} for i in instances]  # never a row across two gates
+    if HAVE_DOT:
+        written = archspec.render(SE_STAGES, tmp_path / "se.svg", expand=expand, dot_beside=True)
+        assert [p.name for p in written] == ["se.dot", "se.svg"]
+        assert written[1].read_text().startswith("<?xml") and "s2.0.m" in written[0].read_text()
+
+
 def test_highway_gate_is_a_branch() -> None:
     d = R.drawing(golden_graph("highway"))
     into = {(e.src, e.dst): e.role for e in d.edges if e.dst == "layers.0.carry"}

@@ -70,17 +70,19 @@ class Drawing:
     resolutions: list[tuple[int, ...]]  # spatial sizes, largest first: colour index
     u_layout: bool
     errors: list[ArchSpecError]
-    ranked: set[str] = field(default_factory=set)  # U layout: nodes that share a rank by resolution
+    # U layout: node id -> the U it is a row of (several Us, e.g. SE blocks or stacked
+    # hourglasses, each have their own rows: one resolution is not one rank across them)
+    ranked: dict[str, int] = field(default_factory=dict)
 
     def ranks(self) -> list[list[str]]:
-        """U layout: node ids grouped by resolution (one rank each), in resolution order."""
+        """U layout: node ids grouped by U and resolution (one rank each), in that order."""
         if not self.u_layout:
             return []
-        groups: dict[int, list[str]] = {}
+        groups: dict[tuple[int, int], list[str]] = {}
         for n in self.nodes.values():
             lvl = self.level(n.shape)
             if lvl is not None and n.id in self.ranked:
-                groups.setdefault(lvl, []).append(n.id)
+                groups.setdefault((self.ranked[n.id], lvl), []).append(n.id)
         return [groups[k] for k in sorted(groups) if len(groups[k]) > 1]
 
     def level(self, shape: Shape | None) -> int | None:

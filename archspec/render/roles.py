@@ -135,15 +135,39 @@ class ChainMin:
 
 
 def u_rows(d: Drawing, roles: Roles, draw_id: Mapping[str, str | None], instances: Mapping[str, Sequence[str]],
-           v: GraphView) -> set[str]:
-    """The U's rows: the ends of every U skip, and every node in a cluster holding one."""
+           v: GraphView) -> dict[str, int]:
+    """The U's rows: the ends of every U skip, and every node in a cluster holding one, each
+    with the U it belongs to.
+
+    Skips whose stretches of the graph overlap (a U-Net's nested rungs) make one U; a skip
+    apart from the others (each SE gate of a repeated block) is a U of its own, so that
+    its rows never have to line up with another stage's."""
     ends = {x for pair in roles.u_skips for name in pair if (x := draw_id.get(v.resolve(name))) in d.nodes}
     clusters = {d.nodes[x].cluster for x in ends if x is not None} - {None}
     # Every instance of a repeat that holds a row is a row too (U-Net's bottleneck).
     repeats = {parent(c) for c in clusters if c is not None and parent(c) in instances}
     clusters |= {i for r in repeats for i in instances[r] if i in d.clusters}
-    return {x for x in ends if x is not None} | {n.id for n in d.nodes.values()
-                                                 if n.cluster in clusters and n.kind != "output"}
+    rows = {x for x in ends if x is not None} | {n.id for n in d.nodes.values()
+                                                  if n.cluster in clusters and n.kind != "output"}
+    # Where each drawn node stands in graph order: its first IR node.
+    pos: dict[str, int] = {}
+    for k, n in enumerate(v.g.nodes):
+        did = draw_id.get(n.name)
+        if did is not None and did not in pos:
+            pos[did] = k
+    spans: list[list[int]] = []  # the Us: overlapping skip stretches merged, in graph order
+    for lo, hi in sorted((pos.get(draw_id.get(v.resolve(a)) or "", -1), pos.get(draw_id.get(b) or "", -1))
+                         for a, b in roles.u_skips):
+        if spans and lo <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+
+    def u_of(x: str) -> int:
+        at = pos.get(x, -1)
+        return min(range(len(spans)), key=lambda k: (max(spans[k][0] - at, at - spans[k][1], 0), k))
+
+    return {x: u_of(x) for x in rows} if spans else {}
 
 
 def back_edges(d: Drawing) -> list[bool]:
