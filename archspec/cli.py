@@ -23,7 +23,8 @@ from .cli_common import (
     EXIT_SPEC_ERROR,
     _rf_text,
     _si,
-    _width,
+    cell,
+    console,
     inputs_read,
     report_error,
 )
@@ -427,19 +428,18 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
 
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    t = Table(title=cell(title), title_justify="left", box=None, pad_edge=False)
     t.add_column("node")
     t.add_column("op")
     t.add_column("shape", justify="right")
     t.add_column("params", justify="right")
     for r in rows:
         style = "magenta" if r["auto"] else None
-        t.add_row(r["name"], r["op"] + (" (auto)" if r["auto"] else ""), fmt(r["shape"] or None), f"{r['params']:,}",
+        t.add_row(cell(r["name"]), cell(r["op"] + (" (auto)" if r["auto"] else "")), fmt(r["shape"] or None), f"{r['params']:,}",
                   style=style)
-    Console(soft_wrap=True).print(t)
+    console(wide_when_piped=False).print(t)
 
 
 # -- summary, schema, export, init, ops ---------------------------------------------------
@@ -488,12 +488,11 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: i
     if as_json:
         click.echo(json.dumps({"ok": True, **s.to_dict(depth), "memory": memory.to_dict()}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     g = s.graph
     ins = ", ".join(f"{k}: {fmt(v)}" for k, v in g.inputs.items())
-    t = Table(title=f"{g.name} ({ins})", title_justify="left", box=None, pad_edge=False,
+    t = Table(title=cell(f"{g.name} ({ins})"), title_justify="left", box=None, pad_edge=False,
               caption=f"total: {s.params:,} params ({_si(s.params)}), {s.macs:,} MACs ({_si(s.macs)}MAC, "
                       f"{_si(s.flops)}FLOP)\n{memory.lines()[0]}\n{s.coverage_line(depth)}\n{CONVENTION}",
               caption_justify="left")
@@ -505,9 +504,9 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: i
         rf, stride = _rf_text(r.field)
         op = r.op + (" (auto)" if r.auto else "") + (f" [{r.nodes} nodes]" if r.nodes > 1 else "")
         cov = [{True: "yes", False: "no", None: "—"}[s.covers(r)]] if depth else []
-        t.add_row(r.name, op, fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride, *cov,
+        t.add_row(cell(r.name), cell(op), fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride, *cov,
                   style="magenta" if r.auto else None)
-    Console(soft_wrap=True, width=_width()).print(t)
+    console().print(t)
 
 
 @main.command()
@@ -715,8 +714,6 @@ def list_ops(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"ok": True, "ops": rows}, indent=2))
         return
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"{len(rows)} ops", title_justify="left", box=None, pad_edge=False)
@@ -724,10 +721,10 @@ def list_ops(as_json: bool) -> None:
         t.add_column(col)
     for r in rows:
         text = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
-        # escape(): a description such as "inputs [x, h, t]" is text, not rich markup.
-        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", escape(text),
-                  escape(_plain(r["doc"])))
-    Console(soft_wrap=True, width=_width()).print(t)
+        # cell(): a description such as "inputs [x, h, t]" is text, not rich markup.
+        t.add_row(cell(r["name"]), r["family"], r["inputs"], "yes" if r["module"] else "", cell(text),
+                  cell(_plain(r["doc"])))
+    console().print(t)
 
 
 def _plain(doc: str) -> str:
