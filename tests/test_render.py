@@ -609,3 +609,15 @@ def test_render_does_not_import_torch(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("ok")
     assert (tmp_path / "u.dot").read_text().startswith('digraph "unet"')
+
+
+def test_archspec_render_is_the_module() -> None:
+    """``import archspec.render`` gives the package (its steps in modules of their own);
+    ``archspec.render(...)`` still draws any source."""
+    import archspec.render as mod
+
+    assert isinstance(archspec.render, types.ModuleType) and archspec.render is sys.modules["archspec.render"] is mod
+    assert mod.to_dot is importlib.import_module("archspec.render.dot").to_dot
+    assert {"roles", "collapse", "drawing", "dot", "mermaid", "output"} <= {
+        m.rpartition(".")[2] for m in sys.modules if m.startswith("archspec.render.")}
+    assert callable(archspec.render)
