@@ -20,6 +20,7 @@ from .style import (
     ERROR_LINE,
     MAIN_WEIGHT,
     RES_COLOURS,
+    SIZE_COLOUR,
     SKIP_COLOURS,
     shape_colour,
 )
@@ -100,6 +101,9 @@ def _edge_attrs(d: Drawing, e: DEdge) -> str:
                  f'fontcolor="{colour}"', "arrowhead=empty"]
         if d.u_layout:
             attrs.append("constraint=false")
+    elif e.role == "size":  # only the size is read: a thin dotted edge that does not pull the layout
+        attrs = ["style=dotted", f'color="{SIZE_COLOUR}"', "penwidth=1.2", "weight=0", "constraint=false",
+                 f"label={_q('size ' + shape)}", f'fontcolor="{SIZE_COLOUR}"', "arrowhead=odot"]
     elif e.role == "branch":
         attrs = [f'color="{shape_colour(d, e.shape)}"', "penwidth=1.2", "weight=1", f"label={_q(shape)}",
                  f'fontcolor="{shape_colour(d, e.shape)}"']
@@ -133,6 +137,8 @@ def _legend(d: Drawing) -> str:
     row("━━━", RES_COLOURS[0], "main path (C×H×W)")
     row("╍╍▷", SKIP_COLOURS["residual"], "residual skip (add/mul/lerp)")
     row("╍╍▷", SKIP_COLOURS["concat"], "concat skip")
+    if any(e.role == "size" for e in d.edges):
+        row("┈┈○", SIZE_COLOUR, "size only (crop, upsample to a node's size)")
     row("■", AUTO_LINE, "projection inserted (auto)")
     if d.errors:
         row("■", ERROR_LINE, "shape error")

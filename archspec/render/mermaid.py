@@ -9,7 +9,15 @@ from typing import Any
 from ..ir import Graph
 from .drawing import drawing
 from .model import DNode, Drawing, check_direction, fmt_count, fmt_shape
-from .style import AUTO_FILL, AUTO_LINE, ERROR_FILL, ERROR_LINE, SKIP_COLOURS, shape_colour
+from .style import (
+    AUTO_FILL,
+    AUTO_LINE,
+    ERROR_FILL,
+    ERROR_LINE,
+    SIZE_COLOUR,
+    SKIP_COLOURS,
+    shape_colour,
+)
 
 
 def to_mermaid(graph: Graph, **options: Any) -> str:
@@ -69,11 +77,14 @@ def mermaid_source(d: Drawing, direction: str = "TB") -> str:
         elif e.role in ("residual", "concat"):
             many = f"{e.count} skips, up to {e.span} ops · " if e.count > 1 else f"skip {e.span} ops · "
             text = (many if e.span is not None else "") + fmt_shape(e.shape)
+        elif e.role == "size":
+            text = "size " + fmt_shape(e.shape)
         else:
             text = fmt_shape(e.shape)
-        arrow = "-.->" if e.role in ("residual", "concat") or e.dense else "==>" if e.role == "main" else "-->"
+        arrow = "-.->" if e.role in ("residual", "concat", "size") or e.dense else "==>" if e.role == "main" else "-->"
         out.append(f'  {a} {arrow}|"{_m(text)}"| {b}')
-        colour = ERROR_LINE if e.error else SKIP_COLOURS.get(e.role, shape_colour(d, e.shape))
+        colour = (ERROR_LINE if e.error else SIZE_COLOUR if e.role == "size"
+                  else SKIP_COLOURS.get(e.role, shape_colour(d, e.shape)))
         styles.append(f"  linkStyle {k} stroke:{colour}")
     out += styles
     return "\n".join(out) + "\n"

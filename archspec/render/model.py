@@ -14,7 +14,7 @@ from ..errors import ArchSpecError
 from ..ir import Shape
 from ..ops.base import fmt
 
-Role = Literal["main", "residual", "concat", "branch"]
+Role = Literal["main", "residual", "concat", "branch", "size"]
 DIRECTIONS = ("TB", "LR")
 
 

@@ -47,19 +47,28 @@ def skip_roles(v: GraphView) -> Roles:
     main_in: dict[str, int] = {}
     roles: dict[tuple[str, int], tuple[Role, int | None]] = {}
     u_skips: list[tuple[str, str]] = []
+    data_slots: dict[str, list[int]] = {}
     for n in g.nodes:  # depths and main inputs first: dips looks up the chains
-        ins = [depth.get(i, 0) for i in n.inputs]
+        op = op_of(n.op)
+        # An input read only for its size (crop, upsample to a node's size) carries no data:
+        # it neither deepens the node nor can be its main input.
+        data = [k for k in range(len(n.inputs)) if op is None or k not in op.size_inputs]
+        data_slots[n.name] = data
+        ins = {k: depth.get(n.inputs[k], 0) for k in data}
         w = 0 if n.provenance == "auto" or n.disabled else 1
-        depth[n.name] = w + max(ins, default=0)
-        if len(n.inputs) >= 2:
-            main_in[n.name] = max(range(len(ins)), key=lambda k: (ins[k], -k))
+        depth[n.name] = w + max(ins.values(), default=0)
+        if len(data) >= 2:
+            main_in[n.name] = max(data, key=lambda k: (ins[k], -k))
     lifts: dict[int, ChainMin] = {}
     for n in g.nodes:
         if len(n.inputs) < 2:
             continue
-        main = main_in[n.name]
+        main = main_in.get(n.name)
         for slot, src in enumerate(n.inputs):
-            if slot == main:
+            if slot not in data_slots[n.name]:
+                roles[(n.name, slot)] = ("size", None)
+                continue
+            if main is None or slot == main:
                 continue
             real = v.origin(src)
             span = depth[n.inputs[main]] - depth.get(real, 0)

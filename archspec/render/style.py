@@ -10,6 +10,7 @@ from .model import Drawing
 RES_COLOURS = ("#1a237e", "#0277bd", "#00838f", "#6a1b9a", "#ad1457", "#4e342e", "#37474f", "#283593")
 VECTOR_COLOUR = "#616161"
 SKIP_COLOURS = {"residual": "#e65100", "concat": "#2e7d32"}
+SIZE_COLOUR = "#9e9e9e"  # an input read only for its size
 AUTO_FILL, AUTO_LINE = "#f3e5f5", "#8e24aa"
 ERROR_FILL, ERROR_LINE = "#ffebee", "#d32f2f"
 MAIN_WEIGHT = 8  # dot's edge weight of the main path: it keeps the path straight
