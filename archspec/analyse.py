@@ -16,7 +16,10 @@ output position of a node can see, as the **maximum over every path** from the g
 inputs. Each node carries the set of ``(field, jump)`` pairs of its paths (``jump`` is the
 effective stride: how far apart, in input pixels, neighbouring outputs look); an op with
 window ``(k, s, d)`` maps ``(r, j)`` to ``(r + (k-1)·d·j, j·s)``. Global ops (global
-pooling, linear) see the whole input. With integer strides this is exact away from the
+pooling, linear) see the whole input. An input an op reads only for its size (``crop``,
+``upsample`` to another node's size) passes no field; ``permute`` reorders the dims of a
+field (which then follow the node's own dims) and one with channels moved into space
+has none. With integer strides this is exact away from the
 borders; after up-sampling (fractional jumps) it is rounded up, an upper bound. A node
 keeps at most :data:`MAX_PATHS` pairs: past that (branches that each widen a different
 dim, many times over) they are merged into one pair of the per-dim maxima, which is

@@ -91,16 +91,23 @@ def to_spec(graph: Graph, same: Same | None = None, *, check: bool = True) -> st
     """The spec text of ``graph`` (shapes known). ``same(node, attrs)`` says whether
     ``attrs`` build what ``node`` builds (the importer builds modules to answer it);
     without it only attributes equal to the op's own defaults are left out."""
-    text = _Writer(graph, same, elide=True).write()
-    if check:
+    problem = None
+    try:
+        text = _Writer(graph, same, elide=True).write()
+    except _Unexpressible as e:
+        problem = str(e)
+    if problem is None and check:
         problem = mismatch(graph, text, same)
-        if problem is not None:
+    if problem is not None:
+        try:
             text = _Writer(graph, same, elide=False).write()
-            again = mismatch(graph, text, same)
-            if again is not None:
-                raise ArchSpecError(f"the spec written for '{graph.name}' does not rebuild it: {problem}; "
-                                    f"without leaving projections to the compiler: {again}",
-                                    fix="report this: the graph uses a form the writer does not know")
+            again = mismatch(graph, text, same) if check else None
+        except _Unexpressible as e:
+            again = str(e)
+        if again is not None:
+            raise ArchSpecError(f"the spec written for '{graph.name}' does not rebuild it: {problem}; "
+                                f"without leaving projections to the compiler: {again}",
+                                fix="report this: the graph uses a form the writer does not know")
     return text
 
 
@@ -775,7 +782,8 @@ def _elide_projections(graph: Graph) -> tuple[Graph, dict[str, Any] | None]:
 # -- YAML text ------------------------------------------------------------------------------
 
 _PLAIN = re.compile(r"^(\$[A-Za-z_][A-Za-z_0-9]*|[A-Za-z_][A-Za-z_0-9.\[\]-]*)$")
-_YAML_WORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"})
+# Quoted although archspec reads YAML 1.2: YAML 1.1 readers take these for booleans or null.
+_YAML_WORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "~"})
 
 
 def _scalar(v: Any) -> str:

@@ -8,6 +8,7 @@ the pooling / interpolation size rules against torch itself.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -752,3 +753,96 @@ def test_calls_are_read_back_from_their_arguments_by_name() -> None:
     assert read("shift", torch.add, [(3,)], other=2, alpha=-1) == {"offset": -2.0}
     assert read("pixel_shuffle", torch.pixel_shuffle, [(8, 2, 2)], upscale_factor=2) == {"factor": 2}
     assert read("hardtanh", F.hardtanh, [(3,)], min_val=0.0, max_val=6.0) == {"min": 0.0, "max": 6.0}
+
+
+def test_original_unet_step_with_cropped_skip_equals_hand_written_torch() -> None:
+    """Valid convs shrink the encoder map; the decoder crops it (centred) before the concat,
+    as the original U-Net does. Same state_dict, strict load, equal outputs."""
+    from torch import nn
+
+    import archspec
+
+    spec = """archspec: 1
+name: unet_step
+inputs: {x: [1, 44, 44]}
+nodes:
+  enc:  {op: conv, in: x, out: 4, k: 3, padding: 0}
+  act:  {op: relu6}
+  down: {op: maxpool, k: 2}
+  mid:  {op: conv, out: 8, k: 3, padding: 0}
+  up:   {op: conv_transpose, out: 4, k: 2, stride: 2}
+  skip: {op: crop, in: [act, up]}
+  cat:  {op: concat, in: [skip, up]}
+  head: {op: conv, out: 2, k: 1}
+  full: {op: upsample, in: [head, x], mode: bilinear}
+outputs: [full]
+"""
+
+    class Ref(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.mid = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 8, 3)
+            self.up, self.head = nn.ConvTranspose2d(8, 4, 2, stride=2), nn.Conv2d(8, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            e = torch.nn.functional.relu6(self.enc(x))  # 42x42
+            u = self.up(self.mid(torch.nn.functional.max_pool2d(e, 2)))  # 38x38
+            d = (e.shape[-1] - u.shape[-1]) // 2
+            h = self.head(torch.cat([e[:, :, d:d + u.shape[-2], d:d + u.shape[-1]], u], dim=1))
+            return torch.nn.functional.interpolate(h, size=x.shape[2:], mode="bilinear")
+
+    model, ref = archspec.compile(spec).eval(), Ref().eval()
+    assert list(model.state_dict()) == list(ref.state_dict())
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 1, 44, 44)
+    assert torch.equal(model(x), ref(x)) and model(x).shape == (2, 2, 44, 44)
+
+
+@pytest.mark.parametrize(("node", "headline", "fix"), [
+    ("c: {op: crop, in: [x, big]}", r"ShapeError: .*t.yaml:6:3: node 'c' \(crop\): crop: input 1 is 9x9 in space, "
+     r"larger than input 0 8x8; a crop only cuts \(at nodes.c\)", "crop the larger node to the smaller one"),
+    ("c: {op: pixel_shuffle, in: x, factor: 2}", r"t.yaml:6:3: node 'c' \(pixel_shuffle\): pixel_shuffle: the 3 input "
+     r"channels are not divisible by factor\*factor = 4", "give the op before it 4 output channels"),
+    ("c: {op: pad, in: x, padding: [1, 1, 1]}", r"SpecValidationError: .*t.yaml:6:\d+: .*pad: padding \[1, 1, 1\] has an "
+     r"odd number of entries", None),
+    ("c: {op: hardtanh, in: x, min: 2}", r"t.yaml:6:\d+: .*hardtanh: max \(1.0\) must be greater than min \(2.0\)", None),
+    ("c: {op: upsample, in: [x, big], scale: 2}", r"t.yaml:6:3: node 'c' \(upsample\): upsample: the second input "
+     r"gives the size, so scale cannot be given too", "drop scale, or the second input"),
+])
+def test_new_op_errors_are_located_by_check(tmp_path: Any, node: str, headline: str, fix: str | None) -> None:
+    from click.testing import CliRunner
+
+    from archspec.cli import main
+
+    spec = tmp_path / "t.yaml"
+    spec.write_text("archspec: 1\nname: t\ninputs: {x: [3, 8, 8]}\nnodes:\n  big: {op: upsample, in: x, size: 9}\n"
+                    f"  {node}\noutputs: [c]\n")
+    res = CliRunner().invoke(main, ["check", str(spec)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert re.search(headline, res.output), res.output
+    if fix is not None:
+        assert f"fix: {fix}" in res.output, res.output
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+       padding=st.lists(st.integers(0, 7), min_size=1, max_size=4),
+       mode=st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+def test_pad_size_rule_matches_torch(shape: list[int], padding: list[int], mode: str) -> None:
+    """Where the rule accepts a pad, torch gives the same shape; where torch accepts one the
+    rule refuses, torch pads the batch (constant) or takes it for a channel (the others)."""
+    pairs = padding + padding[::-1]  # an even list: (before, after) pairs
+    op, a = op_attrs("pad", {"padding": pairs, "mode": mode})
+    x = torch.zeros(2, *shape)
+    try:
+        got: tuple[int, ...] | None = op.infer(a, [tuple(shape)])
+    except ShapeError:
+        got = None
+    try:
+        want: tuple[int, ...] | None = tuple(torch.nn.functional.pad(x, tuple(pairs), mode=mode).shape[1:])
+    except (RuntimeError, NotImplementedError, ValueError):
+        want = None
+    if got is not None:
+        assert got == want
+    elif want is not None:
+        assert len(pairs) // 2 > len(shape) if mode == "constant" else len(pairs) // 2 == len(shape)

@@ -210,6 +210,9 @@ class Permute(Op[PermuteAttrs]):
         r = len(x) - 1
         return Window(kernel=(1,) * r, stride=(1.0,) * r, dilation=(1,) * r, perm=spatial)
 
+    def label(self, a: PermuteAttrs, shapes: Sequence[Shape | None]) -> str:
+        return f"permute {','.join(map(str, a.dims))}"
+
     def call(self, a: PermuteAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch
 
