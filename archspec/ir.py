@@ -129,6 +129,9 @@ class Graph:
     output_locs: Mapping[str, Loc] = field(default_factory=dict, compare=False)
     # The files read to build it (the spec and its `use:` files): no output may replace them.
     files: tuple[str, ...] = field(default=(), compare=False)
+    # What read an input's shape in an expression while expanding (``block 'se' reads the
+    # shape of its input 'input'``): the graph's structure may then depend on input sizes.
+    reads_shapes: tuple[str, ...] = field(default=(), compare=False)
 
     def replace(self, **changes: Any) -> Graph:
         return dataclasses.replace(self, **changes)

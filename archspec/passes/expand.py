@@ -32,7 +32,7 @@ from ..errors import (
     short_repr,
 )
 from ..expr import evaluate, evaluate_value, has_expr, work_budget
-from ..ir import Graph, Node, Scope
+from ..ir import Graph, Node, Scope, Shape
 from ..limits import DEFAULT_LIMITS, Limits
 from ..loader import Document
 from ..names import IDENT as _IDENT
@@ -42,6 +42,7 @@ from ..ops import REGISTRY, OpAttrs
 from ..ops.base import frozen_attrs
 from ..spec import validate
 from ..use import block_files
+from .infer import shape_rule
 
 PathT = tuple[str | int, ...]
 
@@ -71,6 +72,42 @@ class _Ctx:
     # Every addressable path (a node, group, block call, repeat or repeat instance, as
     # `encoder.layer2.1`) -> the IR name of its output: what dotted references resolve to.
     named: dict[str, str] = field(default_factory=dict)
+    # Inference run alongside expansion, on demand: the shapes of ctx.nodes[:inferred]
+    # (and of the graph inputs), the error behind every shape that could not be inferred.
+    shapes: dict[str, Shape | None] = field(default_factory=dict)
+    failed: dict[str, ArchSpecError] = field(default_factory=dict)
+    inferred: int = 0
+    reads: dict[str, None] = field(default_factory=dict)  # Graph.reads_shapes, in order
+    source: str | None = None
+
+    def shape(self, name: str) -> Shape:
+        """The per-sample shape of node or input ``name``, already expanded; inference
+        catches up with expansion as far as needed, with the infer pass's rules."""
+        while name not in self.shapes and self.inferred < len(self.nodes):
+            n = self.nodes[self.inferred]
+            self.inferred += 1
+            self.shapes[n.name] = self._infer(n)
+        shape = self.shapes.get(name)
+        if shape is None:
+            raise self.failed[name]
+        return shape
+
+    def _infer(self, n: Node) -> Shape | None:
+        ins: list[Shape] = []
+        for i in n.inputs:
+            s = self.shapes.get(i)
+            if s is None:
+                self.failed[n.name] = self.failed[i]
+                return None
+            ins.append(s)
+        try:
+            return shape_rule(n, ins)
+        except ArchSpecError as e:
+            if REGISTRY.get(n.op).projectable and len({len(x) for x in ins}) == 1:
+                return ins[0]  # as infer: the project pass maps every input onto input 0
+            e.message = f"node '{n.name}' ({n.op}): {e.message}"
+            self.failed[n.name] = e.located(n.loc, n.path, self.source)
+            return None
 
     def add(self, node: Node) -> None:
         if len(self.nodes) >= self.limits.max_nodes:
@@ -105,13 +142,15 @@ class _Scope:
 
 
 def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS,
-           spec: Any = None) -> Graph:
-    """Validate and expand a loaded spec into a Graph."""
+           spec: Any = None, inputs: Mapping[str, Shape] | None = None) -> Graph:
+    """Validate and expand a loaded spec into a Graph. ``inputs`` replaces some of the
+    spec's input shapes (before expansion: a block's expressions may read them)."""
     with work_budget():  # every expression of the spec shares one bound on the work they do
-        return _expand(doc, params, limits, spec)
+        return _expand(doc, params, limits, spec, inputs)
 
 
-def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spec: Any) -> Graph:
+def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spec: Any,
+            override: Mapping[str, Shape] | None = None) -> Graph:
     _check_overrides(params, limits)
     spec = spec if spec is not None else validate(doc)
     top = _Scope(prefix="", doc=doc, path=(), env={}, outer={})
@@ -147,6 +186,10 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
         inputs[name] = tuple(shape)
         input_locs[name] = top.loc("inputs", name) or Loc(doc.file, 1, 1)
 
+    if override:
+        inputs.update({k: tuple(v) for k, v in override.items()})
+    ctx.shapes = dict(inputs)
+    ctx.source = doc.text
     top.env = dict(resolved)
     top.outer = {n: n for n in inputs}
     default_input = next(iter(inputs)) if len(inputs) == 1 else None
@@ -168,7 +211,7 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     init["projection"] = spec.defaults.projection.model_dump()
     return Graph(name=spec.name, inputs=inputs, nodes=order, outputs=tuple(outputs), scopes=tuple(ctx.scopes),
                  doc=spec.doc, file=doc.file, source=doc.text, params=resolved, init=init,
-                 input_locs=input_locs, output_locs=output_locs,
+                 input_locs=input_locs, output_locs=output_locs, reads_shapes=tuple(ctx.reads),
                  files=tuple(str(f) for f in ([Path(doc.file)] if _is_file(doc.file) else []) + files))
 
 
@@ -691,11 +734,44 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
     return model
 
 
-def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub: PathT, bname: str) -> dict[str, Any]:
-    """A block's params from a call's args: required first, then those with defaults."""
+class _InputShapes(Mapping[str, Any]):
+    """A block's inputs by name -> their per-sample shapes (tuples), in the block's
+    expressions: ``${input[0]}`` is the input's channel count. A shape is inferred when an
+    expression first reads it, so a block that reads none costs nothing."""
+
+    __slots__ = ("_binding", "_block", "_ctx")
+
+    def __init__(self, ctx: _Ctx, binding: Mapping[str, str], block: str) -> None:
+        self._ctx, self._binding, self._block = ctx, binding, block
+
+    def __getitem__(self, key: str) -> Any:
+        ir = self._binding[key]
+        self._ctx.reads.setdefault(f"block '{self._block}' reads the shape of its input '{key}'")
+        return self._ctx.shape(ir)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._binding
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._binding)
+
+    def __len__(self) -> int:
+        return len(self._binding)
+
+
+def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub: PathT, bname: str,
+               shapes: Mapping[str, Any]) -> dict[str, Any]:
+    """A block's params from a call's args: required first, then those with defaults
+    (whose expressions see the block's input shapes)."""
     declared: dict[str, Any] = {}
     required: list[str] = []
-    for p in bdef.model.params:
+    for pos, p in enumerate(bdef.model.params):
+        for name in [p] if isinstance(p, str) else list(p):
+            if name in shapes:
+                raise SpecValidationError(
+                    f"block '{bname}' has a param and an input both named '{name}'",
+                    loc=bdef.doc.loc(bdef.path + ("params", pos)), path=".".join(map(str, bdef.path + ("params", pos))),
+                    source=bdef.doc.text, fix="rename one: in the block's expressions an input's name is its shape")
         if isinstance(p, str):
             declared[p] = None
             required.append(p)
@@ -714,7 +790,7 @@ def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub
             raise sc.err(SpecValidationError, f"block '{bname}' needs param '{k}'", *sub,
                          fix=f"add it to the call: args: {{{k}: ...}}")
         else:
-            bscope = _Scope("", bdef.doc, bdef.path, ChainMap(bound, ctx.params), {})
+            bscope = _Scope("", bdef.doc, bdef.path, ChainMap(bound, shapes, ctx.params), {})  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
             bound[k] = _eval(bscope, declared[k], ("params",))
     return bound
 
@@ -736,7 +812,6 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
         raise sc.err(LimitError, f"blocks nest deeper than {ctx.limits.max_block_depth}", *sub, "block")
     bdef = ctx.blocks[bname]
     call_sc = _Scope(sc.prefix, sc.doc, sc.path, call_env, sc.outer, sc.local, sc.instances, sc.roots, sc.named)
-    bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname)
     names = bdef.model.inputs
     if isinstance(ins, dict):
         for k in ins:
@@ -753,7 +828,9 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
             raise sc.err(GraphError, f"block '{bname}' takes {len(names)} input{'s' if len(names) > 1 else ''} "
                          f"({', '.join(names)}), got {len(ins)}", *sub, expected=str(len(names)), got=str(len(ins)))
         binding = dict(zip(names, ins, strict=True))
-    benv = ChainMap(bound, extra_env or {}, ctx.params)
+    shapes = _InputShapes(ctx, binding, bname)
+    bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname, shapes)
+    benv = ChainMap(bound, shapes, extra_env or {}, ctx.params)  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
     inner = _Scope(prefix=path + ".", doc=bdef.doc, path=bdef.path, env=benv, outer=binding, roots=(path + ".",),
                    named=ctx.named)
     ctx.scopes.append(Scope(path, "block", block=bname, loc=sc.loc(*sub, key=True)))

@@ -65,6 +65,12 @@ def _rule(n: Node, ins: list[Shape]) -> Shape:
     return shape
 
 
+def shape_rule(n: Node, ins: list[Shape]) -> Shape:
+    """``n``'s output shape from its op's rule (remembered), for the expand pass's inference
+    of the shapes a block's expressions read."""
+    return _rule(n, ins)
+
+
 def _frozen(v: object) -> object:
     # type(v) too: 1 == 1.0 == True, but strict attribute models tell them apart.
     return (type(v), tuple(_frozen(x) for x in v)) if isinstance(v, list) else (type(v), v)
