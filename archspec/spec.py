@@ -42,7 +42,8 @@ Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
 Name = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 Scalar = Union[bool, int, float, str, None]
 Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
-InSpec = Union[str, list[str], dict[str, str]]
+# null: a block call leaves an optional input out.
+InSpec = Union[str, list[Union[str, None]], dict[str, Union[str, None]]]
 
 def _version(v: Any) -> Any:
     """Only the integer 1: strict Literal[1] would let 1.0 through. (from_pydantic words the error.)"""
@@ -199,7 +200,9 @@ def _build(version: int) -> dict[str, Any]:
 
         params: list[Union[Name, dict[str, Param]]] = Field(
             [], description="The block's params: a name (required) or {name: default}; used as $name inside.")
-        inputs: list[Name] = Field(["input"], description="Names of the block's inputs (default: one, 'input').")
+        inputs: list[Union[Name, dict[Name, Literal["optional"]]]] = Field(
+            ["input"], description="Names of the block's inputs (default: one, 'input'); {name: optional} is an "
+                                   "input a call may leave out (or pass null).")
         nodes: Union[dict[str, NodeDef], list[NodeDef]] = Field(
             description="The block's nodes; a list makes them sequential, named 0, 1, ...")
         edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")

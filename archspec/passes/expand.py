@@ -47,6 +47,13 @@ from .infer import shape_rule
 PathT = tuple[str | int, ...]
 
 _SCOPE_INPUT = "$__scope_input__"  # marks "the scope's input" in a node's raw inputs
+# Stands for an optional block input the call left out (followed by the input's name), and
+# for a node that is then absent: nodes reading it drop it.
+_MISSING = "$__missing__:"
+
+
+def _missing(ref: str) -> bool:
+    return ref.startswith(_MISSING)
 
 
 @dataclass
@@ -201,6 +208,9 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     for k, ref in enumerate(outs):
         sub: PathT = ("outputs",) if isinstance(spec.outputs, str) else ("outputs", k)
         ir = _resolve(top, ref, sub)
+        if _missing(ir):
+            raise top.err(GraphError, f"output '{ref}' is missing: it passes on an optional input that a call "
+                          "leaves out", *sub, fix="name a node that is always computed")
         outputs.append(ir)
         output_locs[ir] = top.loc(*sub) or Loc(doc.file, 1, 1)
     if not outputs:
@@ -538,6 +548,8 @@ def _check_elements(sc: _Scope, shape: list[int], sub: PathT, limits: Limits) ->
 
 def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_input: str | None = None) -> str:
     """A reference written in the spec → the IR name it denotes."""
+    if ref is None:
+        return _MISSING + "null"
     if not isinstance(ref, str):
         raise sc.err(SpecValidationError, f"a reference must be a node name, got {short_repr(ref)}", *sub)
     if ref == _SCOPE_INPUT:
@@ -661,12 +673,28 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
         _expand_repeat(ctx, sc, name, nd, raw, sub, scope_input, first_prev)
         return
     ins = _inputs(sc, raw, None, scope_input)
+    if kind != "block" and any(r == _MISSING + "null" for r in (ins.values() if isinstance(ins, dict) else ins)):
+        raise sc.err(GraphError, f"node '{name}' has null in in:; only a block call may pass null (for an optional "
+                     "input)", *sub, "in", fix="name a node, or leave the input out")
     if not _when(sc, nd, sub):
         first = next(iter(ins.values())) if isinstance(ins, dict) else ins[0]
+        if _missing(first):  # it would pass on a missing input: it is missing too
+            sc.local[name] = first
+            return
         ir = sc.prefix + name
         ctx.add(Node(ir, "identity", frozen_attrs("identity", {}), (first,), loc=sc.loc(*sub, key=True), path=_p(sc, sub), disabled=True))
         sc.local[name] = ir
         return
+    if kind != "block" and isinstance(ins, list) and any(_missing(r) for r in ins):
+        ins, dropped = [r for r in ins if not _missing(r)], [r[len(_MISSING):] for r in ins if _missing(r)]
+        if not ins:
+            raise sc.err(GraphError, f"node '{name}' reads only the optional input{'s' if len(dropped) > 1 else ''} "
+                         f"{', '.join(repr(d) for d in dropped)}, which this call leaves out", *sub,
+                         fix=f"skip it with when: \"${{{dropped[0]} != null}}\", or pass the input")
+        op = REGISTRY.get(nd.op) if kind == "op" else None
+        if len(ins) == 1 and op is not None and (op.name == "concat" or op.arity[0] > 1):
+            sc.local[name] = ins[0]  # a merge left with one input passes it on
+            return
     if kind == "op":
         sc.local[name] = _expand_op(ctx, sc, name, nd, ins, sub)
     elif kind == "block":
@@ -746,6 +774,8 @@ class _InputShapes(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         ir = self._binding[key]
+        if _missing(ir):
+            return None  # an optional input the call left out
         self._ctx.reads.setdefault(f"block '{self._block}' reads the shape of its input '{key}'")
         return self._ctx.shape(ir)
 
@@ -812,22 +842,29 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
         raise sc.err(LimitError, f"blocks nest deeper than {ctx.limits.max_block_depth}", *sub, "block")
     bdef = ctx.blocks[bname]
     call_sc = _Scope(sc.prefix, sc.doc, sc.path, call_env, sc.outer, sc.local, sc.instances, sc.roots, sc.named)
-    names = bdef.model.inputs
+    names, optional = _block_inputs(bdef, bname)
     if isinstance(ins, dict):
         for k in ins:
             if k not in names:
                 raise sc.err(GraphError, f"block '{bname}' has no input '{k}'{close_matches(k, names)}", *sub, "in", k,
                              expected="one of: " + ", ".join(names))
-        missing = [k for k in names if k not in ins]
-        if missing:
-            raise sc.err(GraphError, f"block '{bname}' input '{missing[0]}' is not connected", *sub, "in",
-                         expected="inputs " + ", ".join(names))
-        binding = dict(ins)
+        binding = {k: ins.get(k, _MISSING + k) for k in names}
     else:
-        if len(ins) != len(names):
-            raise sc.err(GraphError, f"block '{bname}' takes {len(names)} input{'s' if len(names) > 1 else ''} "
-                         f"({', '.join(names)}), got {len(ins)}", *sub, expected=str(len(names)), got=str(len(ins)))
-        binding = dict(zip(names, ins, strict=True))
+        need = max((k + 1 for k, n in enumerate(names) if n not in optional), default=0)
+        if not need <= len(ins) <= len(names):
+            want = str(len(names)) if need == len(names) else f"{need} to {len(names)}"
+            raise sc.err(GraphError, f"block '{bname}' takes {want} input{'s' if len(names) > 1 else ''} "
+                         f"({', '.join(names)}), got {len(ins)}", *sub, expected=want, got=str(len(ins)))
+        binding = {k: ins[j] if j < len(ins) else _MISSING + k for j, k in enumerate(names)}
+    for k, ref in binding.items():
+        if _missing(ref):
+            if k not in optional:
+                why = "" if ref[len(_MISSING):] in (k, "null") else \
+                    f" (it reads '{ref[len(_MISSING):]}', an optional input left out)"
+                raise sc.err(GraphError, f"block '{bname}' input '{k}' is not connected{why}", *sub,
+                             *(("in",) if isinstance(ins, dict) else ()), expected="inputs " + ", ".join(names),
+                             fix=f"make it optional in the block (inputs: [{{{k}: optional}}]), or pass it")
+            binding[k] = _MISSING + k
     shapes = _InputShapes(ctx, binding, bname)
     bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname, shapes)
     benv = ChainMap(bound, shapes, extra_env or {}, ctx.params)  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
@@ -840,6 +877,25 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
                              bdef.model.output, f"blocks.{bname}")
     finally:
         ctx.stack.pop()
+
+
+def _block_inputs(bdef: _BlockDef, bname: str) -> tuple[list[str], set[str]]:
+    """A block's input names, in order, and which of them are optional."""
+    names: list[str] = []
+    optional: set[str] = set()
+    for k, entry in enumerate(bdef.model.inputs):
+        if isinstance(entry, str):
+            names.append(entry)
+            continue
+        if len(entry) != 1:
+            raise SpecValidationError(f"block '{bname}': an input entry is a name or {{name: optional}}, got "
+                                      f"{len(entry)} keys", loc=bdef.doc.loc(bdef.path + ("inputs", k)),
+                                      path=".".join(map(str, bdef.path + ("inputs", k))), source=bdef.doc.text,
+                                      fix="write one input per entry: inputs: [x, {skip: optional}]")
+        (name,) = entry
+        names.append(name)
+        optional.add(name)
+    return names, optional
 
 
 def _block_name(sc: _Scope, nd: Any, sub: PathT, env: Mapping[str, Any]) -> str:
