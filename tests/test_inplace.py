@@ -126,6 +126,8 @@ NARROW: dict[str, dict[str, Any]] = {
     "densenet_cifar.yaml": {"depth": 40},
     "unetpp.yaml": {"base": 8, "H": 32, "W": 32},
     "monai_basicunet.yaml": {"features": [8, 8, 16, 32, 64, 8], "H": 32, "W": 32},
+    "resnetd.yaml": {"stem_width": 8, "width": 16, "num_classes": 10, "H": 32, "W": 32},
+    "quickstart.yaml": {"hidden": 32},
 }
 @pytest.mark.parametrize("entry", entries())
 def test_zoo_inplace_equals_out_of_place(entry):

@@ -29,6 +29,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "densenet.yaml": {"H": 64, "W": 64},
     "unet.yaml": {"H": 32, "W": 32},
     "unetpp.yaml": {"H": 32, "W": 32},
+    "resnetd.yaml": {"H": 64, "W": 64},
 }
 # The whole file, the widest ResNeXts included, takes about 75 s on 2 CPU cores.
 
