@@ -42,6 +42,12 @@ Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
 Name = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 Scalar = Union[bool, int, float, str, None]
 Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
+# A block's input: a name, or {name: optional}; told apart by type, so a bad name is
+# reported as one (not as "not a mapping").
+BlockInput = Annotated[
+    Union[Annotated[Name, Tag("name")], Annotated[dict[Name, Literal["optional"]], Tag("optional")]],
+    Discriminator(lambda v: "optional" if isinstance(v, dict) else "name"),
+]
 # null: a block call leaves an optional input out.
 InSpec = Union[str, list[Union[str, None]], dict[str, Union[str, None]]]
 
@@ -200,7 +206,7 @@ def _build(version: int) -> dict[str, Any]:
 
         params: list[Union[Name, dict[str, Param]]] = Field(
             [], description="The block's params: a name (required) or {name: default}; used as $name inside.")
-        inputs: list[Union[Name, dict[Name, Literal["optional"]]]] = Field(
+        inputs: list[BlockInput] = Field(
             ["input"], description="Names of the block's inputs (default: one, 'input'); {name: optional} is an "
                                    "input a call may leave out (or pass null).")
         nodes: Union[dict[str, NodeDef], list[NodeDef]] = Field(
