@@ -26,6 +26,7 @@ from ..errors import (
     GraphError,
     LimitError,
     Loc,
+    ShapeError,
     SpecValidationError,
     close_matches,
     fmt_int,
@@ -38,7 +39,7 @@ from ..loader import Document
 from ..names import IDENT as _IDENT
 from ..names import INDEXED as _INDEXED
 from ..names import MODULE_ATTRS, name_problem
-from ..ops import REGISTRY, OpAttrs
+from ..ops import REGISTRY, Op, OpAttrs
 from ..ops.base import frozen_attrs
 from ..spec import validate
 from ..use import block_files
@@ -85,6 +86,7 @@ class _Ctx:
     failed: dict[str, ArchSpecError] = field(default_factory=dict)
     inferred: int = 0
     reads: dict[str, None] = field(default_factory=dict)  # Graph.reads_shapes, in order
+    multi: dict[str, int] = field(default_factory=dict)  # multi-output node -> its number of outputs
     source: str | None = None
 
     def shape(self, name: str) -> Shape:
@@ -208,6 +210,9 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     for k, ref in enumerate(outs):
         sub: PathT = ("outputs",) if isinstance(spec.outputs, str) else ("outputs", k)
         ir = _resolve(top, ref, sub)
+        if ir in ctx.multi:
+            raise top.err(GraphError, f"output '{ref}' has {ctx.multi[ir]} outputs: pick one ({ref}.0, ...)", *sub,
+                          fix="list each output you want: outputs: [name.0, name.1]")
         if _missing(ir):
             raise top.err(GraphError, f"output '{ref}' is missing: it passes on an optional input that a call "
                           "leaves out", *sub, fix="name a node that is always computed")
@@ -673,6 +678,7 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
         _expand_repeat(ctx, sc, name, nd, raw, sub, scope_input, first_prev)
         return
     ins = _inputs(sc, raw, None, scope_input)
+    _check_single(ctx, sc, name, ins, sub)
     if kind != "block" and any(r == _MISSING + "null" for r in (ins.values() if isinstance(ins, dict) else ins)):
         raise sc.err(GraphError, f"node '{name}' has null in in:; only a block call may pass null (for an optional "
                      "input)", *sub, "in", fix="name a node, or leave the input out")
@@ -712,6 +718,17 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
         sc.local[name] = _expand_share(ctx, sc, name, nd, ins, sub)
 
 
+def _check_single(ctx: _Ctx, sc: _Scope, name: str, ins: list[str] | dict[str, str], sub: PathT) -> None:
+    """A reference names one tensor: a multi-output node's outputs are picked one by one."""
+    for ref in ins.values() if isinstance(ins, dict) else ins:
+        if ref in ctx.multi:
+            n = ctx.multi[ref]
+            short = ref.rsplit(".", 1)[-1] if ref.startswith(sc.prefix) else ref
+            raise sc.err(GraphError, f"node '{name}' reads '{short}', which has {n} outputs: pick one "
+                         f"({', '.join(f'{short}.{k}' for k in range(min(n, 4)))}{', ...' if n > 4 else ''})",
+                         *sub, fix=f"write in: {short}.0")
+
+
 def _p(sc: _Scope, sub: PathT) -> str:
     return ".".join(map(str, sc.path + sub))
 
@@ -732,7 +749,21 @@ def _expand_op(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | dict[
         new, owner = ctx.share
         module = owner + module[len(new):]
     share = module if ctx.share is not None and module is not None else None
-    ctx.add(Node(ir, nd.op, attrs, tuple(ins), module=module, loc=sc.loc(*sub, key=True), path=_p(sc, sub), share=share))
+    node = Node(ir, nd.op, attrs, tuple(ins), module=module, loc=sc.loc(*sub, key=True), path=_p(sc, sub), share=share)
+    ctx.add(node)
+    if type(op).outputs is not Op.outputs:
+        # A multi-output op: one node per output, `name.0`, `name.1`, ...; how many is
+        # known from the input's shape (chunk may give fewer than asked).
+        try:
+            outs = op.outputs(attrs, [ctx.shape(i) for i in ins])
+        except ShapeError as e:
+            e.message = f"node '{ir}' ({nd.op}): {e.message}"
+            raise e.located(node.loc, node.path, sc.doc.text) from None
+        ctx.multi[ir] = len(outs or ())
+        for k in range(len(outs or ())):
+            out = Node(f"{ir}.{k}", nd.op, attrs, (ir,), loc=node.loc, path=node.path, output=k)
+            ctx.add(out)
+            ctx.named[out.name] = out.name
     return ir
 
 
