@@ -120,3 +120,18 @@ def test_a_node_skipped_with_when_when_the_input_is_missing():
                          .replace("m: {op: add, in: [x, s]}", "m: {op: concat, in: [x, s]}"),
                          "  c: {block: b, in: [a]}"))
     assert [n.name for n in g.nodes] == ["a"] and g.outputs == ("a",)
+
+
+def test_an_expression_that_gives_null_leaves_the_input_out():
+    """A repeat's per-instance `in:` may pick null for the last instance (smp's Unet decoder)."""
+    expr = SPEC.replace("skip: null}", "skip: \"${[None][0]}\"}")
+    assert expr != SPEC
+    want, got = run_passes(SPEC), run_passes(expr)
+    assert [(n.name, n.inputs, n.shape) for n in got.nodes] == [(n.name, n.inputs, n.shape) for n in want.nodes]
+    rep = SPEC.replace("  d2: {block: up, in: [p], args: {out: 2}}\n  d3: {block: up, in: {x: d2, skip: null}, args: {out: 2}}",
+                       "  d2: {block: up, repeat: 2, in: {x: prev, skip: \"${[None, None][i]}\"}, args: {out: 2}}")
+    assert rep != SPEC
+    g = run_passes(rep.replace("outputs: [d3]", "outputs: [d2]"))
+    assert g.node("d2.1.conv").inputs == ("d2.1.up",) and g.node("d2.1.conv").shape == (3, 32, 32)
+    with pytest.raises(GraphError, match=r"node 'c' has null in in:; only a block call may pass null"):
+        run_passes(_spec(B, "  c: {op: add, in: [a, \"${None}\"]}"))

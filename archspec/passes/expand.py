@@ -565,6 +565,8 @@ def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_in
             ref = evaluate_value(ref, sc.env)
         except ExpressionError as e:
             raise e.located(sc.loc(*sub), ".".join(map(str, sc.path + sub)), sc.doc.text) from None
+        if ref is None:  # as a literal null: an optional block input left out
+            return _MISSING + "null"
         if not isinstance(ref, str):
             raise sc.err(SpecValidationError, f"a reference must evaluate to a node name, got {short_repr(ref)}", *sub)
     ref = ref.strip()
