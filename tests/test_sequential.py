@@ -283,8 +283,7 @@ outputs: [call]
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ("g: {nodes: [{op: relu}, {op: relu, in: x}]}",
-     r"element 1 of a sequential nodes: list has in:; each element reads the one before it"),
+    ("g: {nodes: [{op: relu}, {op: relu, in: y}]}", r"unknown node 'y'"),
     ("g: {nodes: [{op: relu}], edges: ['x -> 0']}", r"g: a sequential nodes: list takes no edges:"),
     ("g: {nodes: [{op: relu}], output: '0'}", r"g: a sequential nodes: list takes no output:"),
 ])
@@ -304,3 +303,50 @@ def test_a_bad_element_is_reported_at_its_line():
         run_passes(HEAD + "nodes:\n  g:\n    nodes:\n      - {op: relu}\n      - {op: conv, out: 4, k: -1}\n"
                    "outputs: [g]\n")
     assert e.value.loc is not None and e.value.loc.line == 8
+
+
+MODULE_LIST = HEAD + """
+nodes:
+  stem: {op: conv, out: 4, k: 1, bias: true}
+  convs:
+    nodes:
+      - {in: input, nodes: [{op: conv, out: 2, k: 1, bias: false}, {op: bn}, {op: relu}]}
+      - {op: conv, in: input, out: 2, k: 3, dilation: 2, bias: true}
+      - {op: conv, out: 2, k: 1, bias: true}
+  cat: {op: concat, in: [convs.0, convs.1, convs.2]}
+  project: {op: conv, out: 3, k: 1, bias: true}
+outputs: [project]
+"""
+
+
+class ModuleListRef(nn.Module):
+    """An nn.ModuleList whose members read what forward gives them: two branches of the
+    same input, and a third member applied to the second's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 1)
+        self.convs = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(4, 2, 1, bias=False), nn.BatchNorm2d(2), nn.ReLU()),
+            nn.Conv2d(4, 2, 3, padding=2, dilation=2),
+            nn.Conv2d(2, 2, 1),
+        ])
+        self.project = nn.Conv2d(6, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        a, b = self.convs[0](x), self.convs[1](x)
+        return self.project(torch.cat([a, b, self.convs[2](b)], 1))
+
+
+def test_a_list_element_may_name_its_input_as_a_module_list_member_does():
+    _same(archspec.compile(MODULE_LIST), ModuleListRef())
+    g = run_passes(MODULE_LIST)
+    assert g.node("convs.0.0").inputs == ("stem",) and g.node("convs.1").inputs == ("stem",)
+    assert g.node("convs.2").inputs == ("convs.1",)  # chaining stays the default
+
+
+def test_a_top_level_list_whose_first_element_names_its_input():
+    g = run_passes("archspec: 1\nname: t\ninputs: {x: [3], y: [3]}\nnodes: [{op: relu, in: y}, {op: sigmoid}]\n"
+                   "outputs: ['1']\n")
+    assert g.node("0").inputs == ("y",) and g.node("1").inputs == ("0",)

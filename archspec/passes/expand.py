@@ -396,22 +396,21 @@ def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any] | list[Any], e
 def _sequential(sc: _Scope, nodes: list[Any], edges: list[str], sub: PathT, default_input: str | None,
                 output: str | None, named: str) -> dict[str, Any]:
     """A ``nodes:`` list (as ``nn.Sequential``): elements named by position, each reading
-    the one before, the first the scope's input, the last the scope's output."""
+    the one before, the first the scope's input, the last the scope's output. An element
+    with ``in:`` reads that instead (as the members of an ``nn.ModuleList`` read what the
+    forward gives them), and the next element without ``in:`` still reads it."""
     where = sub[:-1] or sub
     if edges:
         raise sc.err(GraphError, f"{named}: a sequential nodes: list takes no edges:", *where, "edges",
-                     fix="its elements are chained in order; write nodes: as a mapping to wire them otherwise")
+                     fix="its elements are chained in order, or name their input with in:; write nodes: as a "
+                         "mapping to wire them otherwise")
     if output is not None:
         raise sc.err(GraphError, f"{named}: a sequential nodes: list takes no output: (its output is the last "
                      "element)", *where, "output", fix="remove output:, or write nodes: as a mapping")
-    if default_input is None:
+    if default_input is None and getattr(nodes[0], "in_", None) is None:
         raise sc.err(GraphError, f"{named}: a sequential nodes: list reads the scope's one input, and there is "
-                     "none to read", *sub, 0, fix="put the list in a group node with in:, or give the spec one input")
-    for k, nd in enumerate(nodes):
-        if getattr(nd, "in_", None) is not None:
-            raise sc.err(GraphError, f"element {k} of a sequential nodes: list has in:; each element reads the one "
-                         "before it", *sub, k, "in", key=True,
-                         fix="put in: on the group node, or write nodes: as a mapping")
+                     "none to read", *sub, 0, fix="put the list in a group node with in:, give its first element "
+                     "in:, or give the spec one input")
     return {str(k): nd for k, nd in enumerate(nodes)}
 
 
