@@ -300,7 +300,7 @@ class Summary:
         first = self.covered_from(depth)
         return {"name": self.graph.name,
                 "inputs": {k: list(v) for k, v in self.graph.inputs.items()},
-                "outputs": {o: list(self.graph.shape_of(o) or ()) for o in self.graph.outputs},
+                "outputs": {k: list(self.graph.shape_of(o) or ()) for k, o in self.graph.named_outputs()},
                 "params": self.params, "macs": self.macs, "flops": self.flops,
                 "convention": CONVENTION,
                 "covered_from": first.name if first else None, "coverage": self.coverage_line(depth),

@@ -178,7 +178,8 @@ class CheckResult:
 
     @property
     def outputs(self) -> dict[str, Shape]:
-        return {o: self.graph.shape_of(o) for o in self.graph.outputs}  # type: ignore[misc]  # a checked graph: every shape known
+        """Each output's shape, by node name, or by key when ``outputs:`` is a mapping."""
+        return {k: self.graph.shape_of(o) for k, o in self.graph.named_outputs()}  # type: ignore[misc]  # a checked graph: every shape known
 
     @property
     def inputs(self) -> dict[str, Shape]:
@@ -210,6 +211,7 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.graph.name, "inputs": {k: list(v) for k, v in self.inputs.items()},
                 "outputs": {k: list(v) for k, v in self.outputs.items()},
+                **({"output_nodes": dict(self.graph.named_outputs())} if self.graph.output_keys is not None else {}),
                 "nodes": len(self.graph.nodes), "projections": self.projections, "unused": self.unused}
 
     def __repr__(self) -> str:

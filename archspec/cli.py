@@ -282,7 +282,8 @@ def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: di
         text += [f"    {line}" for line in constraints.lines()]
         text.append("  for example:")
     text += [f"  input  {k}: {fmt(v)}" for k, v in result.inputs.items()]
-    text += [f"  output {k}: {fmt(v)}" for k, v in result.outputs.items()]
+    nodes = dict(g.named_outputs()) if g.output_keys is not None else {}
+    text += [f"  output {k}: {fmt(v)}" + (f" ({nodes[k]})" if k in nodes else "") for k, v in result.outputs.items()]
     text += [f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}" for p in result.projections]
     if result.unused:
         text.append(f"  warning: {', '.join(result.unused)} reach{'es' if len(result.unused) == 1 else ''} "

@@ -78,7 +78,10 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
         shapes[n.name] = n.shape
 
     outs = [values[o] for o in graph.outputs]
-    g.output(outs[0] if len(outs) == 1 else tuple(outs))
+    if graph.output_keys is not None:  # outputs: {out: head}
+        g.output(dict(zip(graph.output_keys, outs, strict=True)))
+    else:
+        g.output(outs[0] if len(outs) == 1 else tuple(outs))
     if inplace:
         make_inplace(g)
     g.lint()

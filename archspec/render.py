@@ -605,16 +605,18 @@ class _Builder:
             if did in d.nodes or self.hidden_rep.get(n.name):
                 continue
             d.nodes[did] = self._op_node(did)
-        for k, out in enumerate(g.outputs):
+        keyed = g.output_keys is not None
+        for k, (key, out) in enumerate(g.named_outputs()):
             src = self.draw_id.get(self.resolve(out)) if out not in g.inputs else out
             if src is None:
                 continue
-            oid = f"output:{out}"
+            oid = f"output:{key}"
             loc = g.output_locs.get(out)
-            d.nodes[oid] = DNode(id=oid, kind="output", head=f"output {k}" if len(g.outputs) > 1 else "output",
+            head = f"output {key}" if keyed else f"output {k}" if len(g.outputs) > 1 else "output"
+            d.nodes[oid] = DNode(id=oid, kind="output", head=head,
                                  name=out, shape=self.shapes.get(out),
-                                 tooltip=f"output {out}: {fmt_shape(self.shapes.get(out))}"
-                                 + (f"\n{loc}" if loc else ""))
+                                 tooltip=f"output {key}{f' ({out})' if keyed else ''}: "
+                                         f"{fmt_shape(self.shapes.get(out))}" + (f"\n{loc}" if loc else ""))
         for node in d.nodes.values():
             if node.kind in ("op", "merge", "proj"):
                 node.cluster = self._cluster_of(node.id)
@@ -741,8 +743,8 @@ class _Builder:
                 e = DEdge(u, v, role, self.shapes.get(src), span, error=n.error is not None, carried=carried)
                 seen[key] = e
                 d.edges.append(e)
-        for out in g.outputs:
-            oid = f"output:{out}"
+        for label, out in g.named_outputs():
+            oid = f"output:{label}"
             if oid in d.nodes:
                 drawn = out if out in g.inputs else self.draw_id.get(self.resolve(out))
                 if drawn is not None:
@@ -820,7 +822,8 @@ class _Builder:
         g = self.g
         total = sum(self.param.values())
         ins = ", ".join(f"{k} {fmt_shape(tuple(v))}" for k, v in g.inputs.items())
-        outs = ", ".join(fmt_shape(self.shapes.get(o)) for o in g.outputs)
+        outs = ", ".join((f"{k} " if g.output_keys is not None else "") + fmt_shape(self.shapes.get(o))
+                         for k, o in g.named_outputs())
         errs = len(g.errors())
         bad = f" · {errs} error{'s' if errs > 1 else ''}" if errs else ""
         return f"{g.name} · {total:,} params · {ins} → {outs}{bad}"

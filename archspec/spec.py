@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,6 +44,21 @@ Name = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 Scalar = Union[bool, int, float, str, None]
 Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
 InSpec = Union[str, list[str], dict[str, str]]
+
+
+def _holds_expr(v: Any) -> bool:
+    return isinstance(v, str) and "$" in v or isinstance(v, list) and any(_holds_expr(x) for x in v)
+
+
+def _expr_list(v: Any) -> Any:
+    """A list with an expression among its elements (``[$H, $W]``): the expand pass
+    evaluates each element, then checks the list against the op's strict type."""
+    if not _holds_expr(v):
+        raise ValueError("no expression in the list")
+    return v
+
+
+ExprList = Annotated[list[Any], AfterValidator(_expr_list)]
 
 def _version(v: Any) -> Any:
     """Only the integer 1: strict Literal[1] would let 1.0 through. (from_pydantic words the error.)"""
@@ -83,6 +99,14 @@ class InitPolicy(Strict):
                                                         "residual add, so each block starts as the identity.")
 
 
+class Assertion(Strict):
+    """A condition on the params, checked before anything is built; its ``message`` is the error."""
+
+    that: Union[bool, Expr] = Field(description="An expression of the params that must be true, e.g. "
+                                                "'${depth in (18, 34, 50)}'.")
+    message: str = Field(description="The error shown when it is false: say which values are allowed.")
+
+
 IN_DOC = ("The node's inputs: a name, a list of names, or (for a block call) a mapping of the block's inputs "
           "to names. Default: the node above (the block's input for the first).")
 WHEN_DOC = "Build this node only when true (an expression of the params); otherwise it passes its input on."
@@ -118,8 +142,9 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
         ann = Annotated[(finfo.annotation, *finfo.metadata)] if finfo.metadata else finfo.annotation
         # Required attributes may come from `defaults:`, so the expand pass checks them.
         default = None if partial or finfo.is_required() else finfo.default
-        fields[fname] = (Union[ann, Expr], Field(default, description=finfo.description
-                                                 or ATTR_DOCS.get(fname)))
+        # A list-valued attribute may hold expressions as elements ([$H, $W]).
+        typ = Union[ann, Expr, ExprList] if _takes_list(ann) else Union[ann, Expr]
+        fields[fname] = (typ, Field(default, description=finfo.description or ATTR_DOCS.get(fname)))
     model = create_model(
         f"{op_name}_defaults" if partial else f"{op_name}_node",
         __base__=Strict,
@@ -128,6 +153,11 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
     )
     model.kind = "op"  # type: ignore[attr-defined]
     return model
+
+
+def _takes_list(ann: Any) -> bool:
+    """Whether an attribute's type admits a list (or tuple) value."""
+    return any(w in repr(ann) for w in ("list[", "tuple[", "List[", "Tuple["))
 
 
 @lru_cache(maxsize=4)
@@ -231,7 +261,12 @@ def _build(version: int) -> dict[str, Any]:
         nodes: dict[str, NodeDef] = Field(description="The graph: nodes in order; each reads the node above "
                                                       "unless in: says otherwise.")
         edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")
-        outputs: Union[list[str], str] = Field(description="The node(s) whose outputs the model returns.")
+        outputs: Union[list[str], str, dict[Name, str]] = Field(
+            description="The node(s) whose outputs the model returns: one name (a tensor), a list (a tuple), or a "
+                        "mapping of keys to names ({out: head}: a dict with those keys, in that order).")
+        assert_: list[Assertion] = Field([], alias="assert", description="Conditions the params must satisfy, "
+                                         "checked before anything is built: {that: '${depth in (18, 34)}', "
+                                         "message: ...}.")
 
     class BlockFile(Strict):
         """A file of blocks for ``use:``."""
@@ -469,6 +504,8 @@ def _allowed_fields(data: Any, path: tuple[Any, ...], model: str = "Spec") -> li
         return list(ProjectionPolicy.model_fields)
     if tuple(path) == ("init",):
         return list(InitPolicy.model_fields)
+    if len(path) == 2 and path[0] == "assert":
+        return list(Assertion.model_fields)
     if len(path) == 2 and path[0] == "defaults" and path[1] in REGISTRY:
         return list(REGISTRY.get(str(path[1])).Attrs.model_fields)
     if "op" in cur and isinstance(cur["op"], str) and cur["op"] in REGISTRY:

@@ -189,7 +189,7 @@ case("top_nodes_list", HEAD + "inputs: {x: [3, 8, 8]}\nnodes: [relu]\noutputs: [
 case("top_nodes_empty", HEAD + "inputs: {x: [3, 8, 8]}\nnodes: {}\noutputs: [r]\n")
 case("top_edges_string", spec("  a: {op: relu}\n  b: {op: relu}\n", after="edges: a -> b\n"))
 case("top_outputs_empty", spec("  r: {op: relu}\n", outputs="outputs: []\n"))
-case("top_outputs_map", spec("  r: {op: relu}\n", outputs="outputs: {r: r}\n"))
+case("top_outputs_map", spec("  r: {op: relu}\n", outputs="outputs: {r: [r]}\n"))
 case("top_outputs_int", spec("  r: {op: relu}\n", outputs="outputs: [5]\n"))
 
 # -- wrong types and unknown fields, blocks and nodes -----------------------------------
