@@ -30,9 +30,11 @@ again an upper bound, and the search stays linear in the number of nodes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from .errors import ArchSpecError, LimitError, SpecValidationError, close_matches
@@ -612,6 +614,7 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
     """
     from .api import annotate, read
     from .passes import expand
+    from .spec import validate
 
     doc = read(source, limits)
     syms = symbols(doc, params)
@@ -632,14 +635,24 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
             dims[name][k] = sym
 
     budget = [SEARCH_WORK]  # node inferences left for the whole search
-    per_attempt = max(1, len(graph.nodes))
+    # A size that is a param used elsewhere too (`reshape: ${[4, H, -1]}`, a `when:`) changes
+    # the graph itself: each of its sizes is expanded anew, which costs several inferences.
+    spec = validate(doc)
+    expanded = [s for s in syms if s in spec.params and _mentioned(s, graph)]
+    per_attempt = max(1, len(graph.nodes)) * (REEXPAND_COST if expanded else 1)
 
     def attempt(values: Mapping[str, int]) -> tuple[Graph | None, ArchSpecError | None]:
         budget[0] -= per_attempt
         if budget[0] < 0:
             raise _searched_out(len(graph.nodes))
-        g = graph.replace(inputs={name: tuple(values[d] if isinstance(d, str) else d for d in shape)
-                                  for name, shape in dims.items()})
+        g = graph
+        if expanded:
+            try:
+                g = expand(doc, {**(params or {}), **first, **{s: values[s] for s in expanded}}, limits, spec=spec)
+            except ArchSpecError as e:  # an assert: on the size, say
+                return None, e
+        g = g.replace(inputs={name: tuple(values[d] if isinstance(d, str) else d for d in shape)
+                              for name, shape in dims.items()})
         g = annotate(g)
         errs = g.errors()
         return (None, errs[0]) if errs else (g, None)
@@ -702,6 +715,22 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
             dependent.append(rule.symbol)
     return Constraints(syms, tuple(rules), base, separable, example=example, size_dependent=tuple(dependent))
 
+
+def _mentioned(name: str, graph: Graph) -> bool:
+    """Whether an expression of the spec (or of its ``use:`` files) may use the param ``name``
+    (``$name``, or the word inside ``${...}``): then the graph depends on its value."""
+    texts = [graph.source or ""]
+    for f in graph.files:
+        try:
+            texts.append(Path(f).read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            return True  # cannot tell: expand anew
+    word = re.compile(rf"\$(?:{re.escape(name)}\b|\{{[^}}]*\b{re.escape(name)}\b)")
+    return any(word.search(t) for t in texts)
+
+
+# Re-expanding a spec for a size costs about this many inferences of its graph.
+REEXPAND_COST = 8
 
 # The size search infers the whole graph once per size it tries; it may do this many
 # node inferences in all (a few seconds), so a larger graph gets a shorter range.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ArchSpecError, SpecFileError, SpecSyntaxError
-from .ir import Graph, Shape
+from .ir import Finding, Graph, Shape
 from .limits import DEFAULT_LIMITS, Limits
 from .loader import Document, load_file, load_text
 from .passes import check as check_pass
@@ -201,18 +201,27 @@ class CheckResult:
 
     @property
     def unused(self) -> list[str]:
-        """Nodes from which no output can be reached: computed, then thrown away."""
-        live = set(self.graph.outputs)
-        for n in reversed(self.graph.nodes):
-            if n.name in live:
-                live.update(n.inputs)
-        return [n.name for n in self.graph.nodes if n.name not in live]
+        """Nodes from which no output can be reached: computed, then thrown away (a node
+        a false ``when:`` turned off is not computed)."""
+        from .findings import unused
+
+        return unused(self.graph)
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """The non-fatal findings, each located: a batch-like input shape, a
+        ``zero_init_residual`` with nothing to zero, nodes that reach no output, ..."""
+        from .findings import unused_finding
+
+        dead = unused_finding(self.graph)
+        return [*self.graph.warnings, *([dead] if dead is not None else [])]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.graph.name, "inputs": {k: list(v) for k, v in self.inputs.items()},
                 "outputs": {k: list(v) for k, v in self.outputs.items()},
                 **({"output_nodes": dict(self.graph.named_outputs())} if self.graph.output_keys is not None else {}),
-                "nodes": len(self.graph.nodes), "projections": self.projections, "unused": self.unused}
+                "nodes": len(self.graph.nodes), "projections": self.projections, "unused": self.unused,
+                "warnings": [w.to_dict() for w in self.warnings]}
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in self.inputs.items())

@@ -211,6 +211,8 @@ def check(specs: tuple[str, ...], input_shapes: tuple[str, ...], sizes: bool, pa
     if len(specs) == 1:
         report = _check_one(specs[0], input_shapes, sizes, params, limits)
         click.echo(json.dumps({"ok": True, **report["json"]}, indent=2) if as_json else "\n".join(report["text"]))
+        if not as_json:
+            _warn(report["warnings"])
         return
     failed, reports = False, []
     for spec in specs:
@@ -225,6 +227,7 @@ def check(specs: tuple[str, ...], input_shapes: tuple[str, ...], sizes: bool, pa
         reports.append({"file": spec, "ok": True, **report["json"]})
         if not as_json:
             click.echo("\n".join(report["text"]))
+            _warn(report["warnings"])
     if as_json:
         click.echo(json.dumps({"ok": not failed, "files": reports}, indent=2))
     if failed:
@@ -261,7 +264,7 @@ def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: di
         names = check_library(doc, limits)
         return {"json": {"kind": "block-library", "blocks": names},
                 "text": [f"{label}: ok — block library, {len(names)} block{'s' if len(names) != 1 else ''}: "
-                         f"{', '.join(names)}"]}
+                         f"{', '.join(names)}"], "warnings": []}
     constraints = None
     if not shapes and (sizes or symbols(doc, params)):
         constraints = input_constraints(doc, params, limits=limits, free=sizes)
@@ -285,10 +288,13 @@ def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: di
     nodes = dict(g.named_outputs()) if g.output_keys is not None else {}
     text += [f"  output {k}: {fmt(v)}" + (f" ({nodes[k]})" if k in nodes else "") for k, v in result.outputs.items()]
     text += [f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}" for p in result.projections]
-    if result.unused:
-        text.append(f"  warning: {', '.join(result.unused)} reach{'es' if len(result.unused) == 1 else ''} "
-                    "no output (computed, then unused)")
-    return {"json": {**result.to_dict(), **extra}, "text": text}
+    return {"json": {**result.to_dict(), **extra}, "text": text, "warnings": result.warnings}
+
+
+def _warn(findings: list[Any]) -> None:
+    """Each finding as ``warning: file:line:col: message`` (and its fix), on stderr."""
+    for f in findings:
+        click.echo(f.render(), err=True)
 
 
 @main.command()
@@ -355,6 +361,7 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     print_table(rows, title=f"{g.name}: {total:,} parameters")
     for w in written:
         click.echo(f"wrote {w}")
+    _warn(result.warnings)
 
 
 _RENDER_FORMATS = ("svg", "png", "pdf", "dot", "mermaid")

@@ -107,7 +107,11 @@ class Finding:
 
     def __str__(self) -> str:
         where = f"{self.loc}: " if self.loc else ""
-        return f"warning: {where}{self.message}" + (f" ({self.fix})" if self.fix else "")
+        return f"warning: {where}{self.message}"
+
+    def render(self) -> str:
+        """The warning line, and its fix on the next."""
+        return str(self) + (f"\n  fix: {self.fix}" if self.fix else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {"message": self.message, "loc": str(self.loc) if self.loc else None, "path": self.path,

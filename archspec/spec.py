@@ -377,6 +377,49 @@ def validate(doc: Document, model: str = "Spec") -> Any:
         raise from_pydantic(e, doc, model=model) from None
 
 
+def _alias_key(word: str) -> str:
+    """``BatchNorm2d``, ``batch_norm``, ``batchnorm`` → ``batchnorm``: case, ``_`` and a
+    trailing ``1d``/``2d``/``3d`` do not tell ops apart."""
+    return re.sub(r"[123]d$", "", re.sub(r"[\W_]", "", word.lower()))
+
+
+def _aliases_of_ops() -> dict[str, tuple[str, list[str]]]:
+    """Alias key → (archspec op, the torch names it stands for), from each op's name and its
+    reverse mapping ``torch_names`` (``torch.nn.BatchNorm2d`` → ``bn``)."""
+    table: dict[str, tuple[str, list[str]]] = {}
+    for name in REGISTRY.names():
+        table.setdefault(_alias_key(name), (name, []))
+    for name in REGISTRY.names():
+        for qual in REGISTRY.get(name).torch_names:
+            leaf = qual.rsplit(".", 1)[-1]
+            op, quals = table.setdefault(_alias_key(leaf), (name, []))
+            if op == name:
+                quals.append(qual)
+    return table
+
+
+def _alias(word: str) -> tuple[str, list[str]] | None:
+    return _aliases_of_ops().get(_alias_key(word)) if word else None
+
+
+def op_hint(bad: str) -> str:
+    """`` (did you mean 'bn'? it is archspec's op for torch.nn.BatchNorm2d)`` for a PyTorch
+    name or common spelling of an op; else the close matches among the op names."""
+    found = _alias(bad)
+    if found is None or found[0] == bad:
+        return close_matches(bad, REGISTRY.names())
+    op, quals = found
+
+    def flat(word: str) -> str:
+        return re.sub(r"[\W_]", "", word.lower())
+
+    shown = [q for q in quals if flat(q.rsplit(".", 1)[-1]) == flat(bad)] or quals
+    stems = {re.sub(r"[123]d$", "", q) for q in shown}
+    if len(shown) > 1 and len(stems) == 1 and all(re.search(r"[123]d$", q) for q in shown):
+        shown = [stems.pop() + "/".join(q[-2:] for q in shown)]  # torch.nn.BatchNorm1d/2d/3d
+    return f" (did you mean '{op}'?" + (f" it is archspec's op for {', '.join(shown)})" if shown else ")")
+
+
 def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...] = (), model: str = "Spec") -> ArchSpecError:
     """The pydantic errors as ArchSpecErrors at their YAML positions: the most telling
     one, with one more per other place that has a problem (``err.errors``)."""
@@ -414,12 +457,14 @@ def _one_error(errors: list[Any], paths: list[tuple[Any, ...]], best: int, doc: 
     kw: dict[str, Any] = {"path": where, "source": doc.text}
     if etype == "union_tag_invalid":
         bad = err["ctx"]["tag"]
-        return UnknownOpError(f"unknown op '{bad}'{close_matches(bad, REGISTRY.names())}{more}",
+        return UnknownOpError(f"unknown op '{bad}'{op_hint(bad)}{more}",
                               loc=doc.loc(path + ("op",)), fix="run `archspec ops` or `archspec docs ops` for the ops", **kw)
     if etype == "extra_forbidden":
         field = str(path[-1])
         allowed = [a for a in _allowed_fields(doc.data, path[:-1], model) if a != field]
         hint = close_matches(field, allowed) if allowed else ""
+        if tuple(path[:-1]) == ("defaults",) and _alias(field) is not None:
+            hint = op_hint(field)
         return SpecValidationError(f"unknown field '{field}'{hint}{more}", loc=doc.loc(path, key=True),
                                    expected=("one of: " + ", ".join(allowed)) if allowed else None, **kw)
     if etype == "missing":

@@ -265,3 +265,193 @@ def test_a_bad_element_of_a_list_is_pointed_at(value: str, message: str, col: in
     with pytest.raises(ArchSpecError, match=message) as e:
         archspec.check(text)
     assert e.value.loc is not None and (e.value.loc.line, e.value.loc.col) == (6, col)
+
+
+# -- the size analysis when a size param is used in an expression -------------------------------
+
+RESHAPE = """\
+archspec: 1
+name: rs
+params: {H: 8}
+inputs: {x: [4, H, 2]}
+nodes:
+  r: {op: reshape, shape: "${[4, H, -1]}"}
+outputs: r
+"""
+
+
+def test_sizes_follow_a_size_param_into_expressions() -> None:
+    from archspec.analyse import input_constraints
+
+    c = input_constraints(RESHAPE, free=True)
+    assert [str(r) for r in c.rules] == ["H >= 1", "W >= 1"] and c.separable
+    for h in (5, 7, 8):  # what the rule says, the spec does at that size
+        assert archspec.check(RESHAPE, params={"H": h}).outputs == {"r": (4, h, 2)}
+    # a size param used nowhere else keeps the fast path, with the same answers
+    plain = RESHAPE.replace('"${[4, H, -1]}"', "[4, -1]")
+    assert [str(r) for r in input_constraints(plain, free=True).rules] == ["H >= 1", "W >= 1"]
+
+
+def test_sizes_respect_an_assert_on_a_size_param() -> None:
+    from archspec.analyse import input_constraints
+
+    text = RESHAPE.replace("inputs:", 'assert: [{that: "${H % 2 == 1}", message: "H must be odd"}]\ninputs:')
+    text = text.replace("params: {H: 8}", "params: {H: 9}")
+    c = input_constraints(text, free=True)
+    assert [str(r) for r in c.rules] == ["H % 2 == 1", "W >= 1"]
+    with pytest.raises(ArchSpecError, match="H must be odd"):
+        archspec.check(text, params={"H": 6})
+
+
+def test_check_sizes_prints_the_right_rule(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["check", str(_spec(tmp_path, RESHAPE)), "--sizes"])
+    assert res.exit_code == 0, res.output
+    assert "    H >= 1\n    W >= 1\n" in res.output and "divisible" not in res.output
+
+
+# -- warnings: located, collected on the result, printed by check and build -------------------
+
+BATCHED = """\
+archspec: 1
+name: b
+inputs: {x: [1, 3, 32, 32]}
+nodes:
+  conv: {op: conv, out: 8, k: 3}
+outputs: conv
+"""
+
+
+def test_a_batch_like_input_shape_is_a_warning() -> None:
+    result = archspec.check(BATCHED)
+    (w,) = result.warnings
+    assert str(w) == ("warning: <string>:3:13: input 'x' [1, 3, 32, 32] looks like it includes the batch: shapes are "
+                      "per sample (no batch dim), so this is a 1-channel 3x32x32 volume")
+    assert w.fix == "write x: [3, 32, 32] if the leading 1 is the batch size" and w.path == "inputs.x"
+    assert result.graph.node("conv").shape == (8, 3, 32, 32)  # what was built: a 3-d conv
+    assert result.to_dict()["warnings"][0]["loc"] == "<string>:3:13"
+
+
+@pytest.mark.parametrize("shape", ["[3, 32, 32]", "[1, 64, 64, 64]", "[1, 4, 4, 4]", "[2, 3, 32, 32]", "[1, 784]"])
+def test_shapes_that_are_per_sample_are_not_warned_about(shape: str) -> None:
+    assert archspec.check(BATCHED.replace("[1, 3, 32, 32]", shape)).warnings == []
+
+
+ZERO_INIT = """\
+archspec: 1
+name: z
+init: {zero_init_residual: true}
+inputs: {x: [8, 8, 8]}
+nodes:
+  conv: {op: conv, out: 8, k: 3}
+  bn: {op: bn}
+  add: {op: add, in: [x, bn]}
+outputs: add
+"""
+
+
+def test_zero_init_residual_that_finds_nothing_to_zero_is_a_warning() -> None:
+    text = ZERO_INIT
+    (w,) = archspec.check(text).warnings
+    assert str(w) == ("warning: <string>:3:28: init.zero_init_residual is true, but no residual add has a norm as its "
+                      "input 0, so nothing is zeroed")
+    assert w.fix == "list the branch's last norm first in the add (in: [bn2, input]), or drop zero_init_residual"
+    # the norm first: it is found, and zeroed
+    fixed = text.replace("[x, bn]", "[bn, x]")
+    assert archspec.check(fixed).warnings == []
+    assert torch.count_nonzero(archspec.compile(fixed).get_submodule("bn").weight) == 0
+
+
+UNKNOWN = """\
+archspec: 1
+name: u
+inputs: {{x: [3, 8, 8]}}
+nodes:
+  n: {{op: {op}}}
+outputs: n
+"""
+
+
+@pytest.mark.parametrize("op,message", [
+    ("batchnorm", "unknown op 'batchnorm' (did you mean 'bn'? it is archspec's op for torch.nn.BatchNorm1d/2d/3d)"),
+    ("BatchNorm", "unknown op 'BatchNorm' (did you mean 'bn'? it is archspec's op for torch.nn.BatchNorm1d/2d/3d)"),
+    ("BatchNorm2d", "unknown op 'BatchNorm2d' (did you mean 'bn'? it is archspec's op for torch.nn.BatchNorm2d)"),
+    ("Conv2d", "unknown op 'Conv2d' (did you mean 'conv'? it is archspec's op for torch.nn.Conv2d)"),
+    ("ConvTranspose2d", "unknown op 'ConvTranspose2d' (did you mean 'conv_transpose'? it is archspec's op for "
+                        "torch.nn.ConvTranspose2d)"),
+    ("Linear", "unknown op 'Linear' (did you mean 'linear'? it is archspec's op for torch.nn.Linear)"),
+    ("ReLU", "unknown op 'ReLU' (did you mean 'relu'? it is archspec's op for torch.relu, torch.nn.functional.relu)"),
+    ("MaxPool2d", "unknown op 'MaxPool2d' (did you mean 'maxpool'? it is archspec's op for "
+                  "torch.nn.functional.max_pool2d)"),
+    ("LeakyReLU", "unknown op 'LeakyReLU' (did you mean 'leaky_relu'? it is archspec's op for "
+                  "torch.nn.functional.leaky_relu)"),
+    ("cat", "unknown op 'cat' (did you mean 'concat'? it is archspec's op for torch.cat)"),
+    ("interpolate", "unknown op 'interpolate' (did you mean 'upsample'? it is archspec's op for "
+                    "torch.nn.functional.interpolate)"),
+    ("max_pool", "unknown op 'max_pool' (did you mean 'maxpool'? it is archspec's op for "
+                 "torch.nn.functional.max_pool1d/2d/3d)"),
+    ("cnv", "unknown op 'cnv' (did you mean 'conv'?)"),
+    ("xyzzy", "unknown op 'xyzzy'"),
+])
+def test_an_unknown_op_that_is_a_pytorch_name_suggests_the_archspec_op(op: str, message: str) -> None:
+    from archspec.errors import UnknownOpError
+
+    with pytest.raises(UnknownOpError) as e:
+        archspec.check(UNKNOWN.format(op=op))
+    assert e.value.message == message
+
+
+def test_the_aliases_come_from_each_ops_torch_names() -> None:
+    from archspec.ops import REGISTRY
+    from archspec.spec import _alias
+
+    for name in REGISTRY.names():
+        for qual in REGISTRY.get(name).torch_names:
+            found = _alias(qual.rsplit(".", 1)[-1])
+            assert found is not None and (found[0] == name or found[0] in REGISTRY.names()), qual
+    assert _alias("BatchNorm2d") == ("bn", ["torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.BatchNorm3d"])
+
+
+def test_a_pytorch_name_under_defaults_suggests_the_op() -> None:
+    text = UNKNOWN.format(op="relu").replace("nodes:", "defaults: {BatchNorm2d: {eps: 0.1}}\nnodes:")
+    with pytest.raises(ArchSpecError, match=r"unknown field 'BatchNorm2d' \(did you mean 'bn'\? it is archspec's op "
+                                            r"for torch.nn.BatchNorm2d\)"):
+        archspec.check(text)
+
+
+WHEN = """\
+archspec: 1
+name: w
+params: {aux: false}
+inputs: {x: [3, 8, 8]}
+nodes:
+  conv: {op: conv, out: 4, k: 3}
+  aux_head: {op: conv, out: 2, k: 1, when: $aux}
+  head: {op: conv, in: conv, out: 2, k: 1}
+  dead: {op: relu, in: conv}
+outputs: head
+"""
+
+
+def test_nodes_turned_off_by_when_are_not_reported_unused() -> None:
+    result = archspec.check(WHEN)
+    assert result.unused == ["dead"]
+    (w,) = result.warnings
+    assert str(w) == "warning: <string>:9:3: dead reaches no output (computed, then unused)"
+    assert archspec.check(WHEN, params={"aux": True}).unused == ["aux_head", "dead"]
+
+
+def test_check_and_build_print_located_warnings(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, BATCHED)
+    res = CliRunner().invoke(main, ["check", str(spec)])
+    assert res.exit_code == 0
+    assert f"warning: {spec}:3:13: input 'x' [1, 3, 32, 32] looks like it includes the batch" in res.stderr
+    assert "  fix: write x: [3, 32, 32] if the leading 1 is the batch size" in res.stderr
+    assert "warning" not in res.stdout
+    res = CliRunner().invoke(main, ["check", str(spec), "--json"])
+    assert json.loads(res.stdout)["warnings"][0]["message"].startswith("input 'x' [1, 3, 32, 32] looks like")
+    res = CliRunner().invoke(main, ["build", str(spec), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert f"warning: {spec}:3:13: input 'x' [1, 3, 32, 32]" in res.stderr
+    res = CliRunner().invoke(main, ["check", str(spec), str(_spec(tmp_path, WHEN, "w.yaml"))])
+    assert res.exit_code == 0
+    assert f"warning: {tmp_path / 'w.yaml'}:9:3: dead reaches no output (computed, then unused)" in res.stderr

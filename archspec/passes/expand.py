@@ -32,6 +32,7 @@ from ..errors import (
     short_repr,
 )
 from ..expr import evaluate, evaluate_value, has_expr, work_budget
+from ..findings import spec_findings
 from ..ir import Graph, Node, Scope
 from ..limits import DEFAULT_LIMITS, Limits
 from ..loader import Document
@@ -165,10 +166,11 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     order = _toposort(ctx.nodes, set(inputs), doc)
     init = spec.init.model_dump()
     init["projection"] = spec.defaults.projection.model_dump()
-    return Graph(name=spec.name, inputs=inputs, nodes=order, outputs=tuple(outputs), scopes=tuple(ctx.scopes),
+    graph = Graph(name=spec.name, inputs=inputs, nodes=order, outputs=tuple(outputs), scopes=tuple(ctx.scopes),
                  doc=spec.doc, file=doc.file, source=doc.text, params=resolved, init=init,
                  input_locs=input_locs, output_locs=output_locs, output_keys=keys,
                  files=tuple(str(f) for f in ([Path(doc.file)] if _is_file(doc.file) else []) + files))
+    return graph.replace(warnings=tuple(spec_findings(graph, doc.loc)))
 
 
 def _check_overrides(params: Any, limits: Limits) -> None:
