@@ -419,6 +419,8 @@ def op_hint(bad: str) -> str:
     def flat(word: str) -> str:
         return re.sub(r"[\W_]", "", word.lower())
 
+    if flat(bad) == flat(op) and not any(q.rsplit(".", 1)[-1] == bad for q in quals):
+        return f" (did you mean '{op}'?)"  # the op's own name, spelled otherwise (Conv, max_pool)
     shown = [q for q in quals if flat(q.rsplit(".", 1)[-1]) == flat(bad)] or quals
     stems = {re.sub(r"[123]d$", "", q) for q in shown}
     if len(shown) > 1 and len(stems) == 1 and all(re.search(r"[123]d$", q) for q in shown):

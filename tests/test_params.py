@@ -379,16 +379,16 @@ outputs: n
     ("ConvTranspose2d", "unknown op 'ConvTranspose2d' (did you mean 'conv_transpose'? it is archspec's op for "
                         "torch.nn.ConvTranspose2d)"),
     ("Linear", "unknown op 'Linear' (did you mean 'linear'? it is archspec's op for torch.nn.Linear)"),
-    ("ReLU", "unknown op 'ReLU' (did you mean 'relu'? it is archspec's op for torch.relu, torch.nn.functional.relu)"),
+    ("ReLU", "unknown op 'ReLU' (did you mean 'relu'?)"),
     ("MaxPool2d", "unknown op 'MaxPool2d' (did you mean 'maxpool'? it is archspec's op for "
                   "torch.nn.functional.max_pool2d)"),
-    ("LeakyReLU", "unknown op 'LeakyReLU' (did you mean 'leaky_relu'? it is archspec's op for "
-                  "torch.nn.functional.leaky_relu)"),
+    ("LeakyReLU", "unknown op 'LeakyReLU' (did you mean 'leaky_relu'?)"),
     ("cat", "unknown op 'cat' (did you mean 'concat'? it is archspec's op for torch.cat)"),
     ("interpolate", "unknown op 'interpolate' (did you mean 'upsample'? it is archspec's op for "
                     "torch.nn.functional.interpolate)"),
-    ("max_pool", "unknown op 'max_pool' (did you mean 'maxpool'? it is archspec's op for "
-                 "torch.nn.functional.max_pool1d/2d/3d)"),
+    ("max_pool", "unknown op 'max_pool' (did you mean 'maxpool'?)"),
+    ("Conv", "unknown op 'Conv' (did you mean 'conv'?)"),
+    ("MaxPool", "unknown op 'MaxPool' (did you mean 'maxpool'?)"),
     ("cnv", "unknown op 'cnv' (did you mean 'conv'?)"),
     ("xyzzy", "unknown op 'xyzzy'"),
 ])
