@@ -16,7 +16,10 @@ output position of a node can see, as the **maximum over every path** from the g
 inputs. Each node carries the set of ``(field, jump)`` pairs of its paths (``jump`` is the
 effective stride: how far apart, in input pixels, neighbouring outputs look); an op with
 window ``(k, s, d)`` maps ``(r, j)`` to ``(r + (k-1)·d·j, j·s)``. Global ops (global
-pooling, linear) see the whole input. With integer strides this is exact away from the
+pooling, linear) see the whole input. An input an op reads only for its size (``crop``,
+``upsample`` to another node's size) passes no field; ``permute`` reorders the dims of a
+field (which then follow the node's own dims) and one with channels moved into space
+has none. With integer strides this is exact away from the
 borders; after up-sampling (fractional jumps) it is rounded up, an upper bound. A node
 keeps at most :data:`MAX_PATHS` pairs: past that (branches that each widen a different
 dim, many times over) they are merged into one pair of the per-dim maxima, which is
@@ -86,7 +89,8 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
         r = len(shape) - 1
         state[name] = frozenset({((Fraction(1),) * r, (Fraction(1),) * r)})
     for n in graph.nodes:
-        ins = [state[i] for i in n.inputs]
+        op = REGISTRY.get(n.op)
+        ins = [state[i] for k, i in enumerate(n.inputs) if k not in op.size_inputs]  # size-only inputs pass no data
         in_shapes = [shapes[i] for i in n.inputs]
         assert n.shape is not None, f"node {n.name} has no shape: analyse a checked graph"
         shapes[n.name] = n.shape
@@ -97,10 +101,11 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
             state[n.name] = _GLOBAL
             continue
         paths: set[_Path] = set().union(*ins) if ins else set()
-        op = REGISTRY.get(n.op)
         w = op.window(n.attrs, in_shapes)
         if w is not None and w.glob:
             state[n.name] = _GLOBAL
+        elif w is not None and w.perm is not None and -1 in w.perm:
+            state[n.name] = None  # channels moved into a spatial dim: no field to speak of
         elif len({len(rf) for rf, _ in paths}) > 1 or (w is not None and any(len(rf) != len(w.kernel)
                                                                              for rf, _ in paths)):
             state[n.name] = None  # spatial ranks disagree: no field to speak of
@@ -112,8 +117,11 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
 def _through(w: Window, path: _Path) -> _Path:
     """One path through a window: ``rf + (k-1)·d·jump``, ``jump·s`` per dim."""
     rf, jump = path
-    return (tuple(r + (k - 1) * d * j for r, k, d, j in zip(rf, w.kernel, w.dilation, jump, strict=True)),
-            tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True)))
+    rf = tuple(r + (k - 1) * d * j for r, k, d, j in zip(rf, w.kernel, w.dilation, jump, strict=True))
+    jump = tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True))
+    if w.perm is not None:  # the spatial dims reordered (permute)
+        rf, jump = tuple(rf[p] for p in w.perm), tuple(jump[p] for p in w.perm)
+    return rf, jump
 
 
 MAX_PATHS = 32

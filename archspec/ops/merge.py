@@ -1,6 +1,6 @@
-"""Merges: ``add``, ``mul``, ``lerp`` (element-wise; auto-projected) and ``concat``.
+"""Merges: ``add``, ``mul``, ``sub``, ``lerp`` (element-wise; auto-projected) and ``concat``.
 
-``add``/``mul``/``lerp`` need equal shapes; when they differ, the project pass inserts a
+``add``/``mul``/``sub``/``lerp`` need equal shapes; when they differ, the project pass inserts a
 projection on every input whose shape differs from input 0 before inference sees them.
 ``concat`` never projects: all dims but ``dim`` must match.
 """
@@ -64,6 +64,18 @@ class Mul(_Elementwise):
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         return operator.mul, tuple(args), {}
+
+
+@register_op
+class Sub(_Elementwise):
+    """``a - b``: the difference of two tensors of one shape."""
+
+    name = "sub"
+    arity = (2, 2)
+    torch_names = ("operator.sub",)
+
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        return operator.sub, tuple(args), {}
 
 
 @register_op
