@@ -66,8 +66,8 @@ def from_module(module: nn.Module, input_shape: ShapeArg, *, name: str | None = 
     """
     from .serialize import to_spec
 
-    graph = to_graph(module, input_shape, name=name)
-    return to_spec(graph, same_builder(graph))
+    graph, arg_names = _import(module, input_shape, name)
+    return to_spec(graph, same_builder(graph), arg_names=arg_names)
 
 
 def same_builder(graph: Graph) -> Any:
@@ -96,6 +96,11 @@ def same_builder(graph: Graph) -> Any:
 def to_graph(module: nn.Module, input_shape: ShapeArg, *, name: str | None = None) -> Graph:
     """The flat, shaped archspec graph of ``module``: one node per op, dotted module names,
     a group scope per container module (its class name in ``Scope.block``)."""
+    return _import(module, input_shape, name)[0]
+
+
+def _import(module: nn.Module, input_shape: ShapeArg, name: str | None) -> tuple[Graph, dict[str, dict[str, str]]]:
+    """The graph, and per module scope the forward() argument each value it reads is."""
     if not isinstance(module, nn.Module):
         raise ImportTargetError(f"expected a torch.nn.Module, got {type(module).__qualname__}",
                                 fix="pass a module instance (call the constructor first)")
@@ -112,7 +117,11 @@ def to_graph(module: nn.Module, input_shape: ShapeArg, *, name: str | None = Non
                 f"torch.fx cannot trace {where}: {type(e).__name__}: {e}",
                 fix="trace-unfriendly code (control flow on tensor values, unsupported Python) must be "
                     "rewritten, or the module wrapped in an op registered with archspec.register_op") from None
-    return _Builder(module, tracer, fx_graph, shapes, name or _spec_name(module)).build()
+    builder = _Builder(module, tracer, fx_graph, shapes, name or _spec_name(module))
+    graph = builder.build()
+    names = {path: {builder.alias[n]: arg for n, arg in args.items() if n in builder.alias}
+             for path, args in tracer.arg_names.items()}
+    return graph, names
 
 
 # -- tracing ------------------------------------------------------------------------------
@@ -196,13 +205,26 @@ class _Tracer(fx.Tracer):
         self.examples = {k: torch.empty(BATCH, *s, device="meta") for k, s in shapes.items()}
         self.values: dict[fx.Node, Any] = {}
         self.path_stack: list[str] = []
+        self.arg_names: dict[str, dict[fx.Node, str]] = {}
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         op = REGISTRY.for_torch(type(m))
         return op is not None and not op.stateless
 
     def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
-        self.path_stack.append(self.path_of_module(m))
+        path = self.path_of_module(m)
+        if not self.is_leaf_module(m, path):  # which argument of its forward() each traced value is
+            import inspect
+
+            bound: Mapping[str, Any]
+            try:
+                bound = inspect.signature(m.forward).bind(*args, **kwargs).arguments
+            except (TypeError, ValueError):
+                bound = {}
+            for arg, value in bound.items():
+                if type(value) is _Proxy:
+                    self.arg_names.setdefault(path, {})[value.node] = arg
+        self.path_stack.append(path)
         try:
             return super().call_module(m, forward, args, kwargs)
         finally:
@@ -401,15 +423,23 @@ class _Builder:
                 path=path) from None
         with torch.device("meta"):
             rebuilt = op.module(attrs, in_shapes)
-        if repr(rebuilt) != repr(m) or type(rebuilt) is not type(m) or _tensors(rebuilt) != _tensors(m):
+        if _text(rebuilt) != _text(m) or type(rebuilt) is not type(m) or _tensors(rebuilt) != _tensors(m):
             raise UnsupportedModuleError(
                 f"'{path}' ({type(m).__qualname__}) is not rebuilt exactly by op '{op.name}': "
                 f"it is {m!r}, the op builds {rebuilt!r}", path=path,
                 fix="register an op that reads every setting of this module (archspec.register_op)")
-        if path in self.owner:
-            raise UnsupportedModuleError(
-                f"'{path}' ({type(m).__qualname__}) is called more than once; shared modules are not imported yet",
-                path=path, fix="call each module once in forward()")
+        if path in self.owner:  # called again: a node sharing the module, where the spec can say so
+            stack = _stack(n)
+            caller = stack[-2] if len(stack) > 1 else ""
+            scope, _, leaf = path.rpartition(".")
+            if caller != scope:
+                raise UnsupportedModuleError(
+                    f"'{path}' ({type(m).__qualname__}) is called again from "
+                    f"{f'{caller!r}' if caller else 'the top-level forward()'}; a spec shares a module only "
+                    "within the scope that holds it", path=path,
+                    fix="call the module again where it is defined, or give the second call a module of its own")
+            self._add(n, op.name, attrs, tensor_args, module=path, name=self._unique(scope, leaf), share=path)
+            return
         self.owner[path] = path
         if not all(is_identifier(part) or part.isdigit() for part in path.split(".")):
             raise UnsupportedModuleError(f"module path '{path}' has a part archspec cannot name",
@@ -489,11 +519,11 @@ class _Builder:
         return {k: v for k, v in given.items() if not _has_tensor(v, self.tracer.values)}
 
     def _add(self, n: fx.Node, op: str, attrs: Any, tensor_args: Sequence[fx.Node], module: str | None,
-             name: str | None = None, base: str | None = None) -> None:
+             name: str | None = None, base: str | None = None, share: str | None = None) -> None:
         name = name or self._name_of(n, base or op)
         self.taken.add(name)
         inputs = tuple(self.alias[a] for a in tensor_args)
-        self.nodes.append(Node(name, op, attrs, inputs, shape=self._shape(n), module=module))
+        self.nodes.append(Node(name, op, attrs, inputs, shape=self._shape(n), module=module, share=share))
         self.alias[n] = name
 
     def _name_of(self, n: fx.Node, base: str) -> str:
@@ -591,6 +621,13 @@ class _Builder:
             path=where or None, expected="one of the ops: " + ", ".join(sorted(REGISTRY.names())),
             got=_torch_name(cls),
             fix=f"register an op with torch_names = ('{_torch_name(cls)}',) using archspec.register_op, then import again")
+
+
+def _text(m: nn.Module) -> str:
+    """A module's settings as its repr shows them; running in place or not computes the same."""
+    import re
+
+    return re.sub(r",?\s*inplace=(True|False)", "", repr(m))
 
 
 def _tensors(m: nn.Module) -> list[tuple[str, tuple[int, ...]]]:

@@ -822,3 +822,27 @@ def test_new_op_errors_are_located_by_check(tmp_path: Any, node: str, headline: 
     assert re.search(headline, res.output), res.output
     if fix is not None:
         assert f"fix: {fix}" in res.output, res.output
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+       padding=st.lists(st.integers(0, 7), min_size=1, max_size=4),
+       mode=st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+def test_pad_size_rule_matches_torch(shape: list[int], padding: list[int], mode: str) -> None:
+    """Where the rule accepts a pad, torch gives the same shape; where torch accepts one the
+    rule refuses, torch pads the batch (constant) or takes it for a channel (the others)."""
+    pairs = padding + padding[::-1]  # an even list: (before, after) pairs
+    op, a = op_attrs("pad", {"padding": pairs, "mode": mode})
+    x = torch.zeros(2, *shape)
+    try:
+        got: tuple[int, ...] | None = op.infer(a, [tuple(shape)])
+    except ShapeError:
+        got = None
+    try:
+        want: tuple[int, ...] | None = tuple(torch.nn.functional.pad(x, tuple(pairs), mode=mode).shape[1:])
+    except (RuntimeError, NotImplementedError, ValueError):
+        want = None
+    if got is not None:
+        assert got == want
+    elif want is not None:
+        assert len(pairs) // 2 > len(shape) if mode == "constant" else len(pairs) // 2 == len(shape)

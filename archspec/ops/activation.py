@@ -2,7 +2,7 @@
 
 Every activation is a plain function call (``torch.relu``,
 ``torch.nn.functional.gelu``, ...). Those whose backward reads only their result
-(relu, leaky_relu with a non-negative slope, sigmoid, tanh) also have an
+(relu, relu6, hardtanh, leaky_relu with a non-negative slope, sigmoid, tanh) also have an
 in-place form, which the emitter uses where the graph proves that no other op reads
 the overwritten tensor (archspec/passes/inplace.py). elu has none: its gradient from the
 result, ``grad * (result + alpha)``, rounds differently from the one from the input.
@@ -173,6 +173,12 @@ class ReLU6(_Pointwise[OpAttrs]):
 
         return F.relu6, (args[0],), {}
 
+    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch.nn.functional as F
+
+        # In place its backward reads the result, whose (0, 6) interior is the input's.
+        return F.relu6, (args[0],), {"inplace": True}
+
 
 @register_op
 class Hardsigmoid(_Pointwise[OpAttrs]):
@@ -210,6 +216,12 @@ class Hardtanh(_Pointwise[HardtanhAttrs]):
         import torch.nn.functional as F
 
         return F.hardtanh, (args[0],), {"min_val": a.min, "max_val": a.max}
+
+    def inplace(self, a: HardtanhAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch.nn.functional as F
+
+        # In place its backward reads the result, whose (min, max) interior is the input's.
+        return F.hardtanh, (args[0],), {"min_val": a.min, "max_val": a.max, "inplace": True}
 
     def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
              kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
