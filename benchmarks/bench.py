@@ -301,7 +301,7 @@ WHERE_THE_TIME_GOES = [
     "- **`compile` DenseNet-121** (CPU clock): module constructors (PyTorch's, drawing the default",
     "  initialisation, as torchvision's constructor also does) are about half of compile, fx node creation",
     "  and code generation about a third, YAML + expand + infer + check the rest. torchvision's constructor",
-    "  (66 ms) is the same constructors plus a second initialisation; archspec's floor is its constructors.",
+    "  is the same constructors plus a second initialisation; archspec's floor is its constructors.",
     "  Removed: fx's copy of the module tree (`GraphModule(root, graph)` rebuilt every dotted path: a",
     "  quarter of emit), a rename of every `call_module` node, a re-validation of every node's attributes",
     "  in the in-place pass, a re-parse of every expression per block instance.",
