@@ -17,6 +17,8 @@ from .errors import ArchSpecError, SpecFileError, SpecSyntaxError
 from .ir import Graph, Shape
 from .limits import DEFAULT_LIMITS, Limits
 from .loader import Document, load_file, load_text
+from .ops import REGISTRY
+from .ops.base import fmt as fmt_shape
 from .passes import check as check_pass
 from .passes import expand, infer, project
 
@@ -172,7 +174,8 @@ def render(source: Any, path: str | Path | None = None, *, format: str | None = 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """What ``archspec check`` reports: output shapes and the projections inserted."""
+    """What ``archspec check`` reports: output shapes, the projections inserted and the
+    broadcasts accepted."""
 
     graph: Graph
 
@@ -199,6 +202,34 @@ class CheckResult:
         return list(seen.values())
 
     @property
+    def broadcasts(self) -> list[dict[str, Any]]:
+        """One entry per element-wise merge whose inputs differ and broadcast (a C×1×1 gate
+        times C×H×W features): the merge, its input names and shapes, the output shape and
+        which inputs stretch along which per-sample dims."""
+        out = []
+        shapes = self.graph.shapes()
+        for n in self.graph.nodes:
+            ins = self.graph.in_shapes(n, shapes)
+            if not REGISTRY.get(n.op).broadcasts or n.shape is None or all(s == n.shape for s in ins):
+                continue
+            stretched = {src: [d for d, (a, b) in enumerate(zip(s, n.shape, strict=True)) if a != b]
+                         for src, s in zip(n.inputs, ins, strict=True) if s is not None and s != n.shape}
+            out.append({"node": n.name, "op": n.op, "inputs": list(n.inputs),
+                        "shapes": [list(s) if s is not None else None for s in ins], "shape": list(n.shape),
+                        "stretched": stretched})
+        return out
+
+    def broadcast_lines(self) -> list[str]:
+        """``mul m: x 8x16x16 * s 8x1x1 -> 8x16x16 (s stretches dims 1, 2)``, one per broadcast."""
+        lines = []
+        for b in self.broadcasts:
+            ins = ", ".join(f"{name} {fmt_shape(tuple(s))}" for name, s in zip(b["inputs"], b["shapes"], strict=True))
+            how = "; ".join(f"{name} stretches dim{'s' if len(dims) > 1 else ''} {', '.join(map(str, dims))}"
+                            for name, dims in b["stretched"].items())
+            lines.append(f"{b['op']} {b['node']}: {ins} -> {fmt_shape(tuple(b['shape']))} ({how})")
+        return lines
+
+    @property
     def unused(self) -> list[str]:
         """Nodes from which no output can be reached: computed, then thrown away."""
         live = set(self.graph.outputs)
@@ -210,7 +241,8 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.graph.name, "inputs": {k: list(v) for k, v in self.inputs.items()},
                 "outputs": {k: list(v) for k, v in self.outputs.items()},
-                "nodes": len(self.graph.nodes), "projections": self.projections, "unused": self.unused}
+                "nodes": len(self.graph.nodes), "projections": self.projections, "broadcasts": self.broadcasts,
+                "unused": self.unused}
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in self.inputs.items())

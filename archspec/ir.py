@@ -28,7 +28,7 @@ class Projection:
     """Why an auto projection node exists: it maps input ``slot`` of merge ``merge`` onto
     input 0's shape by the policy ``kind``; ``label`` and ``rule`` say so in words."""
 
-    kind: str  # conv_bn, avgpool_conv_bn, zero_pad (defaults.projection.kind)
+    kind: str  # conv, conv_bn, avgpool_conv_bn, zero_pad (the merge's projection policy)
     merge: str
     slot: int
     label: str

@@ -37,6 +37,7 @@ from .loader import Document
 from .names import IDENT_PATTERN
 from .ops import REGISTRY
 from .ops.base import ATTR_DOCS
+from .ops.merge import BIAS_DOC, KIND_DOC, NAME_DOC, ProjectionKind
 
 Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
 Name = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
@@ -59,13 +60,12 @@ class Strict(BaseModel):
 
 
 class ProjectionPolicy(Strict):
-    """How a mismatched ``add``/``mul``/``lerp`` input is projected onto input 0's shape."""
+    """How a residual ``add`` whose inputs cannot broadcast projects each input whose
+    shape differs from input 0's; a merge's own ``projection:`` overrides it."""
 
-    kind: Literal["conv_bn", "avgpool_conv_bn", "zero_pad", "none"] = Field(
-        default="conv_bn", description="conv_bn: 1x1 conv (strided) + batch norm; avgpool_conv_bn: average pool, then 1x1 "
-                               "conv + bn (ResNet-D); zero_pad: subsample and pad channels with zeros, no "
-                               "parameters (CIFAR option A); none: shapes must match.")
-    name: Name = Field(default="downsample", description="Module name of the inserted projection (torchvision's: downsample).")
+    kind: ProjectionKind = Field(default="conv_bn", description=KIND_DOC)
+    name: Name = Field(default="downsample", description=NAME_DOC)
+    bias: bool = Field(default=False, description=BIAS_DOC)
 
 
 class InitPolicy(Strict):
@@ -204,8 +204,8 @@ def _build(version: int) -> dict[str, Any]:
         doc: str = Field("", description=DOC_DOC)
 
     defaults_fields: dict[str, Any] = {"projection": (ProjectionPolicy, Field(
-        ProjectionPolicy(), description="How residual merges (add, mul, lerp) project an input whose shape "
-                                        "differs from input 0's."))}
+        ProjectionPolicy(), description="How a residual add whose inputs cannot broadcast projects an input "
+                                        "whose shape differs from input 0's."))}
     for n in names:
         defaults_fields[n] = (Union[_op_model(n, partial=True), None], Field(
             None, description=f"Attribute defaults for every {n} node (a node's own value wins)."))
