@@ -416,7 +416,7 @@ def _one_error(errors: list[Any], paths: list[tuple[Any, ...]], best: int, doc: 
 _TYPE_WORDS = {"string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
                "int_type": "an integer", "bool_type": "true or false", "float_type": "a number"}
 # How pydantic names a union's branches in an error location (not keys of the data).
-_BRANCH = re.compile(r"^(str|int|float|bool|none|constrained-\w+|(list|dict|tuple)\[.*\]|function-\w+.*)$")
+_BRANCH = re.compile(r"^(str|int|float|bool|none|constrained-\w+|(list|dict|tuple)\[.*\]|function-\w+.*|[A-Z]\w*Attrs)$")  # ...Attrs: a nested attribute model (add's projection)
 
 
 def _what(v: Any) -> str:

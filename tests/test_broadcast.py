@@ -193,3 +193,242 @@ def test_ranks_that_differ_do_not_broadcast():
               m: {op: mul, in: [x, f]}
             outputs: [m]
         """)
+
+
+# -- projections ------------------------------------------------------------------------
+
+def residual(projection: str, defaults: str = "") -> str:
+    """x (4x8x8) -> conv/2 -> bn -> add with x: the skip needs stride 2 and 4 -> 8 channels."""
+    return spec_text(f"""
+        archspec: 1
+        name: res
+        inputs: {{x: [4, 8, 8]}}
+        defaults: {{conv: {{bias: false}}{defaults}}}
+        nodes:
+          conv1: {{op: conv, in: x, out: 8, k: 3, stride: 2}}
+          bn1:   {{op: bn}}
+          add:   {{op: add, in: [bn1, x]{projection}}}
+        outputs: [add]
+    """)
+
+
+class Res(nn.Module):
+    def __init__(self, shortcut: nn.Module | None, name: str = "add_shortcut") -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 8, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.name = name
+        if shortcut is not None:
+            self.add_module(name, shortcut)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = getattr(self, self.name, None)
+        if skip is None:  # zero_pad: every other position, 4 zero channels appended
+            s = nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 0, 4))
+        else:
+            s = skip(x)
+        return self.bn1(self.conv1(x)) + s
+
+
+def _same(spec: str, ref: nn.Module) -> None:
+    model = archspec.compile(spec).eval()
+    ref.eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.uniform_(-1, 1)
+        for name, b in ref.named_buffers():
+            if name.endswith(("running_mean", "running_var")):
+                b.uniform_(0.5, 1.5)
+    assert list(model.state_dict()) == list(ref.state_dict())
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(model(x), ref(x))
+
+
+PROJECTIONS = {
+    "conv": lambda bias: nn.Conv2d(4, 8, 1, stride=2, bias=bias),
+    "conv_bn": lambda bias: nn.Sequential(nn.Conv2d(4, 8, 1, stride=2, bias=bias), nn.BatchNorm2d(8)),
+    "avgpool_conv_bn": lambda bias: nn.Sequential(
+        nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False), nn.Conv2d(4, 8, 1, bias=bias), nn.BatchNorm2d(8)),
+    "zero_pad": lambda bias: None,
+}
+
+
+@pytest.mark.parametrize("kind, bias", [(k, b) for k in PROJECTIONS for b in (False, True) if k != "zero_pad" or not b])
+def test_projection_kind_on_the_merge_matches_torch(kind: str, bias: bool):
+    # The merge's own policy wins over defaults.projection, key by key (name comes from defaults).
+    spec = residual(f", projection: {{kind: {kind}, bias: {str(bias).lower()}}}",
+                    ", projection: {kind: none, name: shortcut}")
+    shortcut = PROJECTIONS[kind](bias)
+    _same(spec, Res(shortcut))
+    g = archspec.load(spec)
+    auto = [n for n in g.nodes if n.provenance == "auto"]
+    assert {n.projection.kind for n in auto if n.projection} == {kind}
+    assert archspec.check(spec).projections[0]["kind"] == kind
+
+
+def test_projection_kind_from_defaults_with_bias_and_name():
+    spec = residual("", ", projection: {kind: conv, name: proj, bias: true}")
+    _same(spec, Res(nn.Conv2d(4, 8, 1, stride=2, bias=True), name="add_proj"))
+
+
+def test_conv_projection_inside_a_block_is_one_module():
+    text = spec_text("""
+        archspec: 1
+        name: preact
+        inputs: {x: [4, 8, 8]}
+        defaults: {projection: {kind: conv, name: shortcut}}
+        blocks:
+          pre:
+            params: [out, {stride: 1}]
+            nodes:
+              bn:   {op: bn}
+              relu: {op: relu}
+              conv: {op: conv, out: $out, k: 3, stride: $stride, bias: false}
+              add:  {op: add, in: [conv, input]}
+        nodes:
+          layer: {block: pre, repeat: 2, in: x, args: {out: 8, stride: "${2 if i == 0 else 1}"}}
+        outputs: [layer]
+    """)
+    keys = list(archspec.compile(text).state_dict())
+    assert "layer.0.shortcut.weight" in keys and not [k for k in keys if k.startswith("layer.1.shortcut")]
+    assert "layer.0.shortcut.bias" not in keys
+
+
+def test_none_on_one_merge_makes_its_mismatch_an_error():
+    with pytest.raises(ShapeError, match=r"node 'add' \(add\): input 'x' is 4x8x8 but input 0 is 8x4x4, and the "
+                                         r"projection policy is 'none'") as e:
+        run_passes(residual(", projection: {kind: none}"))
+    assert e.value.fix == ("make the shapes equal, or set a projection kind (projection: {kind: conv_bn} on the node "
+                           "or in defaults)")
+
+
+def test_projection_on_a_mul_is_refused():
+    with pytest.raises(archspec.SpecValidationError, match=r"unknown field 'projection'"):
+        archspec.load(spec_text("""
+            archspec: 1
+            name: t
+            inputs: {x: [4, 8, 8]}
+            nodes:
+              m: {op: mul, in: [x, x], projection: {kind: conv}}
+            outputs: [m]
+        """))
+
+
+def test_projection_kind_is_checked_on_the_merge():
+    with pytest.raises(archspec.SpecValidationError,
+                       match=r"nodes.add.projection.kind: Input should be 'conv', 'conv_bn', 'avgpool_conv_bn', "
+                             r"'zero_pad' or 'none'"):
+        archspec.load(residual(", projection: {kind: conv_nb}"))
+
+
+def test_a_ratio_that_is_not_whole_is_an_error():
+    # A stride-3 conv maps 16 to ceil(16/3) = 6, but 16/6 is no whole ratio: the docs promise an error.
+    with pytest.raises(ShapeError, match=r"node 'add' \(add\): input 'x' is 4x16x16 but input 0 is 4x6x6: the spatial "
+                                         r"ratio 16/6 is not a whole number") as e:
+        run_passes("""
+            archspec: 1
+            name: t
+            inputs: {x: [4, 16, 16]}
+            nodes:
+              c:   {op: conv, in: x, out: 4, k: 3, stride: 3}
+              add: {op: add, in: [c, x]}
+            outputs: [add]
+        """)
+    assert e.value.fix == "change a stride or padding so the sizes divide evenly"
+
+
+@pytest.mark.parametrize("size, stages, stride", [(57, 2, 4), (7, 1, 2), (32, 1, 2)])
+def test_stride_two_roundings_are_whole(size: int, stages: int, stride: int):
+    """Odd sizes halved by stride-2 layers (57 -> 29 -> 15) are projected with the whole stride."""
+    convs = "\n".join(f"          c{i}: {{op: conv, out: 4, k: 3, stride: 2}}" for i in range(stages))
+    g = run_passes(f"""
+        archspec: 1
+        name: t
+        inputs: {{x: [4, {size}, {size}]}}
+        nodes:
+          i: {{op: identity, in: x}}
+{convs}
+          add: {{op: add, in: [c{stages - 1}, x]}}
+        outputs: [add]
+    """)
+    proj = next(n for n in g.nodes if n.op == "conv" and n.provenance == "auto")
+    assert proj.attrs["stride"] == stride and g.shape_of("add") == g.shape_of(f"c{stages - 1}")
+
+
+# -- receptive fields after stacked up-sampling ------------------------------------------
+
+def field_at_every_alignment(graph: archspec.Graph, node: str, period: int) -> list[int]:
+    """The measured extent along H of the input pixels that reach output pixel (i, i), for
+    ``period`` consecutive i around the middle (every alignment of a 2**depth up-sampling),
+    by autograd through the real model: positive weights and inputs, eval mode, max-pools
+    swapped for average pools over the same windows (a max routes its gradient to one element)."""
+    import torch.nn.functional as F
+
+    from archspec.emit import emit
+
+    model = emit(graph.replace(outputs=(node,))).double().eval()
+    for n in model.graph.nodes:
+        if n.op == "call_function" and n.target is F.max_pool2d:
+            n.target = F.avg_pool2d
+            n.kwargs = {k: v for k, v in n.kwargs.items() if k != "dilation"}
+    model.recompile()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("weight") and p.dim() > 1:
+                p.fill_(1.0 / p[0].numel())
+            else:
+                p.fill_(1.0 if name.endswith("weight") else 0.01)
+    (shape,) = graph.inputs.values()
+    x = torch.ones(1, *shape, dtype=torch.float64, requires_grad=True)
+    y = model(x)
+    mid = y.shape[2] // 2
+    out = []
+    for i in range(mid, mid + period):
+        (grad,) = torch.autograd.grad(y[0, :, i, i].sum(), x, retain_graph=True)
+        rows = grad[0].abs().sum(0).sum(1).nonzero()
+        assert rows.min() > 0 and rows.max() < shape[1] - 1, "the field reaches the border: grow the input"
+        out.append(int(rows.max() - rows.min() + 1))
+    return out
+
+
+STACKED_UP = spec_text("""
+    archspec: 1
+    name: stacked_up
+    inputs: {x: [1, 64, 64]}
+    nodes:
+      p1: {op: avgpool, k: 2}
+      p2: {op: avgpool, k: 2}
+      u1: {op: conv_transpose, out: 1, k: 2, stride: 2}
+      c1: {op: conv, out: 1, k: 3}
+      u2: {op: conv_transpose, out: 1, k: 2, stride: 2}
+      c2: {op: conv, out: 1, k: 3}
+    outputs: [c2]
+""")
+
+
+def test_field_after_stacked_upsampling_is_the_widest_alignment():
+    g = archspec.load(STACKED_UP)
+    measured = field_at_every_alignment(g, "c2", 4)
+    assert sorted(set(measured)) == [8, 12]  # even and odd outputs see different spans
+    assert receptive_fields(g)["c2"].size == (12, 12) == (max(measured),) * 2  # was 10: the average
+
+
+UNET = (archspec.__path__[0] + "/templates/unet.yaml")
+
+
+@pytest.mark.parametrize("depth, size", [(3, 160), (4, 288)])
+@pytest.mark.parametrize("upsampling", ["transposed", "bilinear"])
+def test_unet_field_matches_the_gradient_at_every_alignment(depth: int, size: int, upsampling: str):
+    from archspec.analyse import load_with_inputs
+
+    g = load_with_inputs(UNET, {"depth": depth, "base": 1, "in_channels": 1, "num_classes": 1,
+                                "upsampling": upsampling}, {None: (1, size, size)})
+    measured = field_at_every_alignment(g, "head", 2 ** depth)
+    assert receptive_fields(g)["head"].size == (max(measured),) * 2, measured
+
+
+def test_shipped_unet_field():
+    # Under-reported as 200 when fields of up-sampled paths were averaged over alignments.
+    assert receptive_fields(archspec.load(archspec.__path__[0] + "/../specs/unet.yaml"))["head"].size == (204, 204)

@@ -414,18 +414,20 @@ def test_dropout_is_off_in_eval() -> None:
 # --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("name", "attrs", "shape", "window"), [
-    ("maxpool", {"k": 3, "stride": 2, "padding": 1}, (3, 9, 9), Window((3, 3), (2.0, 2.0), (1, 1))),
-    ("maxpool", {"k": [2, 3], "dilation": [1, 2]}, (3, 9, 9), Window((2, 3), (2.0, 3.0), (1, 2))),
-    ("avgpool", {"k": 2}, (3, 8), Window((2,), (2.0,), (1,))),
+    ("maxpool", {"k": 3, "stride": 2, "padding": 1}, (3, 9, 9), Window((3, 3), (2.0, 2.0), (1, 1), start=(-1.0, -1.0))),
+    ("maxpool", {"k": [2, 3], "dilation": [1, 2]}, (3, 9, 9), Window((2, 3), (2.0, 3.0), (1, 2), start=(0.0, 0.0))),
+    ("avgpool", {"k": 2}, (3, 8), Window((2,), (2.0,), (1,), start=(0.0,))),
     ("adaptive_avgpool", {}, (3, 7, 7), Window(glob=True)),
     ("adaptive_maxpool", {"size": [1, 1, 1]}, (3, 2, 7, 7), Window(glob=True)),
-    ("adaptive_avgpool", {"size": 2}, (3, 8, 8), Window((4, 4), (4.0, 4.0), (1, 1))),
-    ("adaptive_avgpool", {"size": 3}, (3, 10), Window((4,), (10 / 3,), (1,))),
-    ("adaptive_maxpool", {"size": 4}, (3, 2), Window((1,), (0.5,), (1,))),
+    ("adaptive_avgpool", {"size": 2}, (3, 8, 8), Window((4, 4), (4.0, 4.0), (1, 1), start=(0.0, 0.0), end=(3.5, 3.5))),
+    ("adaptive_avgpool", {"size": 3}, (3, 10), Window((4,), (10 / 3,), (1,), start=(0.0,), end=(3.0,))),
+    ("adaptive_maxpool", {"size": 4}, (3, 2), Window((1,), (0.5,), (1,), start=(0.0,), end=(0.25,))),
     ("upsample", {"scale": 2}, (3, 8, 8), Window((1, 1), (0.5, 0.5), (1, 1))),
-    ("upsample", {"scale": [2, 4], "mode": "bilinear"}, (3, 8, 8), Window((2, 2), (0.5, 0.25), (1, 1))),
-    ("upsample", {"size": 16, "mode": "linear"}, (3, 4), Window((2,), (0.25,), (1,))),
-    ("upsample", {"size": [4, 4], "mode": "bicubic"}, (3, 8, 8), Window((4, 4), (2.0, 2.0), (1, 1))),
+    ("upsample", {"scale": [2, 4], "mode": "bilinear"}, (3, 8, 8), Window((2, 2), (0.5, 0.25), (1, 1), start=(-0.25, -0.375),
+                                                                                        end=(0.75, 0.625))),
+    ("upsample", {"size": 16, "mode": "linear"}, (3, 4), Window((2,), (0.25,), (1,), start=(-0.375,), end=(0.625,))),
+    ("upsample", {"size": [4, 4], "mode": "bicubic"}, (3, 8, 8), Window((4, 4), (2.0, 2.0), (1, 1), start=(-0.5, -0.5),
+                                                                                     end=(2.5, 2.5))),
     ("linear", {"out": 3}, (10,), Window(glob=True)),
 ])
 def test_window(name: str, attrs: dict[str, Any], shape: tuple[int, ...], window: Window) -> None:

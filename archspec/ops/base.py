@@ -97,14 +97,26 @@ def frozen_attrs(op_name: str, attrs: Mapping[str, Any] | OpAttrs) -> OpAttrs:
 class Window:
     """Per spatial dim: how one output position looks at the input, for receptive fields.
 
-    ``stride`` may be fractional for up-sampling (``0.5`` doubles resolution).
-    ``glob`` marks ops whose every output sees the whole input (global pooling, linear).
+    Output position ``o`` sees the input positions ``floor(o*stride + start)`` to
+    ``floor(o*stride + end)``; ``start``/``end`` left empty mean ``0`` and
+    ``(kernel-1)*dilation`` (give them where padding or up-sampling shifts the window:
+    a conv with padding ``p`` starts at ``-p``). ``stride`` may be fractional for
+    up-sampling (``0.5`` doubles resolution). ``glob`` marks ops whose every output sees
+    the whole input (global pooling, linear).
     """
 
     kernel: tuple[int, ...] = ()
     stride: tuple[float, ...] = ()
     dilation: tuple[int, ...] = ()
     glob: bool = False
+    start: tuple[float, ...] = ()
+    end: tuple[float, ...] = ()
+
+    def span(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(start, end)`` per dim, the defaults filled in."""
+        start = self.start or (0.0,) * len(self.kernel)
+        end = self.end or tuple(st + (k - 1) * d for st, k, d in zip(start, self.kernel, self.dilation, strict=True))
+        return start, end
 
 
 DrawRole = Literal["merge", "pointwise", "weighted", "plain"]
