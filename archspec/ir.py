@@ -223,7 +223,7 @@ def lint(graph: Graph) -> None:
             raise GraphError(f"input '{name}' is defined twice")
         defined.add(name)
     for n in graph.nodes:
-        _check_name(n.name, what="node", loc=n.loc)
+        _check_name(n.name, what="node", loc=n.loc, node=True)
         if n.name in defined:
             raise GraphError(f"node '{n.name}' is defined twice", loc=n.loc)
         for src in n.inputs:
@@ -248,7 +248,9 @@ def lint(graph: Graph) -> None:
             raise GraphError(f"output '{out}' is not a node or input")
 
 
-def _check_name(name: str, *, what: str, loc: Loc | None = None) -> None:
+def _check_name(name: str, *, what: str, loc: Loc | None = None, node: bool = False) -> None:
+    # A node's name may start with a position (`0.weight`: a spec whose nodes: is a list,
+    # as nn.Sequential); an input's is an argument of forward().
     parts = name.split(".")
-    if not all(p.isidentifier() or p.isdigit() for p in parts) or not parts[0].isidentifier():
+    if not all(p.isidentifier() or p.isdigit() for p in parts) or not (node or parts[0].isidentifier()):
         raise GraphError(f"{what} name '{name}' is not a dotted identifier", loc=loc)

@@ -161,7 +161,9 @@ def _build(version: int) -> dict[str, Any]:
         """An inline group: its own nodes under one module scope."""
 
         kind: Literal["group"] = Field("group", exclude=True)
-        nodes: "dict[str, NodeDef]" = Field(description="The group's nodes, named under the group's scope.")  # noqa: F821
+        nodes: "Union[dict[str, NodeDef], list[NodeDef]]" = Field(  # noqa: F821
+            description="The group's nodes, named under the group's scope; a list makes a sequential group (as "
+                        "nn.Sequential): elements named 0, 1, ..., each reading the one before.")
         in_: Union[InSpec, None] = Field(None, alias="in", description=IN_DOC)
         edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")
         output: Union[str, None] = Field(None, description="The node whose output is the group's (default: the last).")
@@ -198,7 +200,8 @@ def _build(version: int) -> dict[str, Any]:
         params: list[Union[Name, dict[str, Param]]] = Field(
             [], description="The block's params: a name (required) or {name: default}; used as $name inside.")
         inputs: list[Name] = Field(["input"], description="Names of the block's inputs (default: one, 'input').")
-        nodes: dict[str, NodeDef] = Field(description="The block's nodes.")
+        nodes: Union[dict[str, NodeDef], list[NodeDef]] = Field(
+            description="The block's nodes; a list makes them sequential, named 0, 1, ...")
         edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")
         output: Union[str, None] = Field(None, description="The node whose output is the block's (default: the last).")
         doc: str = Field("", description=DOC_DOC)
@@ -228,8 +231,9 @@ def _build(version: int) -> dict[str, Any]:
         use: list[str] = Field([], description="Block files to include: paths beside the spec, or archspec:NAME "
                                                "for the library shipped with archspec.")
         blocks: dict[str, Block] = Field({}, description="Reusable sub-graphs, called from nodes with block:.")
-        nodes: dict[str, NodeDef] = Field(description="The graph: nodes in order; each reads the node above "
-                                                      "unless in: says otherwise.")
+        nodes: Union[dict[str, NodeDef], list[NodeDef]] = Field(
+            description="The graph: nodes in order; each reads the node above unless in: says otherwise. A list "
+                        "is sequential (as nn.Sequential): elements named 0, 1, ...")
         edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")
         outputs: Union[list[str], str] = Field(description="The node(s) whose outputs the model returns.")
 
@@ -296,6 +300,8 @@ def _for_editors(schema: dict[str, Any]) -> dict[str, Any]:
         if isinstance(node, dict):
             if "additionalProperties" in node and _is_node_union(node["additionalProperties"]):
                 node["additionalProperties"] = {"$ref": "#/$defs/Node"}
+            if "items" in node and _is_node_union(node["items"]):  # a sequential nodes: list
+                node["items"] = {"$ref": "#/$defs/Node"}
             props = node.get("properties")
             if isinstance(props, dict):
                 tag = props.get("kind")

@@ -159,7 +159,11 @@ def test_export_never_writes_over_the_spec(tmp_path: Path):
 # -- init ------------------------------------------------------------------------------------
 
 def test_init_lists_and_instantiates_templates(tmp_path: Path):
-    assert run("init").startswith("templates: densenet, densenet_cifar, highway, plain18, resnet, resnet18,")
+    listing = run("init").splitlines()[0]
+    assert listing.startswith("templates: ")
+    names = listing.removeprefix("templates: ").split(", ")
+    assert names == sorted(names) and {"densenet", "densenet_cifar", "highway", "plain18", "resnet", "resnet18"} <= set(names)
+    assert set(names) == {p.stem for p in (ROOT / "archspec/templates").glob("*.yaml")}
     out = tmp_path / "mynet.yaml"
     run("init", "resnet18_cifar", "-p", "num_classes=100", "-p", "width=32", "-o", out)
     text = out.read_text()

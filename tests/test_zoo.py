@@ -1,7 +1,8 @@
 """The zoo (specs/zoo.yaml): every entry compiles, trains a step, and its inferred shapes
-are the real ones; entries with a torchvision counterpart (or a hand-written reference in
-tests/reference_models.py) equal it exactly; published parameter counts hold; and
-specs/README.md's table is what the specs compute.
+are the real ones; entries with a counterpart (torchvision, a model of another library
+named by ``peer:``, or a hand-written reference in tests/reference_models.py) equal it
+exactly; published parameter counts hold; and specs/README.md's table is what the specs
+compute.
 
 Regenerate the README table with ``python tests/test_zoo.py --write-readme``.
 """
@@ -27,6 +28,8 @@ SMALL: dict[str, dict[str, Any]] = {
     "resnet.yaml": {"H": 64, "W": 64},
     "densenet.yaml": {"H": 64, "W": 64},
     "unet.yaml": {"H": 32, "W": 32},
+    "unetpp.yaml": {"H": 32, "W": 32},
+    "resnetd.yaml": {"H": 64, "W": 64},
 }
 # The whole file, the widest ResNeXts included, takes about 75 s on 2 CPU cores.
 
@@ -57,8 +60,10 @@ def test_zoo_indexes_every_spec_once_by_unique_names():
     shipped = {p.name for p in SPECS.glob("*.yaml")} - {"zoo.yaml"}
     assert {e["spec"] for e in zoo()} == shipped
     for e in zoo():
-        assert set(e) <= {"name", "spec", "params", "torchvision", "reference", "paper"}, e
-        assert not ("torchvision" in e and "reference" in e), e
+        assert set(e) <= {"name", "spec", "params", "torchvision", "peer", "reference", "paper"}, e
+        assert sum(k in e for k in ("torchvision", "peer", "reference")) <= 1, e
+        if "peer" in e:
+            assert set(e["peer"]) <= {"module", "call", "args", "kwargs"} and {"module", "call"} <= set(e["peer"]), e
 
 
 # -- every entry: compile, train a step, real shapes; parity with its reference ------------
@@ -75,7 +80,7 @@ def test_entry(entry):
     lint(graph)
     model = archspec.compile(graph)
     check_train_step_and_shapes(graph, model)
-    if "torchvision" in entry or "reference" in entry:
+    if any(k in entry for k in ("torchvision", "peer", "reference")):
         check_equals_reference(entry, graph, model)
 
 
@@ -97,8 +102,7 @@ def check_train_step_and_shapes(graph: Any, model: Any) -> None:
             return out
 
     model.train()
-    outs = Recorder(model).run(*example_inputs(graph))
-    outs = outs if isinstance(outs, tuple) else (outs,)
+    outs = as_tuple(Recorder(model).run(*example_inputs(graph)))
     sum(o.float().square().mean() for o in outs).backward()
     for n in graph.nodes:
         real = shapes[n.name] if n.op != "identity" else graph.shape_of(n.inputs[0])
@@ -125,9 +129,17 @@ def check_equals_reference(entry: dict[str, Any], graph: Any, model: Any) -> Non
     model.load_state_dict(ref.state_dict(), strict=True)
     (x,) = example_inputs(graph)
     with torch.no_grad():
-        out = model(x)
-        assert torch.isfinite(out).all() and out.std() > 0
-        assert torch.equal(out, ref(x))
+        out, want = model(x), ref(x)
+    if isinstance(want, dict):  # torchvision's segmentation models return {"out": ...}
+        assert isinstance(out, dict) and list(out) == list(want)
+    for o, w in zip(as_tuple(out), as_tuple(want), strict=True):
+        assert torch.isfinite(o).all() and o.std() > 0
+        assert torch.equal(o, w)
+
+
+def as_tuple(out: Any) -> tuple[Any, ...]:
+    """A model's outputs as a tuple: one tensor, a tuple, or a dict's values in order."""
+    return tuple(out.values()) if isinstance(out, dict) else out if isinstance(out, tuple) else (out,)
 
 
 def example_inputs(graph: Any, batch: int = 2) -> list[Any]:
@@ -142,9 +154,29 @@ def reference(e: dict[str, Any]) -> Any:
         import torchvision
 
         return getattr(torchvision.models, e["torchvision"])()
+    if "peer" in e:
+        return peer_model(e["peer"])
     from reference_models import REFERENCES
 
     return REFERENCES[e["reference"]](**e["params"])
+
+
+def peer_model(peer: dict[str, Any]) -> Any:
+    """The model of another library that a ``peer:`` entry names: the test imports the
+    module (a dev dependency) and calls the callable with the entry's args and kwargs.
+    Only this test reads ``peer:``; a spec never names code."""
+    import importlib
+
+    fn: Any = importlib.import_module(peer["module"])
+    for attr in peer["call"].split("."):
+        fn = getattr(fn, attr)
+    return fn(*peer.get("args", []), **peer.get("kwargs", {}))
+
+
+def peer_call(peer: dict[str, Any]) -> str:
+    """How the README writes a peer's constructor: ``timm.create_model('resnet50d')``."""
+    args = [repr(a) for a in peer.get("args", [])] + [f"{k}={v!r}" for k, v in peer.get("kwargs", {}).items()]
+    return f"{peer['module']}.{peer['call']}({', '.join(args)})"
 
 
 # -- published parameter counts -----------------------------------------------------------
@@ -328,6 +360,7 @@ def zoo_table() -> str:
         p = " ".join(f"{k}={v if not isinstance(v, bool) else str(v).lower()}" for k, v in e["params"].items())
         inp = ", ".join("x".join(map(str, s)) for s in g.inputs.values())
         eq = (f"`torchvision.models.{e['torchvision']}`" if "torchvision" in e
+              else f"`{peer_call(e['peer'])}`" if "peer" in e
               else f"`tests/reference_models.py: {e['reference']}`" if "reference" in e else "")
         paper = f" (paper: {e['paper']})" if "paper" in e else ""
         lines.append(f"| {e['name']} | [{e['spec']}]({e['spec']}) | {p and f'`{p}`'} | {inp} | "

@@ -68,6 +68,9 @@ class _Ctx:
     share: tuple[str, str] | None = None  # (new prefix, owner prefix) while expanding a shared block
     order: int = 0
     by_name: dict[str, Node] = field(default_factory=dict)
+    # Every addressable path (a node, group, block call, repeat or repeat instance, as
+    # `encoder.layer2.1`) -> the IR name of its output: what dotted references resolve to.
+    named: dict[str, str] = field(default_factory=dict)
 
     def add(self, node: Node) -> None:
         if len(self.nodes) >= self.limits.max_nodes:
@@ -88,6 +91,10 @@ class _Scope:
     outer: Mapping[str, str]  # names from outside: scope inputs, enclosing scope's nodes
     local: dict[str, str] = field(default_factory=dict)  # local node -> IR name of its output
     instances: dict[str, list[str]] = field(default_factory=dict)  # repeat -> instance outputs
+    # Where a dotted reference (`encoder.layer2`) is looked up, innermost first: this scope's
+    # prefix, then the enclosing groups' up to the block body or the spec (blocks see no further).
+    roots: tuple[str, ...] = ("",)
+    named: dict[str, str] = field(default_factory=dict)  # the expansion's _Ctx.named, shared
 
     def loc(self, *sub: str | int, key: bool = False) -> Loc | None:
         return self.doc.loc(self.path + sub, key=key)
@@ -117,6 +124,7 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     defaults = {op: m.model_dump(exclude_none=True) for op in REGISTRY.names()
                 if (m := getattr(spec.defaults, op, None)) is not None}
     ctx = _Ctx(limits=limits, params=resolved, defaults=defaults, blocks=blocks)
+    top.named = ctx.named
 
     inputs: dict[str, tuple[int, ...]] = {}
     input_locs: dict[str, Loc] = {}
@@ -280,14 +288,18 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> tuple[dict[str,
 
 # -- scopes -------------------------------------------------------------------------------
 
-def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any], edges: list[str], sub: PathT,
+def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any] | list[Any], edges: list[str], sub: PathT,
                   default_input: str | None, output: str | None, named: str) -> str:
     """Expand one scope's nodes; returns the IR name of the scope's output."""
     if not nodes:
         raise sc.err(SpecValidationError, f"{named}: has no nodes", *sub[:-1] or sub)
+    if isinstance(nodes, list):
+        nodes = _sequential(sc, nodes, edges, sub, default_input, output, named)
+        output = None
+    else:
+        for n in nodes:
+            _check_name(sc, n, sub + (n,))
     names = list(nodes)
-    for n in names:
-        _check_name(sc, n, sub + (n,))
     incoming = _parse_edges(sc, edges, set(names), sub[:-1] + ("edges",))
 
     # Each node's raw input references, with where they were written.
@@ -316,10 +328,33 @@ def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any], edges: list[s
         k = position[n]
         before = names[k - 1] if k > 0 else None
         _expand_node(ctx, sc, n, nodes[n], raw[n], sub + (n,), default_input, before)
+        ctx.named[sc.prefix + n] = sc.local[n]
 
     if output is not None:
         return _resolve(sc, output, sub[:-1] + ("output",))
     return sc.local[names[-1]]
+
+
+def _sequential(sc: _Scope, nodes: list[Any], edges: list[str], sub: PathT, default_input: str | None,
+                output: str | None, named: str) -> dict[str, Any]:
+    """A ``nodes:`` list (as ``nn.Sequential``): elements named by position, each reading
+    the one before, the first the scope's input, the last the scope's output."""
+    where = sub[:-1] or sub
+    if edges:
+        raise sc.err(GraphError, f"{named}: a sequential nodes: list takes no edges:", *where, "edges",
+                     fix="its elements are chained in order; write nodes: as a mapping to wire them otherwise")
+    if output is not None:
+        raise sc.err(GraphError, f"{named}: a sequential nodes: list takes no output: (its output is the last "
+                     "element)", *where, "output", fix="remove output:, or write nodes: as a mapping")
+    if default_input is None:
+        raise sc.err(GraphError, f"{named}: a sequential nodes: list reads the scope's one input, and there is "
+                     "none to read", *sub, 0, fix="put the list in a group node with in:, or give the spec one input")
+    for k, nd in enumerate(nodes):
+        if getattr(nd, "in_", None) is not None:
+            raise sc.err(GraphError, f"element {k} of a sequential nodes: list has in:; each element reads the one "
+                         "before it", *sub, k, "in", key=True,
+                         fix="put in: on the group node, or write nodes: as a mapping")
+    return {str(k): nd for k, nd in enumerate(nodes)}
 
 
 def _parse_edges(sc: _Scope, edges: list[str], local: set[str], sub: PathT) -> dict[str, tuple[list[str], PathT]]:
@@ -352,9 +387,15 @@ def _local_deps(ref: str, local: set[str]) -> str | None:
     if "$" in ref:
         # An expression: depend on every local name it mentions (conservative).
         return None
-    m = _INDEXED.match(ref)
-    base = m.group(1) if m else ref
+    base = _base(ref)
     return base if base in local else None
+
+
+def _base(ref: str) -> str:
+    """The local name a reference starts from: ``enc`` of ``enc[2]``, ``encoder`` of
+    ``encoder.layer2``."""
+    m = _INDEXED.match(ref)
+    return m.group(1) if m else ref.split(".", 1)[0]
 
 
 def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: dict[str, tuple[Any, PathT]],
@@ -422,14 +463,16 @@ def _group_refs(nd: Any) -> list[str]:
     inner = getattr(nd, "nodes", None)
     if inner is None or getattr(nd, "kind", None) != "group":
         return []
+    children = inner if isinstance(inner, list) else list(inner.values())
+    own = {str(k) for k in range(len(inner))} if isinstance(inner, list) else set(inner)
     out: list[str] = []
-    for child in inner.values():
+    for child in children:
         out += _refs(getattr(child, "in_", None))
         out += _group_refs(child)
     for line in nd.edges:
         for seg in line.split("->"):
             out += [t.strip() for t in seg.split(",")]
-    return [r for r in out if r not in inner]
+    return [r for r in out if "$" in r or _base(r) not in own]
 
 
 def _check_name(sc: _Scope, name: str, sub: PathT) -> None:
@@ -485,9 +528,41 @@ def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_in
         return sc.local[ref]
     if ref in sc.outer:
         return sc.outer[ref]
+    if "." in ref:
+        return _resolve_dotted(sc, ref, sub)
     known = list(sc.local) + list(sc.outer)
     raise sc.err(GraphError, f"unknown node '{ref}'{close_matches(ref, known)}", *sub,
                  expected="one of: " + ", ".join(known) if known else None)
+
+
+def _resolve_dotted(sc: _Scope, ref: str, sub: PathT) -> str:
+    """``encoder.layer2.1.conv1``: the node (or group, block call, repeat instance) at that
+    path, looked up from this scope outward."""
+    for root in sc.roots:
+        found = sc.named.get(root + ref)
+        if found is not None:
+            return found
+    parts = ref.split(".")
+    for root in sc.roots:  # the scope the path starts in: say where it stops existing
+        if root + parts[0] not in sc.named:
+            continue
+        k = 1
+        while k < len(parts) and root + ".".join(parts[:k + 1]) in sc.named:
+            k += 1
+        head = ".".join(parts[:k])
+        inside = root + head + "."
+        children = list(dict.fromkeys(p[len(inside):].split(".", 1)[0] for p in sc.named if p.startswith(inside)))
+        if not children:
+            raise sc.err(GraphError, f"unknown node '{ref}': '{head}' is an op node, with no nodes inside", *sub,
+                         fix=f"name '{head}' itself")
+        shown = ", ".join(children[:12]) + (", ..." if len(children) > 12 else "")
+        hint = close_matches(parts[k], children) or f" (it has {shown})"
+        raise sc.err(GraphError, f"unknown node '{ref}': '{head}' has no node '{parts[k]}'{hint}", *sub,
+                     expected="one of: " + ", ".join(children))
+    known = list(sc.local) + list(sc.outer)
+    raise sc.err(GraphError, f"unknown node '{ref}': '{parts[0]}' is not defined here{close_matches(parts[0], known)}",
+                 *sub, expected="one of: " + ", ".join(known) if known else None,
+                 fix="a dotted name starts at a node of this scope or of an enclosing group")
 
 
 def _inputs(sc: _Scope, raw: tuple[Any, PathT], prev: str | None, scope_input: str | None) -> list[str] | dict[str, str]:
@@ -558,7 +633,8 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
         if isinstance(ins, dict):
             raise sc.err(GraphError, f"group '{name}' takes a list of inputs, not a mapping", *sub, "in")
         inner = _Scope(prefix=sc.prefix + name + ".", doc=sc.doc, path=sc.path, env=sc.env,
-                       outer=ChainMap({"input": ins[0]}, sc.local, sc.outer))  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
+                       outer=ChainMap({"input": ins[0]}, sc.local, sc.outer),  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
+                       roots=(sc.prefix + name + ".", *sc.roots), named=ctx.named)
         ctx.scopes.append(Scope(sc.prefix + name, "group", loc=sc.loc(*sub, key=True)))
         sc.local[name] = _expand_scope(ctx, inner, nd.nodes, nd.edges, sub + ("nodes",), ins[0], nd.output, name)
     else:
@@ -659,7 +735,7 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
     if len(ctx.stack) >= ctx.limits.max_block_depth:
         raise sc.err(LimitError, f"blocks nest deeper than {ctx.limits.max_block_depth}", *sub, "block")
     bdef = ctx.blocks[bname]
-    call_sc = _Scope(sc.prefix, sc.doc, sc.path, call_env, sc.outer, sc.local, sc.instances)
+    call_sc = _Scope(sc.prefix, sc.doc, sc.path, call_env, sc.outer, sc.local, sc.instances, sc.roots, sc.named)
     bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname)
     names = bdef.model.inputs
     if isinstance(ins, dict):
@@ -678,7 +754,8 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
                          f"({', '.join(names)}), got {len(ins)}", *sub, expected=str(len(names)), got=str(len(ins)))
         binding = dict(zip(names, ins, strict=True))
     benv = ChainMap(bound, extra_env or {}, ctx.params)
-    inner = _Scope(prefix=path + ".", doc=bdef.doc, path=bdef.path, env=benv, outer=binding)
+    inner = _Scope(prefix=path + ".", doc=bdef.doc, path=bdef.path, env=benv, outer=binding, roots=(path + ".",),
+                   named=ctx.named)
     ctx.scopes.append(Scope(path, "block", block=bname, loc=sc.loc(*sub, key=True)))
     ctx.stack.append(bname)
     try:
@@ -756,7 +833,7 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
     for i in range(n):
         env_i = {"i": i, "n": n}
         isc = _Scope(sc.prefix, sc.doc, sc.path, ChainMap(env_i, sc.env),  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
-                     sc.outer, sc.local, sc.instances)
+                     sc.outer, sc.local, sc.instances, sc.roots, sc.named)
         prev = outs[-1] if outs else None
         if i == 0 or per_instance:
             prev_for_i = prev if prev is not None else first_prev
@@ -784,6 +861,7 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
             continue
         path = f"{base}.{inst_names[i]}"
         outs.append(_expand_block(ctx, isc, path, nd, ins, sub, isc.env, env_i))
+        ctx.named[path] = outs[-1]
     if nd.connect == "dense" and enabled:
         assert first_in is not None
         x0 = first_in if isinstance(first_in, list) else list(first_in.values())
