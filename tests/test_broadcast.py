@@ -432,3 +432,19 @@ def test_unet_field_matches_the_gradient_at_every_alignment(depth: int, size: in
 def test_shipped_unet_field():
     # Under-reported as 200 when fields of up-sampled paths were averaged over alignments.
     assert receptive_fields(archspec.load(archspec.__path__[0] + "/../specs/unet.yaml"))["head"].size == (204, 204)
+
+
+def test_concat_dim_1_written_pytorch_style_says_dims_count_per_sample():
+    with pytest.raises(ShapeError, match=r"concat: input 1 is 8x16x16 but input 0 is 4x16x16; all dims except dim 1 "
+                                         r"\(dims count per sample, the batch is not counted: channels are dim 0, and "
+                                         r"dim 1 is H\) must match") as e:
+        run_passes("""
+            archspec: 1
+            name: t
+            inputs: {x: [4, 16, 16]}
+            nodes:
+              a:   {op: conv, in: x, out: 8, k: 3}
+              cat: {op: concat, in: [x, a], dim: 1}
+            outputs: [cat]
+        """)
+    assert e.value.fix == "write dim: 0 (or leave dim out) to concatenate channels"

@@ -151,12 +151,18 @@ class Concat(Op[ConcatAttrs]):
         for i, s in enumerate(shapes):
             if len(s) != rank or any(x != y for j, (x, y) in enumerate(zip(s, first, strict=True)) if j != d):
                 what = "channels" if d == 0 else f"dim {a.dim}"
+                fix = "resample one input (upsample, pool or a strided conv) so the sizes agree"
+                pytorch_style = d == 1 and rank > 1 and all(len(x) == rank and x[1:] == first[1:] for x in shapes)
+                if pytorch_style:
+                    # `dim: 1` as PyTorch counts, batch included: the inputs would join along channels.
+                    what += " (dims count per sample, the batch is not counted: channels are dim 0, and dim 1 is H)"
+                    fix = "write dim: 0 (or leave dim out) to concatenate channels"
                 raise ShapeError(
                     f"concat: input {i} is {fmt(s)} but input 0 is {fmt(first)}; "
                     f"all dims except {what} must match",
                     expected="x".join([*map(str, first[:d]), "*", *map(str, first[d + 1:])]),
                     got=fmt(s),
-                    fix="resample one input (upsample, pool or a strided conv) so the sizes agree",
+                    fix=fix,
                 )
             total += s[d]
         return first[:d] + (total,) + first[d + 1:]
