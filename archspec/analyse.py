@@ -211,9 +211,10 @@ def _envelope(paths: Sequence[_Path]) -> _Path:
         width = max(m.size for m in maps)
         period = jump.denominator
         lo = tuple(math.floor(r * jump) for r in range(period))
-        # Each position sees its own start plus the widest field, and one jump more for
-        # the alignment it may have lost.
-        out.append(_Map(period, jump.numerator, lo, tuple(x + width - 1 + math.ceil(jump) for x in lo)))
+        # Each position sees its own start plus the widest field; after up-sampling, one
+        # jump more for the alignment it may have lost (integer jumps have none to lose).
+        slack = math.ceil(jump) if any(m.period > 1 for m in maps) else 0
+        out.append(_Map(period, jump.numerator, lo, tuple(x + width - 1 + slack for x in lo)))
     return tuple(out)
 
 
