@@ -18,6 +18,7 @@ from .errors import (
     ArchSpecError,
     ExpressionError,
     GraphError,
+    ImportTargetError,
     IncludeError,
     LimitError,
     Loc,
@@ -27,6 +28,7 @@ from .errors import (
     SpecSyntaxError,
     SpecValidationError,
     UnknownOpError,
+    UnsupportedModuleError,
     WeightsError,
 )
 from .experiments import filters, gradflow, plot_runs
@@ -34,6 +36,16 @@ from .ir import Graph, Node, lint
 from .limits import Limits
 from .ops import Op, OpAttrs, Window, register_op
 from .train import train  # binds the function over the subpackage of that name
+
+
+def from_module(module: Any, input_shape: Any, *, name: str | None = None) -> str:
+    """The spec text of a torch ``nn.Module`` (imports torch): see :func:`archspec.importer.from_module`.
+
+    ``input_shape`` is the per-sample input shape, e.g. ``(3, 224, 224)``; module names are
+    the original ones, so the module's ``state_dict`` loads into ``compile(text)`` strictly."""
+    from .importer import from_module as _from_module
+
+    return _from_module(module, input_shape, name=name)
 
 
 class _RenderModule(ModuleType):
@@ -51,8 +63,9 @@ render = _render_module
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "IncludeError", "LimitError",
-    "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecFileError", "SpecSyntaxError",
-    "SpecValidationError", "Summary", "UnknownOpError", "WeightsError", "Window", "analyse", "check", "compile",
-    "filters", "gradflow", "graph_of", "lint", "load", "plot_runs", "register_op", "render", "summary", "train",
+    "ArchSpecError", "CheckResult", "ExpressionError", "Graph", "GraphError", "ImportTargetError", "IncludeError",
+    "LimitError", "Limits", "Loc", "Node", "Op", "OpAttrs", "OutputError", "ShapeError", "SpecFileError",
+    "SpecSyntaxError", "SpecValidationError", "Summary", "UnknownOpError", "UnsupportedModuleError", "WeightsError",
+    "Window", "analyse", "check", "compile", "filters", "from_module", "gradflow", "graph_of", "lint", "load",
+    "plot_runs", "register_op", "render", "summary", "train",
 ]

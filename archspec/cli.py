@@ -28,6 +28,7 @@ from .cli_common import (
     report_error,
 )
 from .errors import ArchSpecError, ExportError, OpDefinitionError, SpecValidationError
+from .import_cli import target_options
 from .limits import DEFAULT_LIMITS, Limits
 from .ops.base import fmt
 
@@ -377,11 +378,18 @@ _RENDER_FORMATS = ("svg", "png", "pdf", "dot", "mermaid")
 @click.option("--max-render-nodes", type=click.IntRange(min=1), default=None,
               help="Limit: most nodes in one drawing (default 600).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--input", "input_shapes", multiple=True, metavar="[NAME=]CxHxW",
+              help="An import target's input shape (default 3x224x224).")
+@target_options
 @spec_command
 def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str, ...], depth: int | None,
-               no_fold: bool, direction: str, max_render_nodes: int | None, force: bool, params: dict[str, Any], limits: Limits,
+               no_fold: bool, direction: str, max_render_nodes: int | None, force: bool, input_shapes: tuple[str, ...],
+               target_args: tuple[str, ...], target_kwargs: tuple[str, ...], params: dict[str, Any], limits: Limits,
                as_json: bool) -> None:
-    """Draw SPEC's skip topology: SVG, PNG, PDF, DOT or Mermaid. No torch.
+    """Draw SPEC's skip topology: SVG, PNG, PDF, DOT or Mermaid. No torch for a spec.
+
+    SPEC may also be an import target, module:callable (when no file has that name), with
+    --arg/--kwarg for its constructor: the module is imported as `archspec import` does.
 
     The main path is solid, residual and concat skips dashed and labelled with the ops
     they span; auto projections are magenta; repeats collapse to one "×N" cluster unless
@@ -395,11 +403,13 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
       archspec render specs/resnet.yaml -p depth=50 --expand layer2 -o r50.pdf
       archspec render specs/densenet.yaml --format mermaid -o -
       archspec render specs/resnet18.yaml --direction LR -o resnet18.png
+      archspec render torchvision.models:resnet50 -o resnet50.svg
     """
     import shutil
 
     from . import render as r
     from .api import graph_of
+    from .import_cli import is_target, target_spec
 
     to_stdout = out is not None and str(out) == "-"
     fmt = r.resolve_format(None if to_stdout else out, fmt)
@@ -407,7 +417,13 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
         raise ArchSpecError(f"-o - writes text, but {fmt} is an image format",
                             fix="pass --format dot or --format mermaid, or name an output file", option="-o")
     r.require_dot(fmt)
-    graph = graph_of(spec, params, limits)
+    source: Any = spec
+    if is_target(str(spec)):
+        source = target_spec(str(spec), target_args, target_kwargs, input_shapes)
+    elif input_shapes or target_args or target_kwargs:
+        raise ArchSpecError(f"--input, --arg and --kwarg apply to an import target, and '{spec}' is a file",
+                            fix="drop them, or name a module:callable", option="--input")
+    graph = graph_of(source, params, limits)
     d = r.drawing(graph, expand=expand, depth=depth, fold=not no_fold,
                   max_render_nodes=max_render_nodes or r.MAX_RENDER_NODES)
     written: list[Path] = []
@@ -471,10 +487,15 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
               help="Batch size of the memory estimate (torchinfo's convention, float32).")
 @click.option("--vary", multiple=True, metavar="KEY=V1,V2,...",
               help="Compare variants: one row per value of a param (params, MACs, field, output shape).")
+@target_options
 @spec_command
 def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: int, vary: tuple[str, ...],
-            params: dict[str, Any], limits: Limits, as_json: bool) -> None:
+            target_args: tuple[str, ...], target_kwargs: tuple[str, ...], params: dict[str, Any], limits: Limits,
+            as_json: bool) -> None:
     """Per-node output shape, parameters, MACs, receptive field and effective stride of SPEC.
+
+    SPEC may also be an import target, module:callable (when no file has that name), with
+    --arg/--kwarg for its constructor and --input its input shape (default 3x224x224).
 
     Without torch. MACs are the multiply-accumulates of conv, conv_transpose and linear
     (FLOPs = 2 x MACs); bias, norms, activations, add/concat, pooling and up-sampling
@@ -488,19 +509,29 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: i
       archspec summary specs/resnet18.yaml --depth 1
       archspec summary specs/unet.yaml --input 3x256x256 --json
       archspec summary specs/resnet.yaml --vary depth=18,34,50
+      archspec summary torchvision.models:resnet50 --depth 1
     """
     from .analyse import CONVENTION, parse_shape, parse_vary
     from .analyse import summary as do_summary
+    from .import_cli import is_target, target_spec
+
+    source: Any = spec
+    if is_target(str(spec)):
+        source = target_spec(str(spec), target_args, target_kwargs, input_shapes)
+        input_shapes = ()
+    elif target_args or target_kwargs:
+        raise ArchSpecError(f"--arg and --kwarg apply to an import target, and '{spec}' is a file",
+                            fix="drop them, or name a module:callable", option="--arg")
 
     if vary:
         from .analyse import compare
         from .experiments_cli import print_comparison
 
         shapes = dict(parse_shape(t) for t in input_shapes)
-        print_comparison(compare(spec, params, dict(parse_vary(v) for v in vary), input_shapes=shapes,
+        print_comparison(compare(source, params, dict(parse_vary(v) for v in vary), input_shapes=shapes,
                                  limits=limits), as_json)
         return
-    s = do_summary(spec, params, input_shapes=dict(parse_shape(t) for t in input_shapes), limits=limits)
+    s = do_summary(source, params, input_shapes=dict(parse_shape(t) for t in input_shapes), limits=limits)
     memory = s.memory(batch_size)
     if as_json:
         click.echo(json.dumps({"ok": True, **s.to_dict(depth), "memory": memory.to_dict()}, indent=2))
@@ -835,6 +866,10 @@ _register_training(main, spec_command)
 from .experiments_cli import register as _register_experiments  # noqa: E402 - no torch, no cycle
 
 _register_experiments(main, spec_command)
+
+from .import_cli import register as _register_import  # noqa: E402 - no torch, no cycle
+
+_register_import(main, spec_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -251,6 +251,16 @@ class ExportError(ArchSpecError):
     with no standalone Python form): a limit of the format, not a fault of the spec."""
 
 
+class UnsupportedModuleError(ArchSpecError):
+    """A torch module (or function it calls) that no archspec op is, met while importing a
+    module: names it, where it is in the module tree, and the ops that exist."""
+
+
+class ImportTargetError(ArchSpecError):
+    """What ``archspec import`` was asked to import is not a module it can build: a target
+    that does not import, a constructor that fails, input shapes that do not fit."""
+
+
 def close_matches(word: str, choices: Iterable[object]) -> str:
     """`` (did you mean 'conv'?)`` or the empty string."""
     import difflib
