@@ -25,6 +25,9 @@ the borders. Global ops (global pooling, linear) see the whole input. A node kee
 most :data:`MAX_PATHS` paths (and a path at most :data:`MAX_PERIOD` entries): past that
 they are merged into an envelope, an upper bound, and the search stays linear in the
 number of nodes.
+An input an op reads only for its size (``crop``, ``upsample`` to another node's size)
+passes no field; ``permute`` reorders the dims of a field (which then follow the node's
+own dims) and one with channels moved into space has none.
 
 >>> s = summary("specs/resnet18.yaml")
 >>> s.params, s.macs
@@ -116,7 +119,8 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
     for name, shape in graph.inputs.items():
         state[name] = frozenset({(_IDENTITY,) * (len(shape) - 1)})
     for n in graph.nodes:
-        ins = [state[i] for i in n.inputs]
+        op = REGISTRY.get(n.op)
+        ins = [state[i] for k, i in enumerate(n.inputs) if k not in op.size_inputs]  # size-only inputs pass no data
         in_shapes = [shapes[i] for i in n.inputs]
         assert n.shape is not None, f"node {n.name} has no shape: analyse a checked graph"
         shapes[n.name] = n.shape
@@ -127,10 +131,11 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
             state[n.name] = _GLOBAL
             continue
         paths: set[_Path] = set().union(*ins) if ins else set()
-        op = REGISTRY.get(n.op)
         w = op.window(n.attrs, in_shapes)
         if w is not None and w.glob:
             state[n.name] = _GLOBAL
+        elif w is not None and w.perm is not None and -1 in w.perm:
+            state[n.name] = None  # channels moved into a spatial dim: no field to speak of
         elif len({len(p) for p in paths}) > 1 or (w is not None and any(len(p) != len(w.kernel) for p in paths)):
             state[n.name] = None  # spatial ranks disagree: no field to speak of
         else:
@@ -143,9 +148,10 @@ def _frac(x: float) -> Fraction:
 
 
 def _through(w: Window, path: _Path) -> _Path:
-    """One path through a window, per dim."""
+    """One path through a window, per dim; then the dims reordered where it permutes them."""
     start, end = w.span()
-    return tuple(_compose(m, _frac(s), _frac(a), _frac(b)) for m, s, a, b in zip(path, w.stride, start, end, strict=True))
+    out = tuple(_compose(m, _frac(s), _frac(a), _frac(b)) for m, s, a, b in zip(path, w.stride, start, end, strict=True))
+    return tuple(out[p] for p in w.perm) if w.perm is not None else out
 
 
 def _compose(m: _Map, s: Fraction, start: Fraction, end: Fraction) -> _Map:

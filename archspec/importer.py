@@ -47,6 +47,7 @@ _NO_OPS = frozenset({"contiguous", "clone", "float", "detach"})
 # Tensor properties the tracer answers from the example run (so code may branch on them).
 _CONCRETE_ATTRS = frozenset({"shape", "ndim", "dtype", "device", "is_cuda", "requires_grad", "layout"})
 _CONCRETE_METHODS = frozenset({"size", "dim", "numel", "nelement", "ndimension"})
+_NOTHING: Any = object()
 BATCH = 2  # the example run's batch: 2 tells a batch dim from a per-sample 1
 
 
@@ -65,8 +66,8 @@ def from_module(module: nn.Module, input_shape: ShapeArg, *, name: str | None = 
     """
     from .serialize import to_spec
 
-    graph = to_graph(module, input_shape, name=name)
-    return to_spec(graph, same_builder(graph))
+    graph, arg_names = _import(module, input_shape, name)
+    return to_spec(graph, same_builder(graph), arg_names=arg_names)
 
 
 def same_builder(graph: Graph) -> Any:
@@ -95,6 +96,11 @@ def same_builder(graph: Graph) -> Any:
 def to_graph(module: nn.Module, input_shape: ShapeArg, *, name: str | None = None) -> Graph:
     """The flat, shaped archspec graph of ``module``: one node per op, dotted module names,
     a group scope per container module (its class name in ``Scope.block``)."""
+    return _import(module, input_shape, name)[0]
+
+
+def _import(module: nn.Module, input_shape: ShapeArg, name: str | None) -> tuple[Graph, dict[str, dict[str, str]]]:
+    """The graph, and per module scope the forward() argument each value it reads is."""
     if not isinstance(module, nn.Module):
         raise ImportTargetError(f"expected a torch.nn.Module, got {type(module).__qualname__}",
                                 fix="pass a module instance (call the constructor first)")
@@ -111,7 +117,11 @@ def to_graph(module: nn.Module, input_shape: ShapeArg, *, name: str | None = Non
                 f"torch.fx cannot trace {where}: {type(e).__name__}: {e}",
                 fix="trace-unfriendly code (control flow on tensor values, unsupported Python) must be "
                     "rewritten, or the module wrapped in an op registered with archspec.register_op") from None
-    return _Builder(module, tracer, fx_graph, shapes, name or _spec_name(module)).build()
+    builder = _Builder(module, tracer, fx_graph, shapes, name or _spec_name(module))
+    graph = builder.build()
+    names = {path: {builder.alias[n]: arg for n, arg in args.items() if n in builder.alias}
+             for path, args in tracer.arg_names.items()}
+    return graph, names
 
 
 # -- tracing ------------------------------------------------------------------------------
@@ -143,6 +153,10 @@ def _input_shapes(module: nn.Module, spec: ShapeArg) -> dict[str, Shape]:
         if unknown:
             raise ImportTargetError(f"forward() of {type(module).__qualname__} has no argument '{unknown[0]}'",
                                     expected="one of: " + ", ".join(names), got=unknown[0])
+        missing = [p.name for p in params if p.default is inspect.Parameter.empty and p.name not in out]
+        if missing:
+            raise ImportTargetError(f"forward() of {type(module).__qualname__} needs a shape for argument "
+                                    f"'{missing[0]}'", fix="give a shape for every tensor argument")
         return out
     seq = list(spec)
     shapes = [_shape(s) for s in seq] if seq and not isinstance(seq[0], int) else [_shape(seq)]
@@ -191,13 +205,26 @@ class _Tracer(fx.Tracer):
         self.examples = {k: torch.empty(BATCH, *s, device="meta") for k, s in shapes.items()}
         self.values: dict[fx.Node, Any] = {}
         self.path_stack: list[str] = []
+        self.arg_names: dict[str, dict[fx.Node, str]] = {}
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         op = REGISTRY.for_torch(type(m))
         return op is not None and not op.stateless
 
     def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
-        self.path_stack.append(self.path_of_module(m))
+        path = self.path_of_module(m)
+        if not self.is_leaf_module(m, path):  # which argument of its forward() each traced value is
+            import inspect
+
+            bound: Mapping[str, Any]
+            try:
+                bound = inspect.signature(m.forward).bind(*args, **kwargs).arguments
+            except (TypeError, ValueError):
+                bound = {}
+            for arg, value in bound.items():
+                if type(value) is _Proxy:
+                    self.arg_names.setdefault(path, {})[value.node] = arg
+        self.path_stack.append(path)
         try:
             return super().call_module(m, forward, args, kwargs)
         finally:
@@ -302,10 +329,7 @@ class _Builder:
         for n in self.g.nodes:
             if n.op == "placeholder":
                 if str(n.target) not in self.input_shapes:
-                    if n.users:
-                        raise ImportTargetError(f"forward() argument '{n.target}' needs an input shape",
-                                                fix="give a shape for every tensor argument")
-                    continue
+                    continue  # an argument with a default that the traced forward never reads
                 name = self._input_name(str(n.target))
                 self.alias[n] = name
                 self.taken.add(name)
@@ -399,7 +423,7 @@ class _Builder:
                 path=path) from None
         with torch.device("meta"):
             rebuilt = op.module(attrs, in_shapes)
-        if repr(rebuilt) != repr(m) or type(rebuilt) is not type(m):
+        if repr(rebuilt) != repr(m) or type(rebuilt) is not type(m) or _tensors(rebuilt) != _tensors(m):
             raise UnsupportedModuleError(
                 f"'{path}' ({type(m).__qualname__}) is not rebuilt exactly by op '{op.name}': "
                 f"it is {m!r}, the op builds {rebuilt!r}", path=path,
@@ -463,17 +487,18 @@ class _Builder:
         fn, fargs, fkwargs = op.call(attrs, in_shapes, list(tensor_args))
         rebuilt = self._constants_of(fn, fargs, fkwargs)
         for k, v in kwargs.items():
-            if k == "inplace" or k not in rebuilt:
+            if k == "inplace":
+                continue
+            if k not in rebuilt and _is_default(target, k, v):
                 continue
             if v is None and k == "stride":  # torch's pools: no stride is a stride of kernel_size
                 v = kwargs.get("kernel_size")
             if v is None and k == "align_corners":
                 v = False
-            if not _same(rebuilt[k], v) and not (k == "align_corners" and not rebuilt[k] and not v):
-                self._unsupported(n, f"passes {k}={v!r}, which op '{op.name}' writes as {rebuilt[k]!r}")
-        for k, v in rebuilt.items():
-            if k not in kwargs and k != "inplace" and not _is_default(target, k, v):
-                self._unsupported(n, f"leaves {k} at its default, which op '{op.name}' writes as {v!r}")
+            ours = rebuilt.get(k, _NOTHING)
+            if ours is _NOTHING or not _same(ours, v) and not (k == "align_corners" and not ours and not v):
+                shown = "nothing" if ours is _NOTHING else repr(ours)
+                self._unsupported(n, f"passes {k}={v!r}, which op '{op.name}' writes as {shown}")
 
     def _constants_of(self, fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         from torch.fx.operator_schemas import normalize_function
@@ -588,6 +613,11 @@ class _Builder:
             path=where or None, expected="one of the ops: " + ", ".join(sorted(REGISTRY.names())),
             got=_torch_name(cls),
             fix=f"register an op with torch_names = ('{_torch_name(cls)}',) using archspec.register_op, then import again")
+
+
+def _tensors(m: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    """A module's state by key and shape: what a rebuilt module must hold to load the original's."""
+    return [(k, tuple(v.shape)) for k, v in m.state_dict().items()]
 
 
 def _stack(n: fx.Node) -> list[str]:

@@ -72,12 +72,13 @@ DOT_TIMEOUT_S = 20  # seconds; a drawing within --max-render-nodes takes a few
 INSTALL_GRAPHVIZ = ("install graphviz (apt-get install graphviz, brew install graphviz, or conda install "
                     "-c conda-forge graphviz), or write --format dot or --format mermaid, which need no graphviz")
 
-Role = Literal["main", "residual", "concat", "branch"]
+Role = Literal["main", "residual", "concat", "branch", "size"]
 
 # Colours: one per resolution for the main path, one per skip kind, and the markers.
 RES_COLOURS = ("#1a237e", "#0277bd", "#00838f", "#6a1b9a", "#ad1457", "#4e342e", "#37474f", "#283593")
 VECTOR_COLOUR = "#616161"
 SKIP_COLOURS = {"residual": "#e65100", "concat": "#2e7d32"}
+SIZE_COLOUR = "#9e9e9e"  # an input read only for its size
 AUTO_FILL, AUTO_LINE = "#f3e5f5", "#8e24aa"
 ERROR_FILL, ERROR_LINE = "#ffebee", "#d32f2f"
 MAIN_WEIGHT = 8
@@ -395,18 +396,27 @@ class _Builder:
         self.roles: dict[tuple[str, int], tuple[Role, int | None]] = {}
         self.u_layout = False
         self.u_skips: list[tuple[str, str]] = []
+        data_slots: dict[str, list[int]] = {}
         for n in self.g.nodes:  # depths and main inputs first: _dips looks up the chains
-            ins = [depth.get(i, 0) for i in n.inputs]
+            op = _op(n.op)
+            # An input read only for its size (crop, upsample to a node's size) carries no data:
+            # it neither deepens the node nor can be its main input.
+            data = [k for k in range(len(n.inputs)) if op is None or k not in op.size_inputs]
+            data_slots[n.name] = data
+            ins = {k: depth.get(n.inputs[k], 0) for k in data}
             w = 0 if n.provenance == "auto" or n.disabled else 1
-            depth[n.name] = w + max(ins, default=0)
-            if len(n.inputs) >= 2:
-                self.main_in[n.name] = max(range(len(ins)), key=lambda k: (ins[k], -k))
+            depth[n.name] = w + max(ins.values(), default=0)
+            if len(data) >= 2:
+                self.main_in[n.name] = max(data, key=lambda k: (ins[k], -k))
         for n in self.g.nodes:
             if len(n.inputs) < 2:
                 continue
-            main = self.main_in[n.name]
+            main = self.main_in.get(n.name)
             for slot, src in enumerate(n.inputs):
-                if slot == main:
+                if slot not in data_slots[n.name]:
+                    self.roles[(n.name, slot)] = ("size", None)
+                    continue
+                if main is None or slot == main:
                     continue
                 real = self.origin(src)
                 span = depth[n.inputs[main]] - depth.get(real, 0)
@@ -958,6 +968,9 @@ def _edge_attrs(d: Drawing, e: DEdge) -> str:
                  f'fontcolor="{colour}"', "arrowhead=empty"]
         if d.u_layout:
             attrs.append("constraint=false")
+    elif e.role == "size":  # only the size is read: a thin dotted edge that does not pull the layout
+        attrs = ["style=dotted", f'color="{SIZE_COLOUR}"', "penwidth=1.2", "weight=0", "constraint=false",
+                 f"label={_q('size ' + shape)}", f'fontcolor="{SIZE_COLOUR}"', "arrowhead=odot"]
     elif e.role == "branch":
         attrs = [f'color="{_colour(d, e.shape)}"', "penwidth=1.2", "weight=1", f"label={_q(shape)}",
                  f'fontcolor="{_colour(d, e.shape)}"']
@@ -991,6 +1004,8 @@ def _legend(d: Drawing) -> str:
     row("━━━", RES_COLOURS[0], "main path (C×H×W)")
     row("╍╍▷", SKIP_COLOURS["residual"], "residual skip (add/mul/lerp)")
     row("╍╍▷", SKIP_COLOURS["concat"], "concat skip")
+    if any(e.role == "size" for e in d.edges):
+        row("┈┈○", SIZE_COLOUR, "size only (crop, upsample to a node's size)")
     row("■", AUTO_LINE, "projection inserted (auto)")
     if d.errors:
         row("■", ERROR_LINE, "shape error")
@@ -1113,11 +1128,13 @@ def mermaid_source(d: Drawing, direction: str = "TB") -> str:
         elif e.role in ("residual", "concat"):
             many = f"{e.count} skips, up to {e.span} ops · " if e.count > 1 else f"skip {e.span} ops · "
             text = (many if e.span is not None else "") + fmt_shape(e.shape)
+        elif e.role == "size":
+            text = "size " + fmt_shape(e.shape)
         else:
             text = fmt_shape(e.shape)
-        arrow = "-.->" if e.role in ("residual", "concat") or e.dense else "==>" if e.role == "main" else "-->"
+        arrow = "-.->" if e.role in ("residual", "concat", "size") or e.dense else "==>" if e.role == "main" else "-->"
         out.append(f'  {a} {arrow}|"{_m(text)}"| {b}')
-        colour = ERROR_LINE if e.error else SKIP_COLOURS.get(e.role, _colour(d, e.shape))
+        colour = ERROR_LINE if e.error else SIZE_COLOUR if e.role == "size" else SKIP_COLOURS.get(e.role, _colour(d, e.shape))
         styles.append(f"  linkStyle {k} stroke:{colour}")
     out += styles
     return "\n".join(out) + "\n"

@@ -87,20 +87,30 @@ class _Unexpressible(Exception):
     pass
 
 
-def to_spec(graph: Graph, same: Same | None = None, *, check: bool = True) -> str:
+def to_spec(graph: Graph, same: Same | None = None, *, check: bool = True,
+            arg_names: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """The spec text of ``graph`` (shapes known). ``same(node, attrs)`` says whether
     ``attrs`` build what ``node`` builds (the importer builds modules to answer it);
-    without it only attributes equal to the op's own defaults are left out."""
-    text = _Writer(graph, same, elide=True).write()
-    if check:
+    without it only attributes equal to the op's own defaults are left out.
+    ``arg_names[scope][value]`` names a block's inputs (the forward() arguments of the
+    module the scope is: ``x, skip``)."""
+    problem = None
+    try:
+        text = _Writer(graph, same, elide=True, arg_names=arg_names).write()
+    except _Unexpressible as e:
+        problem = str(e)
+    if problem is None and check:
         problem = mismatch(graph, text, same)
-        if problem is not None:
-            text = _Writer(graph, same, elide=False).write()
-            again = mismatch(graph, text, same)
-            if again is not None:
-                raise ArchSpecError(f"the spec written for '{graph.name}' does not rebuild it: {problem}; "
-                                    f"without leaving projections to the compiler: {again}",
-                                    fix="report this: the graph uses a form the writer does not know")
+    if problem is not None:
+        try:
+            text = _Writer(graph, same, elide=False, arg_names=arg_names).write()
+            again = mismatch(graph, text, same) if check else None
+        except _Unexpressible as e:
+            again = str(e)
+        if again is not None:
+            raise ArchSpecError(f"the spec written for '{graph.name}' does not rebuild it: {problem}; "
+                                f"without leaving projections to the compiler: {again}",
+                                fix="report this: the graph uses a form the writer does not know")
     return text
 
 
@@ -140,9 +150,11 @@ def mismatch(graph: Graph, text: str, same: Same | None = None) -> str | None:
 # -- the writer ---------------------------------------------------------------------------
 
 class _Writer:
-    def __init__(self, graph: Graph, same: Same | None, *, elide: bool) -> None:
+    def __init__(self, graph: Graph, same: Same | None, *, elide: bool,
+                 arg_names: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.graph = graph
         self.same = same
+        self.arg_names = arg_names or {}
         self.projection: dict[str, Any] | None = None
         if elide:
             graph, self.projection = _elide_projections(graph)
@@ -153,6 +165,7 @@ class _Writer:
         self.blocks: dict[str, tuple[list[str], dict[str, Any], Any, _Tree]] = {}
         self.block_names: dict[Any, str] = {}
         self.outputs: list[str] = list(graph.outputs)
+        self.groups: dict[Any, list[_Tree]] = {}
 
     # -- structure ----------------------------------------------------------------------
     def tree(self) -> _Tree:
@@ -311,6 +324,7 @@ class _Writer:
         by_key: dict[Any, list[_Tree]] = {}
         for t in trees:
             by_key.setdefault(t.key, []).append(t)
+        self.groups = by_key
         for key, group in sorted(by_key.items(), key=lambda kv: kv[1][0].height):
             bodies = [self._body(t, holes=True) for t in group]
             holes = [_holes(b) for b in bodies]
@@ -325,6 +339,27 @@ class _Writer:
             for j, t in enumerate(group):
                 t.block = name
                 t.args = {p: vals[j] for p, (_, vals) in params.items()}
+
+    def _in_names(self, t: _Tree) -> list[str]:
+        """A block's input names: its module's forward() arguments where every call agrees
+        and they are usable names, else ``input`` for one and ``x, x1, ...`` for several."""
+        default = _input_names(len(t.ins))
+        if len(t.ins) < 2:
+            return default
+        group = [u for u in self.groups.get(t.key, [t])] if t.mode == "block" else [t]
+        names = None
+        for u in group:
+            given = self.arg_names.get(u.path, {})
+            these = [given.get(v) for v in u.ins]
+            if names is None:
+                names = these
+            if these != names:
+                return default
+        locals_ = {it.local if isinstance(it, _Tree) else self._local(t, it.name) for it in t.items}
+        if names is None or any(n is None or not n.isidentifier() or n in ("input", "prev") or n in locals_
+                                for n in names) or len(set(names)) != len(names):
+            return default
+        return [str(n) for n in names]
 
     def _block_name(self, cls: str) -> str:
         base = _snake(cls)
@@ -362,7 +397,7 @@ class _Writer:
             if ins != [prev]:
                 refs = [self._ref(t, i) for i in ins]
                 if isinstance(it, _Tree) and it.mode in ("block", "repeat") and len(ins) > 1:
-                    entry = {**entry, "in": dict(zip(_input_names(len(ins)), refs, strict=True))}
+                    entry = {**entry, "in": dict(zip(self._in_names(it), refs, strict=True))}
                 elif isinstance(it, _Tree):  # a group reads the others by name: its input is the first
                     if ins[:1] == [prev]:
                         refs = []
@@ -436,7 +471,7 @@ class _Writer:
                 return head
             return _path_ref(child, v)  # the child's name, dotted into it where v is not its output
         if t.mode in ("block",) or (t.parent is not None and t.parent.mode == "repeat"):
-            names = _input_names(len(t.ins))
+            names = self._in_names(t)
             if v in t.ins:
                 return names[t.ins.index(v)]
             raise _Unexpressible(f"block {t.path} reads {v}, which is not one of its inputs")
@@ -524,7 +559,7 @@ class _Writer:
                     ps = req + ["{" + f"{p}: {_flow(pdefaults[p])}" + "}" for p in opt]
                     lines.append(f"    params: [{', '.join(ps)}]")
                 if len(first.ins) > 1:
-                    lines.append(f"    inputs: [{', '.join(_input_names(len(first.ins)))}]")
+                    lines.append(f"    inputs: [{', '.join(self._in_names(first))}]")
                 lines.extend(_nodes_text(template["nodes"], 4))
                 if "output" in template:
                     lines.append(f"    output: {_scalar(template['output'])}")
@@ -775,7 +810,8 @@ def _elide_projections(graph: Graph) -> tuple[Graph, dict[str, Any] | None]:
 # -- YAML text ------------------------------------------------------------------------------
 
 _PLAIN = re.compile(r"^(\$[A-Za-z_][A-Za-z_0-9]*|[A-Za-z_][A-Za-z_0-9.\[\]-]*)$")
-_YAML_WORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"})
+# Quoted although archspec reads YAML 1.2: YAML 1.1 readers take these for booleans or null.
+_YAML_WORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "~"})
 
 
 def _scalar(v: Any) -> str:
@@ -845,5 +881,5 @@ def _nodes_text(entries: list[tuple[str, dict[str, Any]]], indent: int) -> list[
 
 
 def _snake(name: str) -> str:
-    words = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+", name)
+    words = re.findall(r"[A-Z][a-z][A-Z]+(?![a-z])|[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+", name)  # ReLU: one word
     return "_".join(w.lower() for w in words) or "block"

@@ -409,3 +409,65 @@ def test_size_rule_fits_and_wording():
     assert str(irregular) == "H: no simple pattern; valid sizes up to 64: 1-5, 9-11, 20, 40-41"
     assert irregular.holds(10) and not irregular.holds(6)
     assert str(_fit("H", [], 64)) == "H: no size in 1..64 gives a valid graph"
+
+
+# -- receptive fields through the layout ops -------------------------------------------------
+
+SIZE_ONLY = spec_text("""
+    archspec: 1
+    name: size_only
+    doc: Ops sized by another node; the size sources see far more than the data paths.
+    inputs: {x: [2, 40, 40]}
+    nodes:
+      deep:  {op: conv, in: x, out: 2, k: 7, dilation: 5}
+      pool:  {op: avgpool, in: x, k: 2}
+      mid:   {op: conv, out: 2, k: 3}
+      up:    {op: upsample, in: [mid, deep]}
+      a:     {op: conv, in: up, out: 2, k: 3}
+      p:     {op: pad, padding: [2, 2, 2, 2], mode: reflect}
+      b:     {op: conv, out: 8, k: 3, stride: 2}
+      ps:    {op: pixel_shuffle, factor: 2}
+      c:     {op: conv, out: 2, k: 3}
+      small: {op: conv, in: deep, out: 2, k: 5, stride: 2, padding: 0}
+      cr:    {op: crop, in: [c, small]}
+      out:   {op: conv, out: 2, k: 3}
+    outputs: [out]
+""")
+
+
+@pytest.mark.parametrize("node, expect", [("up", (6, 6)), ("a", (8, 8)), ("b", (10, 10)), ("ps", (10, 10)),
+                                          ("c", (12, 12)), ("cr", (12, 12)), ("out", (14, 14))])
+def test_receptive_field_through_size_inputs_pad_crop_and_pixel_shuffle(node: str, expect: tuple[int, int]) -> None:
+    """The size sources (``deep``: a field of 31) pass nothing; pad and crop move a field
+    without widening it; pixel_shuffle halves the stride."""
+    g = archspec.load(SIZE_ONLY)
+    f = receptive_fields(g)[node]
+    assert f is not None and f.size == expect
+    assert measured_field(g, node, positions=2) == expect
+    assert receptive_fields(g)["deep"].size == (31, 31)
+
+
+def test_receptive_field_follows_a_permute() -> None:
+    """After swapping H and W, a kernel along the node's first spatial dim widens the
+    input's W: the field is listed in the node's own dims."""
+    g = archspec.load(spec_text("""
+        archspec: 1
+        name: permuted
+        inputs: {x: [2, 24, 24]}
+        nodes:
+          a: {op: conv, in: x, out: 2, k: [5, 1]}
+          t: {op: permute, dims: [0, 2, 1]}
+          b: {op: conv, out: 2, k: [3, 1]}
+          c: {op: permute, dims: [1, 2, 0]}
+          m: {op: mean, in: b, dims: [2]}
+          g: {op: mean, in: b, dims: [1, 2]}
+        outputs: [c, m, g]
+    """))
+    f = receptive_fields(g)
+    assert f["t"].size == (1, 5) and f["b"].size == (3, 5)
+    measured = measured_field(g, "b")  # in the input's dims (H, W)
+    assert measured[::-1] == f["b"].size
+    assert f["c"] is None  # channels moved into space: no field
+    # a mean over one spatial dim sees all 24 positions of it: 5 + 23, counted past the
+    # border as a conv's field is; a mean over both is global
+    assert f["m"].size == (3, 28) and f["g"].glob

@@ -123,7 +123,7 @@ def test_check_recognises_a_block_library(tmp_path: Path) -> None:
     bad = tmp_path / "blocks.yaml"
     bad.write_text("archspec: 1\nblocks:\n  b:\n    nodes:\n      r: {op: rleu}\n")
     res = CliRunner().invoke(main, ["check", str(bad)])
-    assert res.exit_code == 2 and "unknown op 'rleu' (did you mean 'relu'?)" in res.output
+    assert res.exit_code == 2 and "unknown op 'rleu' (did you mean 'relu' or 'relu6' or 'prelu'?)" in res.output, res.output
 
 
 def test_a_missing_file_is_file_not_found(tmp_path: Path) -> None:

@@ -122,13 +122,14 @@ def test_constructors_rebuild_modules_exactly():
               nn.Conv1d(2, 2, 5, stride=2, bias=False), nn.ConvTranspose3d(2, 4, 2, stride=2, output_padding=1),
               nn.BatchNorm1d(3, eps=1e-3, momentum=None), nn.LayerNorm([4, 5], elementwise_affine=False),
               nn.GroupNorm(2, 4), nn.InstanceNorm2d(3, affine=True), nn.Linear(3, 4, bias=False), nn.Dropout(0.25),
-              nn.PReLU()]:
+              nn.PReLU(), nn.PReLU(3, init=0.1)]:
         rebuilt = eval(constructor(m, "m"), {"nn": nn})  # noqa: S307 - our own generated code
         assert repr(rebuilt) == repr(m)
         assert [(k, v.shape) for k, v in rebuilt.state_dict().items()] == [(k, v.shape) for k, v in m.state_dict().items()]
     # A module of no known constructor is exported only as its default construction.
-    with pytest.raises(ArchSpecError, match=r"cannot export module 'm' \(PReLU\) as standalone Python"):
-        constructor(nn.PReLU(3), "m")
+    assert constructor(nn.PReLU(3, init=0.1), "m") == "nn.PReLU(num_parameters=3, init=0.1)"
+    with pytest.raises(ArchSpecError, match=r"cannot export module 'm' \(Softplus\) as standalone Python"):
+        constructor(nn.Softplus(beta=2), "m")
 
 
 class _Custom(torch.nn.Module):

@@ -92,6 +92,28 @@ outputs: [h]
     check_equal_to_out_of_place(archspec.load(text), model)
 
 
+def test_relu6_and_hardtanh_run_in_place_as_torchvision_writes_them():
+    text = """
+archspec: 1
+name: s
+inputs: {x: [3, 6, 6]}
+nodes:
+  a: {op: conv, out: 4, k: 3}
+  b: {op: bn}
+  c: {op: relu6}
+  d: {op: conv, out: 4, k: 3}
+  e: {op: hardtanh, min: -0.5, max: 0.5}
+  f: {op: conv, out: 4, k: 3}
+  g: {op: hardsigmoid}
+outputs: [g]
+"""
+    model = compiled(text)
+    assert inplace_nodes(model) == {"c", "e"}
+    with torch.no_grad():
+        model.b.weight.mul_(4)  # reach past 6, so the clamp's upper edge is crossed too
+    check_equal_to_out_of_place(archspec.load(text), model)
+
+
 def check_equal_to_out_of_place(graph: Any, model: Any, batch: int = 2) -> None:
     """Training mode: equal outputs and equal gradients of every parameter and input; the
     backward pass would raise if an in-place op overwrote a tensor saved for it."""

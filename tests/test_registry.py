@@ -64,7 +64,7 @@ def test_its_attributes_are_strict(scaled):
 
 
 def test_without_registration_it_is_unknown():
-    with pytest.raises(UnknownOpError, match=r"t.yaml:5:11: unknown op 'scaled' \(at nodes.s\)"):
+    with pytest.raises(UnknownOpError, match=r"t.yaml:5:11: unknown op 'scaled' \(did you mean 'scale'\?\) \(at nodes.s\)"):
         run_passes(SPEC)
 
 

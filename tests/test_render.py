@@ -572,3 +572,33 @@ def test_render_does_not_import_torch(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("ok")
     assert (tmp_path / "u.dot").read_text().startswith('digraph "unet"')
+
+
+def test_size_inputs_draw_as_size_edges() -> None:
+    """crop and upsample read input 1 only for its size: a dotted size edge, never the main
+    path; the cropped skip stays the concat skip of a U-Net that crops, as the original does."""
+    text = """archspec: 1
+name: cropped
+inputs: {x: [1, 64, 64]}
+nodes:
+  enc:  {op: conv, in: x, out: 4, k: 3, padding: 0}
+  down: {op: maxpool, k: 2}
+  mid:  {op: conv, out: 8, k: 3, padding: 0}
+  up:   {op: conv_transpose, out: 4, k: 2, stride: 2}
+  cr:   {op: crop, in: [enc, up]}
+  cat:  {op: concat, in: [cr, up]}
+  sz:   {op: upsample, in: [cat, x], mode: bilinear}
+outputs: [sz]
+"""
+    g = analyse(load_text(text, "cropped.yaml"))
+    d = R.drawing(g)
+    roles = {(e.src, e.dst): e.role for e in d.edges}
+    assert roles[("up", "cr")] == "size" and roles[("x", "sz")] == "size"
+    assert roles[("enc", "cr")] == "main" and roles[("cr", "cat")] == "concat" and roles[("up", "cat")] == "main"
+    dot = R.to_dot(g)
+    size = [a for u, v, a in edges(dot) if (u, v) == ("up", "cr")]
+    assert len(size) == 1 and attr(size[0], "style") == "dotted" and attr(size[0], "class") == "size"
+    assert attr(size[0], "label") == "size 4×58×58" and attr(size[0], "constraint") == "false"
+    assert "size only (crop, upsample to a node&#x27;s size)" in dot
+    assert "size only" not in R.to_dot(golden_graph("unet"))
+    assert '-.->|"size 4×58×58"|' in R.to_mermaid(g)

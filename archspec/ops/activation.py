@@ -2,7 +2,7 @@
 
 Every activation is a plain function call (``torch.relu``,
 ``torch.nn.functional.gelu``, ...). Those whose backward reads only their result
-(relu, leaky_relu with a non-negative slope, sigmoid, tanh) also have an
+(relu, relu6, hardtanh, leaky_relu with a non-negative slope, sigmoid, tanh) also have an
 in-place form, which the emitter uses where the graph proves that no other op reads
 the overwritten tensor (archspec/passes/inplace.py). elu has none: its gradient from the
 result, ``grad * (result + alpha)``, rounds differently from the one from the input.
@@ -11,10 +11,12 @@ result, ``grad * (result + alpha)``, rounds differently from the one from the in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
 
 from ..errors import ShapeError
-from .base import A, Call, Op, OpAttrs, Shape, fmt, register_op
+from .base import A, Call, Op, OpAttrs, PosInt, Shape, fmt, register_op
 
 
 class _Pointwise(Op[A]):
@@ -157,6 +159,156 @@ class Hardswish(_Pointwise[OpAttrs]):
         import torch.nn.functional as F
 
         return F.hardswish, (args[0],), {}
+
+
+@register_op
+class ReLU6(_Pointwise[OpAttrs]):
+    """``min(max(x, 0), 6)`` (MobileNetV2). Shape kept."""
+
+    name = "relu6"
+    torch_names = ("torch.nn.functional.relu6",)
+
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.relu6, (args[0],), {}
+
+    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch.nn.functional as F
+
+        # In place its backward reads the result, whose (0, 6) interior is the input's.
+        return F.relu6, (args[0],), {"inplace": True}
+
+
+@register_op
+class Hardsigmoid(_Pointwise[OpAttrs]):
+    """``relu6(x + 3) / 6`` (MobileNetV3's gates). Shape kept."""
+
+    name = "hardsigmoid"
+    torch_names = ("torch.nn.functional.hardsigmoid",)
+
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.hardsigmoid, (args[0],), {}
+
+
+class HardtanhAttrs(OpAttrs):
+    min: float = Field(-1.0, description="Lower bound of the output (torch's min_val).")
+    max: float = Field(1.0, description="Upper bound of the output (torch's max_val).")
+
+    @model_validator(mode="after")
+    def _check(self) -> HardtanhAttrs:
+        if not self.max > self.min:
+            raise ValueError(f"hardtanh: max ({self.max}) must be greater than min ({self.min})")
+        return self
+
+
+@register_op
+class Hardtanh(_Pointwise[HardtanhAttrs]):
+    """``x`` clamped to ``[min, max]`` (default ``[-1, 1]``); ``max > min``. Shape kept."""
+
+    name = "hardtanh"
+    torch_names = ("torch.nn.functional.hardtanh",)
+    Attrs = HardtanhAttrs
+
+    def call(self, a: HardtanhAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.hardtanh, (args[0],), {"min_val": a.min, "max_val": a.max}
+
+    def inplace(self, a: HardtanhAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
+        import torch.nn.functional as F
+
+        # In place its backward reads the result, whose (min, max) interior is the input's.
+        return F.hardtanh, (args[0],), {"min_val": a.min, "max_val": a.max, "inplace": True}
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        kw = kwargs or {}
+        return {"min": kw.get("min_val", -1.0), "max": kw.get("max_val", 1.0)}
+
+
+class SoftplusAttrs(OpAttrs):
+    beta: Annotated[float, Field(gt=0, description="Sharpness: softplus is log(1 + exp(beta * x)) / beta.")] = 1.0
+    threshold: float = Field(20.0, description="Above beta * x > threshold the output is x itself "
+                                               "(for numerical stability).")
+
+
+@register_op
+class Softplus(_Pointwise[SoftplusAttrs]):
+    """``log(1 + exp(beta * x)) / beta``, and ``x`` where ``beta * x > threshold``. Shape kept."""
+
+    name = "softplus"
+    torch_names = ("torch.nn.functional.softplus",)
+    Attrs = SoftplusAttrs
+
+    def call(self, a: SoftplusAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.softplus, (args[0],), {"beta": a.beta, "threshold": a.threshold}
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        kw = kwargs or {}
+        return {"beta": kw.get("beta", 1.0), "threshold": kw.get("threshold", 20.0)}
+
+
+@register_op
+class Mish(_Pointwise[OpAttrs]):
+    """``x * tanh(softplus(x))``. Shape kept."""
+
+    name = "mish"
+    torch_names = ("torch.nn.functional.mish",)
+
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        import torch.nn.functional as F
+
+        return F.mish, (args[0],), {}
+
+
+class PReLUAttrs(OpAttrs):
+    num_parameters: PosInt = Field(1, description="Learned slopes: 1 (shared) or the number of channels "
+                                                  "(one per channel).")
+    init: float = Field(0.25, description="Initial value of every learned slope.")
+
+
+@register_op
+class PReLU(_Pointwise[PReLUAttrs]):
+    """``x if x > 0 else w * x`` with learned slopes ``w``: one shared (``num_parameters: 1``)
+    or one per channel (``num_parameters`` = C of a ``(C, *)`` input); state ``weight``
+    of shape ``(num_parameters,)``, as ``nn.PReLU``. Shape kept."""
+
+    name = "prelu"
+    Attrs = PReLUAttrs
+    stateless = False
+    ctor = ((), {"num_parameters": 1, "init": 0.25})
+    torch_names = ("torch.nn.PReLU",)
+
+    def infer(self, a: PReLUAttrs, shapes: Sequence[Shape]) -> Shape:
+        (x,) = shapes
+        if a.num_parameters != 1 and (not x or x[0] != a.num_parameters):
+            channels = f"the {x[0]} channels of" if x else "a channel of"
+            raise ShapeError(
+                f"prelu: num_parameters={a.num_parameters} is neither 1 nor {channels} the input {fmt(x)}",
+                expected=f"1{f' or {x[0]}' if x else ''}", got=str(a.num_parameters),
+                fix=f"use num_parameters: 1 for one shared slope{f', or {x[0]} for one per channel' if x else ''}")
+        return x
+
+    def params(self, a: PReLUAttrs, shapes: Sequence[Shape]) -> int:
+        return a.num_parameters
+
+    def module(self, a: PReLUAttrs, shapes: Sequence[Shape]) -> Any:
+        from torch import nn
+
+        return nn.PReLU(a.num_parameters, init=a.init)
+
+    def label(self, a: PReLUAttrs, shapes: Sequence[Shape | None]) -> str:
+        return "prelu" if a.num_parameters == 1 else "prelu/ch"
+
+    def read(self, target: Any, shapes: Sequence[Shape], args: Sequence[Any] = (),
+             kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {"num_parameters": target.num_parameters, "init": float(target.init)}
 
 
 class ELUAttrs(OpAttrs):

@@ -103,12 +103,16 @@ class Window:
     a conv with padding ``p`` starts at ``-p``). ``stride`` may be fractional for
     up-sampling (``0.5`` doubles resolution). ``glob`` marks ops whose every output sees
     the whole input (global pooling, linear).
+    ``perm`` reorders the spatial dims (``permute``): output spatial dim ``i`` is input
+    spatial dim ``perm[i]``, after the window; ``-1`` marks one that was not spatial
+    (channels moved into space), where no receptive field is defined.
     """
 
     kernel: tuple[int, ...] = ()
     stride: tuple[float, ...] = ()
     dilation: tuple[int, ...] = ()
     glob: bool = False
+    perm: tuple[int, ...] | None = None
     start: tuple[float, ...] = ()
     end: tuple[float, ...] = ()
 
@@ -167,6 +171,9 @@ class Op(Generic[A]):
     passthrough: ClassVar[bool] = False  # its output is its input (emits no node)
     ctor: ClassVar[CtorArgs | None] = None  # None: exported only as its default construction
     torch_names: ClassVar[tuple[str, ...]] = ()  # "torch.nn.Conv2d", "torch.relu", ...
+    # Inputs read only for their spatial size (crop, upsample to another node's size): no
+    # data flows from them, so receptive fields ignore them and render draws a size edge.
+    size_inputs: ClassVar[tuple[int, ...]] = ()
 
     @property
     def role(self) -> DrawRole:

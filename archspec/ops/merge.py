@@ -1,10 +1,10 @@
-"""Merges: ``add``, ``mul``, ``lerp`` (element-wise, broadcasting) and ``concat``.
+"""Merges: ``add``, ``mul``, ``sub``, ``lerp`` (element-wise, broadcasting) and ``concat``.
 
 The element-wise merges broadcast per-sample dims of size 1 as torch does (a C×1×1 gate
 or a 1×H×W attention map times C×H×W features). Only the residual ``add`` is mended
 when its inputs cannot broadcast: the project pass inserts a projection on every input
 whose shape differs from input 0's, by the policy of ``defaults.projection`` or of the
-node's own ``projection:``. A ``mul`` or ``lerp`` that cannot broadcast is an error.
+node's own ``projection:``. A ``mul``, ``sub`` or ``lerp`` that cannot broadcast is an error.
 ``concat`` never projects: all dims but ``dim`` must match.
 """
 
@@ -104,6 +104,19 @@ class Mul(_Elementwise):
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         return operator.mul, tuple(args), {}
+
+
+@register_op
+class Sub(_Elementwise):
+    """``a - b``: the difference of two tensors. Inputs broadcast dims of size 1; ``sub``
+    never inserts a projection."""
+
+    name = "sub"
+    arity = (2, 2)
+    torch_names = ("operator.sub",)
+
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        return operator.sub, tuple(args), {}
 
 
 @register_op
