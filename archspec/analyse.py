@@ -47,6 +47,7 @@ from .ir import Graph, Shape
 from .limits import DEFAULT_LIMITS, Limits
 from .loader import Document
 from .ops import REGISTRY, Window
+from .parse import parse_shape, parse_vary  # the library's readers of --input and --vary text
 
 CONVENTION = ("MACs: multiply-accumulates of conv, conv_transpose and linear weights, per sample "
               "(FLOPs = 2 x MACs); bias, norms, activations, add/concat, pooling and up-sampling count 0, "
@@ -487,34 +488,6 @@ def _scalar(v: Any) -> str:
 
 
 # -- input shapes: --input, symbolic sizes ----------------------------------------------
-
-def parse_shape(text: str) -> tuple[str | None, Shape]:
-    """``3x450x600`` or ``x=3x450x600`` into ``(name or None, (3, 450, 600))``."""
-    name, sep, dims = text.rpartition("=")
-    try:
-        shape = tuple(int(d) for d in dims.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if not shape or any(d < 1 for d in shape) or (sep and not name.strip().isidentifier()):
-        raise SpecValidationError(f"--input expects CxHxW or name=CxHxW with positive sizes, got '{text}'",
-                                  fix="write e.g. --input 3x224x224", option="--input")
-    return (name.strip() if sep else None), shape
-
-
-def parse_vary(text: str) -> tuple[str, list[Any]]:
-    """``depth=18,34,50`` into ``("depth", [18, 34, 50])``: each value read as a YAML scalar."""
-    from .loader import load_text
-
-    key, sep, raw = text.partition("=")
-    values = [v.strip() for v in raw.split(",")]
-    if not sep or not key.strip().isidentifier() or not all(values):
-        raise SpecValidationError(f"--vary expects KEY=V1,V2,... with a param name and values, got '{text}'",
-                                  fix="write e.g. --vary residual=true,false")
-    try:
-        return key.strip(), [load_text(f"v: {v}", "<--vary>").data["v"] for v in values]
-    except ArchSpecError as e:
-        raise SpecValidationError(f"--vary {text}: {e.message}", fix=e.fix) from None
-
 
 def symbols(doc: Document, params: Mapping[str, Any] | None = None) -> dict[str, list[tuple[str, int]]]:
     """Symbolic input sizes of a spec: each symbol with the ``(input, dim)`` places it sizes.

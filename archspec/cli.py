@@ -23,7 +23,8 @@ from .cli_common import (
     EXIT_SPEC_ERROR,
     _rf_text,
     _si,
-    _width,
+    cell,
+    console,
     inputs_read,
     report_error,
 )
@@ -31,6 +32,7 @@ from .errors import ArchSpecError, ExportError, OpDefinitionError, SpecValidatio
 from .import_cli import target_options
 from .limits import DEFAULT_LIMITS, Limits
 from .ops.base import fmt
+from .parse import parse_param
 
 EXIT_UNSUPPORTED = 3
 
@@ -48,20 +50,6 @@ _LIMIT_FLAGS = {
     "max_string": "longest YAML string, in characters",
     "max_int_digits": "most digits of a YAML integer",
 }
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """``k=v`` with ``v`` read as a YAML scalar (so ``-p width=32`` is an int)."""
-    from .loader import load_text
-
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise SpecValidationError(f"-p expects key=value, got '{text}'", fix="write e.g. -p num_classes=100")
-    try:
-        value = load_text(f"v: {raw}", "<-p>").data["v"] if raw.strip() else ""
-    except ArchSpecError as e:
-        raise SpecValidationError(f"-p {text}: {e.message}", fix=e.fix) from None
-    return key.strip(), value
 
 
 def spec_command(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -250,10 +238,11 @@ def _read_stdin(limits: Limits) -> str:
 def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: dict[str, Any],
                limits: Limits) -> dict[str, Any]:
     """One file's check: its JSON report and its lines of text; raises its ArchSpecError."""
-    from .analyse import input_constraints, load_with_inputs, parse_shape, symbols
+    from .analyse import input_constraints, load_with_inputs, symbols
     from .api import CheckResult, check_library, is_block_library, read
     from .errors import ShapeError
     from .loader import load_text
+    from .parse import parse_shape
     from .passes import check as check_pass
 
     shapes = dict(parse_shape(t) for t in input_shapes)
@@ -322,8 +311,9 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
         from .render import require_dot
 
         require_dot("svg")
-    from .analyse import load_with_inputs, parse_shape
+    from .analyse import load_with_inputs
     from .api import CheckResult
+    from .parse import parse_shape
 
     shapes = dict(parse_shape(t) for t in input_shapes)
     result = CheckResult(load_with_inputs(spec, params, shapes, limits)) if shapes else do_check(spec, params,
@@ -341,6 +331,8 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     for t in sorted(targets, key=lambda t: ours[t]):  # a refusal names a file that is not ours
         check_target(t, force=force, protect=protect)
     model = do_compile(g, weights=weights, limits=limits)
+    from .table import node_table
+
     rows = node_table(g)
     written = [write_text(out_dir / f"{stem}.json", json.dumps({**result.to_dict(), "table": rows}, indent=2),
                           force=force, protect=protect)]
@@ -453,27 +445,19 @@ def render_cmd(spec: Path, out: Path | None, fmt: str | None, expand: tuple[str,
         sys.exit(EXIT_SPEC_ERROR)
 
 
-def node_table(graph: Any) -> list[dict[str, Any]]:
-    """Name, op, output shape and parameter count of every node."""
-    shapes = graph.shapes()
-    return [{"name": n.name, "op": n.op, "shape": list(n.shape or ()), "params": graph.params_of(n, shapes),
-             "auto": n.provenance == "auto"} for n in graph.nodes]
-
-
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    t = Table(title=cell(title), title_justify="left", box=None, pad_edge=False)
     t.add_column("node")
     t.add_column("op")
     t.add_column("shape", justify="right")
     t.add_column("params", justify="right")
     for r in rows:
         style = "magenta" if r["auto"] else None
-        t.add_row(r["name"], r["op"] + (" (auto)" if r["auto"] else ""), fmt(r["shape"] or None), f"{r['params']:,}",
+        t.add_row(cell(r["name"]), cell(r["op"] + (" (auto)" if r["auto"] else "")), fmt(r["shape"] or None), f"{r['params']:,}",
                   style=style)
-    Console(soft_wrap=True).print(t)
+    console(wide_when_piped=False).print(t)
 
 
 # -- summary, schema, export, init, ops ---------------------------------------------------
@@ -511,9 +495,10 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: i
       archspec summary specs/resnet.yaml --vary depth=18,34,50
       archspec summary torchvision.models:resnet50 --depth 1
     """
-    from .analyse import CONVENTION, parse_shape, parse_vary
+    from .analyse import CONVENTION
     from .analyse import summary as do_summary
     from .import_cli import is_target, target_spec
+    from .parse import parse_shape, parse_vary
 
     source: Any = spec
     if is_target(str(spec)):
@@ -536,12 +521,11 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: i
     if as_json:
         click.echo(json.dumps({"ok": True, **s.to_dict(depth), "memory": memory.to_dict()}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     g = s.graph
     ins = ", ".join(f"{k}: {fmt(v)}" for k, v in g.inputs.items())
-    t = Table(title=f"{g.name} ({ins})", title_justify="left", box=None, pad_edge=False,
+    t = Table(title=cell(f"{g.name} ({ins})"), title_justify="left", box=None, pad_edge=False,
               caption=f"total: {s.params:,} params ({_si(s.params)}), {s.macs:,} MACs ({_si(s.macs)}MAC, "
                       f"{_si(s.flops)}FLOP)\n{memory.lines()[0]}\n{s.coverage_line(depth)}\n{CONVENTION}",
               caption_justify="left")
@@ -553,9 +537,9 @@ def summary(spec: Path, depth: int, input_shapes: tuple[str, ...], batch_size: i
         rf, stride = _rf_text(r.field)
         op = r.op + (" (auto)" if r.auto else "") + (f" [{r.nodes} nodes]" if r.nodes > 1 else "")
         cov = [{True: "yes", False: "no", None: "—"}[s.covers(r)]] if depth else []
-        t.add_row(r.name, op, fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride, *cov,
+        t.add_row(cell(r.name), cell(op), fmt(r.shape), f"{r.params:,}", f"{r.macs:,}", rf, stride, *cov,
                   style="magenta" if r.auto else None)
-    Console(soft_wrap=True, width=_width()).print(t)
+    console().print(t)
 
 
 @main.command()
@@ -621,10 +605,11 @@ def export(spec: Path, fmt: str, out: Path, weights: Path | None, input_shapes: 
       archspec export specs/resnet18.yaml --to python -o model.py
       archspec export specs/unet.yaml --to export -o unet.pt2 --input 3x256x256
     """
-    from .analyse import load_with_inputs, parse_shape
+    from .analyse import load_with_inputs
     from .api import compile as do_compile
     from .export import export as do_export
     from .io import check_target
+    from .parse import parse_shape
 
     if level != "none" and fmt == "python":
         raise ArchSpecError(f"--optimize {level} rewrites the compiled model, but --to python writes the spec's "
@@ -637,14 +622,6 @@ def export(spec: Path, fmt: str, out: Path, weights: Path | None, input_shapes: 
         click.echo(json.dumps({"ok": True, "name": graph.name, "format": fmt, "written": str(path)}, indent=2))
         return
     click.echo(f"wrote {path} ({fmt}, {graph.name})")
-
-
-def _templates() -> dict[str, Any]:
-    from importlib.resources import files
-
-    folder = files("archspec") / "templates"
-    return {p.name.removesuffix(".yaml"): p for p in sorted(folder.iterdir(), key=lambda p: p.name)
-            if p.name.endswith(".yaml")}
 
 
 @main.command()
@@ -665,9 +642,11 @@ def init(template: str | None, out: Path | None, name: str | None, force: bool, 
       archspec init                                  # list the templates
       archspec init resnet18 -p num_classes=10 -o mynet.yaml
     """
-    from .errors import SpecValidationError, close_matches
+    from .errors import close_matches
+    from .template import instantiate
+    from .template import templates as shipped
 
-    templates = _templates()
+    templates = shipped()
     if template is None:
         if as_json:
             click.echo(json.dumps({"ok": True, "templates": list(templates)}, indent=2))
@@ -690,75 +669,6 @@ def init(template: str | None, out: Path | None, name: str | None, force: bool, 
         click.echo(json.dumps({"ok": True, "template": template, "written": str(path)}, indent=2))
     else:
         click.echo(f"wrote {path} (from template {template})")
-
-
-def instantiate(text: str, params: dict[str, Any], name: str | None, limits: Limits = DEFAULT_LIMITS) -> str:
-    """A template's text with ``params:`` defaults and ``name:`` replaced in place.
-
-    Comments and layout are kept: each value is replaced where it is written. The
-    result must pass ``check``.
-    """
-    from .api import check as do_check
-    from .errors import SpecValidationError, close_matches
-    from .loader import load_text
-
-    doc = load_text(text, "<template>", limits)
-    declared = dict(doc.data.get("params") or {})
-    for k in params:
-        if k not in declared:
-            raise SpecValidationError(f"the template has no param '{k}'{close_matches(k, declared)}",
-                                      expected="one of: " + ", ".join(declared))
-    edits: list[tuple[tuple[str | int, ...], str]] = [(("params", k), _yaml_scalar(v)) for k, v in params.items()]
-    if name is not None:
-        if not name.isidentifier():
-            raise SpecValidationError(f"--name '{name}' is not an identifier", fix="use letters, digits and _",
-                                      option="--name")
-        edits.append((("name",), name))
-    # Replace from the end so earlier positions stay valid.
-    spans = sorted((_value_span(text, doc, path), new) for path, new in edits)
-    for (start, end), new in reversed(spans):
-        text = text[:start] + new + text[end:]
-    do_check(text, limits=limits)
-    return text
-
-
-def _value_span(text: str, doc: Any, path: tuple[str | int, ...]) -> tuple[int, int]:
-    """Character offsets of the scalar written at ``path`` (a plain scalar on one line)."""
-    import re
-
-    from .errors import SpecValidationError
-
-    loc = doc.loc(path)
-    starts = [0]
-    for line in re.split(r"(?<=\n)", text):  # YAML line breaks only, like the loader
-        starts.append(starts[-1] + len(line))
-    start = starts[loc.line - 1] + loc.col - 1
-    value = doc.data
-    for p in path:
-        value = value[p]
-    if isinstance(value, (list, dict)) and text[start:start + 1] not in "[{":
-        raise SpecValidationError(f"cannot rewrite '{'.'.join(map(str, path))}' in place: its value spans several lines",
-                                  fix="write the new spec without -p for it, then edit that value by hand")
-    if text[start:start + 1] in ("[", "{"):  # a flow collection: up to its closing bracket
-        depth, end = 0, start
-        for end in range(start, len(text)):
-            depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(text[end], 0)
-            if depth == 0:
-                break
-        return start, end + 1
-    m = re.compile(r"\"[^\"]*\"|'[^']*'|[^,}\]#\n]*").match(text, start)
-    end = m.end() if m else start
-    while end > start and text[end - 1] in " \t":
-        end -= 1
-    return start, end
-
-
-def _yaml_scalar(v: Any) -> str:
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return json.dumps(v)
 
 
 @main.command("docs")
@@ -837,8 +747,6 @@ def list_ops(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"ok": True, "ops": rows}, indent=2))
         return
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"{len(rows)} ops", title_justify="left", box=None, pad_edge=False)
@@ -846,10 +754,10 @@ def list_ops(as_json: bool) -> None:
         t.add_column(col)
     for r in rows:
         text = ", ".join(k if a["required"] else f"{k}={a['default']}" for k, a in r["attrs"].items())
-        # escape(): a description such as "inputs [x, h, t]" is text, not rich markup.
-        t.add_row(r["name"], r["family"], r["inputs"], "yes" if r["module"] else "", escape(text),
-                  escape(_plain(r["doc"])))
-    Console(soft_wrap=True, width=_width()).print(t)
+        # cell(): a description such as "inputs [x, h, t]" is text, not rich markup.
+        t.add_row(cell(r["name"]), r["family"], r["inputs"], "yes" if r["module"] else "", cell(text),
+                  cell(_plain(r["doc"])))
+    console().print(t)
 
 
 def _plain(doc: str) -> str:

@@ -51,3 +51,24 @@ def _rf_text(f: Any) -> tuple[str, str]:
     size = f.size if len(set(f.size)) > 1 else f.size[:1]
     stride = f.stride if len(set(f.stride)) > 1 else f.stride[:1]
     return "x".join(map(str, size)) or "—", "x".join(fmt_stride(s) for s in stride) or "—"
+
+
+def console(*, wide_when_piped: bool = True) -> Any:
+    """A rich Console for tables: it draws on :func:`~archspec.errors.terminal_stream`, so
+    its own colours pass on a terminal; every cell from a spec goes through :func:`cell`.
+    Piped, it is 200 columns wide (``wide_when_piped``) or rich's default."""
+    from rich.console import Console
+
+    from .errors import terminal_stream
+
+    return Console(file=terminal_stream(), soft_wrap=True, width=_width() if wide_when_piped else None)
+
+
+def cell(text: object) -> str:
+    """Spec text (a name, a doc, a label) for a rich table or line: control characters
+    written as escapes (:func:`~archspec.errors.terminal_safe`) and ``[`` not read as markup."""
+    from rich.markup import escape
+
+    from .errors import terminal_safe
+
+    return escape(terminal_safe(str(text)))

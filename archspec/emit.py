@@ -63,7 +63,8 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
                 else:
                     module = op.module(attrs, in_shapes)
                 _install(root, n, module)
-            result = g.call_module(n.module, tuple(args))
+            # Named at creation: fx would derive a name from the target, only to be renamed.
+            result = g.create_node("call_module", n.module, tuple(args), {}, name=n.name.replace(".", "_"))
         else:
             result = op.emit(g, attrs, in_shapes, args)
         if isinstance(result, fx.Node) and result not in args:
@@ -71,7 +72,7 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
             result.meta["stack_trace"] = _trace(graph, n, lines)
             result.meta["archspec"] = {
                 "node": n.name, "op": n.op, "shape": n.shape, "provenance": n.provenance,
-                "loc": str(n.loc) if n.loc else None, "path": n.path, "attrs": dict(n.attrs),
+                "loc": str(n.loc) if n.loc else None, "path": n.path, "attrs": n.attrs,
             }
         values[n.name] = result
         assert n.shape is not None
@@ -82,13 +83,25 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
     if inplace:
         make_inplace(g)
     g.lint()
-    gm = fx.GraphModule(root, g, class_name=_class_name(graph.name))
+    gm = _graph_module(root, g, _class_name(graph.name))
     _initialise(gm, graph)
     if any(s.memory_efficient for s in graph.scopes):
         from . import recompute
 
         recompute.apply(gm, graph)
     gm.meta = {"archspec_graph": graph}
+    return gm
+
+
+def _graph_module(root: nn.Module, g: fx.Graph, class_name: str) -> fx.GraphModule:
+    """``fx.GraphModule(root, g)`` without its copy of the module tree: fx walks every
+    call_module target's dotted path and builds fresh containers on the way (a quarter of
+    the emit time of a DenseNet); ``root`` was built for this model, so its children are
+    adopted as they are, in their order."""
+    gm = fx.GraphModule(root, fx.Graph(), class_name=class_name)
+    for name, child in root._modules.items():
+        gm._modules[name] = child
+    gm.graph = g  # generates and compiles forward()
     return gm
 
 

@@ -315,13 +315,32 @@ class _SafeStream:
         return getattr(self._stream, name)
 
 
+_terminal: list[TextIO] = []  # inside safe_streams(): the stream rich draws on (see terminal_stream)
+
+
 @contextlib.contextmanager
 def safe_streams() -> Iterator[None]:
     """Every line printed on stdout and stderr inside the block goes through
-    :func:`terminal_safe` (the command line's commands run inside it)."""
+    :func:`terminal_safe` (the command line's commands run inside it).
+
+    Text printed there is written as escapes whatever it holds, so spec text (a name, a
+    doc) never reaches a terminal raw. rich draws tables and progress bars with CSI
+    sequences of its own: it writes to :func:`terminal_stream`, where on a terminal CSI
+    passes, and every piece of spec text it draws is escaped where it is produced
+    (``cli_common.cell``)."""
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _SafeStream(out, allow_csi=True), _SafeStream(err)
+    sys.stdout, sys.stderr = _SafeStream(out), _SafeStream(err)
+    _terminal.append(_SafeStream(out, allow_csi=True))  # type: ignore[arg-type]  # a TextIO by duck typing
     try:
         yield
     finally:
+        _terminal.pop()
         sys.stdout, sys.stderr = out, err
+
+
+def terminal_stream() -> TextIO:
+    """The stream rich's Console draws on: inside :func:`safe_streams`, stdout with CSI
+    sequences passing on a terminal (OSC, BEL and other controls still escaped); outside
+    it, ``sys.stdout``. Only text already escaped with :func:`terminal_safe` may be
+    written here."""
+    return _terminal[-1] if _terminal else sys.stdout

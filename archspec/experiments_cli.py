@@ -88,8 +88,8 @@ def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weig
       archspec gradflow specs/resnet_cifar.yaml -p n=8 --vary residual=true,false -o gradflow.png
       archspec gradflow specs/resnet_cifar.yaml specs/plain18.yaml --json
     """
-    from .analyse import parse_vary
     from .experiments import gradflow, gradflow_figure
+    from .parse import parse_vary
 
     varied = dict(parse_vary(v) for v in vary)
     if out is not None:
@@ -105,25 +105,24 @@ def gradflow_cmd(specs: tuple[Path, ...], vary: tuple[str, ...], data: str, weig
         click.echo(json.dumps({"ok": True, "networks": [f.to_dict() for f in flows],
                                "written": str(written) if written else None}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    from .cli_common import _width
+    from .cli_common import cell, console
 
-    console = Console(soft_wrap=True, width=_width())
+    screen = console()
     for f in flows:
         mode = "training" if f.train else "eval"
-        t = Table(title=f"{f.label}: loss {f.loss:.4f} on a {f.data} batch of {f.batch} (seed {f.seed}, {mode} mode)",
+        t = Table(title=cell(f"{f.label}: loss {f.loss:.4f} on a {f.data} batch of {f.batch} (seed {f.seed}, {mode} mode)"),
                   title_justify="left", box=None, pad_edge=False,
                   caption=f"gradient norm, first / last weight layer (conv, linear): {f.first_to_last:.3g}", caption_justify="left")
         for col, just in (("#", "right"), ("layer", "left"), ("op", "left"), ("params", "right"),
                           ("grad norm", "right"), ("weight norm", "right"), ("grad/weight", "right")):
             t.add_column(col, justify=just)  # type: ignore[arg-type]
         for la in f.layers:
-            t.add_row(str(la.depth), la.name, la.op, f"{la.params:,}", _num(la.grad_norm), _num(la.weight_norm),
+            t.add_row(str(la.depth), cell(la.name), cell(la.op), f"{la.params:,}", _num(la.grad_norm), _num(la.weight_norm),
                       _num(la.ratio))
-        console.print(t)
-        console.print()
+        screen.print(t)
+        screen.print()
     if written:
         click.echo(f"wrote {written}")
 
@@ -220,15 +219,14 @@ def print_comparison(rows: Sequence[tuple[str, Any]], as_json: bool) -> None:
         click.echo(json.dumps({"ok": True, "variants": [{k: v for k, v in r.items() if k != "_last"} for r in out]},
                               indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    from .cli_common import _rf_text, _si, _width
+    from .cli_common import _rf_text, _si, cell, console
     from .ops.base import fmt as _fmt
 
     first_summary = rows[0][1]
     ins = ", ".join(f"{k}: {_fmt(v)}" for k, v in first_summary.graph.inputs.items())
-    t = Table(title=f"{first_summary.graph.name} ({ins}): {len(rows)} variants", title_justify="left", box=None,
+    t = Table(title=cell(f"{first_summary.graph.name} ({ins}): {len(rows)} variants"), title_justify="left", box=None,
               pad_edge=False, caption="RF: the receptive field of the last feature map before a global op (its node "
               "in 'at'); covers: the first stage whose field spans the whole input", caption_justify="left")
     for col, just in (("variant", "left"), ("params", "right"), ("MACs", "right"), ("RF", "right"),
@@ -236,10 +234,10 @@ def print_comparison(rows: Sequence[tuple[str, Any]], as_json: bool) -> None:
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in out:
         rf, stride = _rf_text(r["_last"].field if r["_last"] else None)
-        t.add_row(r["variant"], f"{r['params']:,} ({_si(r['params'])})", f"{r['macs']:,} ({_si(r['macs'])})", rf,
-                  stride, r["field_at"] or "—", r["covered_from"] or "no",
+        t.add_row(cell(r["variant"]), f"{r['params']:,} ({_si(r['params'])})", f"{r['macs']:,} ({_si(r['macs'])})", rf,
+                  stride, cell(r["field_at"] or "—"), cell(r["covered_from"] or "no"),
                   ", ".join(_fmt(v) for v in r["outputs"].values()))
-    Console(soft_wrap=True, width=_width()).print(t)
+    console().print(t)
 
 
 def _apply(fn: Callable[..., Any], decorators: Sequence[Callable[..., Any]]) -> Callable[..., Any]:

@@ -23,6 +23,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from .errors import ExpressionError, close_matches, short_repr
@@ -182,12 +183,7 @@ def evaluate(src: str, env: Mapping[str, Any]) -> Any:
         raise ExpressionError("empty expression '${}'")
     if len(src) > MAX_EXPR_CHARS:
         raise ExpressionError(f"expression is longer than {MAX_EXPR_CHARS} characters")
-    try:
-        tree = ast.parse(src, mode="eval")
-    except SyntaxError as e:
-        raise ExpressionError(f"bad expression '{src}': {e.msg}") from None
-    if sum(1 for _ in ast.walk(tree)) > MAX_AST_NODES:
-        raise ExpressionError(f"expression has more than {MAX_AST_NODES} parts")
+    tree = _parse(src)
     try:
         return _Eval(env, src).visit(tree.body)
     except ExpressionError:
@@ -196,6 +192,19 @@ def evaluate(src: str, env: Mapping[str, Any]) -> Any:
         raise ExpressionError(f"cannot evaluate '{src}': a value is nested too deeply") from None
     except (ArithmeticError, TypeError, ValueError, KeyError, IndexError) as e:
         raise ExpressionError(f"cannot evaluate '{src}': {type(e).__name__}: {_clip(str(e))}") from None
+
+
+@lru_cache(maxsize=4096)
+def _parse(src: str) -> ast.Expression:
+    """The syntax tree of one expression, bounded in size; cached, since a repeated block
+    evaluates the same few expressions once per instance (the evaluator never changes a tree)."""
+    try:
+        tree = ast.parse(src, mode="eval")
+    except SyntaxError as e:
+        raise ExpressionError(f"bad expression '{src}': {e.msg}") from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_AST_NODES:
+        raise ExpressionError(f"expression has more than {MAX_AST_NODES} parts")
+    return tree
 
 
 def _clip(text: str, limit: int = 200) -> str:

@@ -423,15 +423,23 @@ class _Builder:
                 path=path) from None
         with torch.device("meta"):
             rebuilt = op.module(attrs, in_shapes)
-        if repr(rebuilt) != repr(m) or type(rebuilt) is not type(m) or _tensors(rebuilt) != _tensors(m):
+        if _text(rebuilt) != _text(m) or type(rebuilt) is not type(m) or _tensors(rebuilt) != _tensors(m):
             raise UnsupportedModuleError(
                 f"'{path}' ({type(m).__qualname__}) is not rebuilt exactly by op '{op.name}': "
                 f"it is {m!r}, the op builds {rebuilt!r}", path=path,
                 fix="register an op that reads every setting of this module (archspec.register_op)")
-        if path in self.owner:
-            raise UnsupportedModuleError(
-                f"'{path}' ({type(m).__qualname__}) is called more than once; shared modules are not imported yet",
-                path=path, fix="call each module once in forward()")
+        if path in self.owner:  # called again: a node sharing the module, where the spec can say so
+            stack = _stack(n)
+            caller = stack[-2] if len(stack) > 1 else ""
+            scope, _, leaf = path.rpartition(".")
+            if caller != scope:
+                raise UnsupportedModuleError(
+                    f"'{path}' ({type(m).__qualname__}) is called again from "
+                    f"{f'{caller!r}' if caller else 'the top-level forward()'}; a spec shares a module only "
+                    "within the scope that holds it", path=path,
+                    fix="call the module again where it is defined, or give the second call a module of its own")
+            self._add(n, op.name, attrs, tensor_args, module=path, name=self._unique(scope, leaf), share=path)
+            return
         self.owner[path] = path
         if not all(is_identifier(part) or part.isdigit() for part in path.split(".")):
             raise UnsupportedModuleError(f"module path '{path}' has a part archspec cannot name",
@@ -511,11 +519,11 @@ class _Builder:
         return {k: v for k, v in given.items() if not _has_tensor(v, self.tracer.values)}
 
     def _add(self, n: fx.Node, op: str, attrs: Any, tensor_args: Sequence[fx.Node], module: str | None,
-             name: str | None = None, base: str | None = None) -> None:
+             name: str | None = None, base: str | None = None, share: str | None = None) -> None:
         name = name or self._name_of(n, base or op)
         self.taken.add(name)
         inputs = tuple(self.alias[a] for a in tensor_args)
-        self.nodes.append(Node(name, op, attrs, inputs, shape=self._shape(n), module=module))
+        self.nodes.append(Node(name, op, attrs, inputs, shape=self._shape(n), module=module, share=share))
         self.alias[n] = name
 
     def _name_of(self, n: fx.Node, base: str) -> str:
@@ -613,6 +621,13 @@ class _Builder:
             path=where or None, expected="one of the ops: " + ", ".join(sorted(REGISTRY.names())),
             got=_torch_name(cls),
             fix=f"register an op with torch_names = ('{_torch_name(cls)}',) using archspec.register_op, then import again")
+
+
+def _text(m: nn.Module) -> str:
+    """A module's settings as its repr shows them; running in place or not computes the same."""
+    import re
+
+    return re.sub(r",?\s*inplace=(True|False)", "", repr(m))
 
 
 def _tensors(m: nn.Module) -> list[tuple[str, tuple[int, ...]]]:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Literal
 
 from .errors import ArchSpecError, GraphError, Loc
+from .frozen import FrozenMap, freeze
 from .ops.base import OpAttrs, frozen_attrs
 
 Shape = tuple[int, ...]
@@ -92,7 +92,7 @@ class Node:
         if self.projection is not None:
             p = self.projection
             out.update({"auto": p.kind, "for": p.merge, "slot": p.slot, "label": p.label, "rule": p.rule})
-        return MappingProxyType(out)
+        return FrozenMap(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +123,26 @@ class Graph:
     doc: str = ""
     file: str = "<spec>"
     source: str | None = field(default=None, repr=False, compare=False)
-    params: Mapping[str, Any] = field(default_factory=dict)
-    init: Mapping[str, Any] = field(default_factory=dict)
-    input_locs: Mapping[str, Loc] = field(default_factory=dict, compare=False)
-    output_locs: Mapping[str, Loc] = field(default_factory=dict, compare=False)
+    params: Mapping[str, Any] = field(default_factory=FrozenMap)
+    init: Mapping[str, Any] = field(default_factory=FrozenMap)
+    input_locs: Mapping[str, Loc] = field(default_factory=FrozenMap, compare=False)
+    output_locs: Mapping[str, Loc] = field(default_factory=FrozenMap, compare=False)
     # The files read to build it (the spec and its `use:` files): no output may replace them.
     files: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        # Immutable all the way down: mappings given as dicts (and lists in them) are frozen.
+        # `replace` passes frozen values on unchanged, so a pass pays nothing for this.
+        if not isinstance(self.inputs, FrozenMap) or not all(type(v) is tuple for v in self.inputs.values()):
+            object.__setattr__(self, "inputs", FrozenMap({k: tuple(v) for k, v in self.inputs.items()}))
+        object.__setattr__(self, "params", freeze(self.params))
+        object.__setattr__(self, "init", freeze(self.init))
+        for name in ("input_locs", "output_locs"):
+            if not isinstance(getattr(self, name), FrozenMap):
+                object.__setattr__(self, name, FrozenMap(getattr(self, name)))
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "scopes", tuple(self.scopes))
 
     def replace(self, **changes: Any) -> Graph:
         return dataclasses.replace(self, **changes)

@@ -9,8 +9,12 @@ the user, without changing the function the model computes (up to float rounding
 - dropout dropped (it is the identity in eval mode);
 - every activation and add whose input has no other reader runs in place (without
   autograd, nothing is saved for backward);
+- a residual add followed by a relu becomes one pass over memory (``relu(a + b)`` written
+  into ``a``, ``torch.ops.aten._add_relu_``), where the sum has no other reader;
 - 4-d (N, C, H, W) models run in ``channels_last`` memory format: the weights are stored
-  NHWC, 4-d inputs are converted on entry and 4-d outputs back to contiguous on exit.
+  NHWC, 4-d inputs are converted on entry and 4-d outputs back to contiguous on exit;
+- 2-d convolutions run oneDNN's kernel on the CPU (archspec/onednn.py): PyTorch would send
+  the 1x1 ones of a small batch to a slower GEMM path that copies channels_last tensors.
 
 The result is in eval mode with frozen parameters; its ``state_dict`` is not the
 spec's (the folded batch norms are gone), so load weights before optimising
@@ -19,6 +23,7 @@ spec's (the folded batch norms are gone), so load weights before optimising
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from .errors import ArchSpecError
@@ -50,8 +55,10 @@ def optimize_for_inference(model: Any) -> Any:
     fold_batch_norms(model)
     drop_dropouts(model)
     make_inplace(model.graph, autograd=False)
+    fuse_add_relu(model)
     if _has_4d_conv(model):
         to_channels_last(model)
+        use_onednn_convs(model)
     model.graph.lint()
     model.graph.eliminate_dead_code()
     model.recompile()
@@ -112,6 +119,43 @@ def drop_dropouts(model: Any) -> int:
                 model.delete_submodule(n.target)
             dropped += 1
     return dropped
+
+
+def fuse_add_relu(model: Any) -> int:
+    """``a += b; relu_(a)`` becomes ``_add_relu_(a, b)`` (one pass over ``a``) where the relu
+    is the sum's only reader; returns how many. Runs after the in-place pass, which has
+    already proven that ``a`` may be overwritten."""
+    import torch
+
+    fused = 0
+    for relu in list(model.graph.nodes):
+        if relu.op != "call_function" or relu.target is not torch.relu_ or len(relu.args) != 1:
+            continue
+        add = relu.args[0]
+        if getattr(add, "op", None) != "call_function" or add.target is not operator.iadd \
+                or len(add.users) != 1 or len(add.args) != 2 or add.kwargs:
+            continue
+        add.target = torch.ops.aten._add_relu_.Tensor
+        relu.replace_all_uses_with(add)
+        add.meta["archspec"] = relu.meta.get("archspec", add.meta.get("archspec"))
+        model.graph.erase_node(relu)
+        fused += 1
+    return fused
+
+
+def use_onednn_convs(model: Any) -> int:
+    """Replace each ``nn.Conv2d`` by an :class:`~archspec.onednn.OneDNNConv2d` sharing its
+    parameters (same module path); returns how many."""
+    from torch import nn
+
+    from .onednn import OneDNNConv2d
+
+    swapped = 0
+    for path, m in list(model.named_modules()):
+        if type(m) is nn.Conv2d and (new := OneDNNConv2d.from_conv(m)) is not None:
+            _set_submodule(model, path, new)
+            swapped += 1
+    return swapped
 
 
 def _has_4d_conv(model: Any) -> bool:

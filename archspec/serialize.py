@@ -239,7 +239,7 @@ class _Writer:
         for it in t.items:
             if isinstance(it, Node):
                 items.append(("op", self._local(t, it.name), it.op, tuple(sorted(dict(it.attrs))),
-                              tuple(self._rel(t, i) for i in it.inputs)))
+                              tuple(self._rel(t, i) for i in it.inputs), it.share and self._rel(t, it.share)))
             else:
                 items.append(("tree", it.local, self._key(it), tuple(self._rel(t, i) for i in it.ins)))
         t.key = (t.cls, t.dense, len(t.ins), tuple(items), self._rel(t, t.out))
@@ -380,11 +380,14 @@ class _Writer:
         else:
             prev = next(iter(self.g.inputs)) if len(self.g.inputs) == 1 else None
         for it in t.items:
-            if isinstance(it, Node):
-                entry: dict[str, Any] = {"op": it.op}
+            if isinstance(it, Node) and it.share is not None:
+                entry: dict[str, Any] = {"share": self._ref(t, it.share)}  # the module of the node of that name
+            elif isinstance(it, Node):
+                entry = {"op": it.op}
                 attrs = dict(it.attrs)
                 for k, v in attrs.items():
                     entry[k] = _Hole(v) if holes else v
+            if isinstance(it, Node):
                 ins = list(it.inputs)
                 local = self._local(t, it.name)
                 value = it.name
@@ -405,7 +408,7 @@ class _Writer:
                         entry = {**entry, "in": refs[0]}
                 else:
                     entry = {**entry, "in": refs[0] if len(refs) == 1 else refs}
-            if isinstance(it, Node) and not holes:
+            if isinstance(it, Node) and not holes and "op" in entry:
                 entry = self._trim(it, entry)
             entries.append((local, entry))
             prev = value
@@ -721,7 +724,7 @@ def _spec_defaults(graph: Graph, same: Same | None) -> dict[str, dict[str, Any]]
     out: dict[str, dict[str, Any]] = {}
     by_op: dict[str, list[Node]] = {}
     for n in graph.nodes:
-        if n.provenance == "spec":
+        if n.provenance == "spec" and n.share is None:
             by_op.setdefault(n.op, []).append(n)
     for op_name, nodes in by_op.items():
         if len(nodes) < 3:

@@ -130,9 +130,10 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
     return model
 
 
-@lru_cache(maxsize=4)
-def _build(version: int) -> dict[str, Any]:
-    names = REGISTRY.names()
+@lru_cache(maxsize=64)
+def _build(version: int, ops: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The spec models over the ops ``ops`` (None: every registered op)."""
+    names = REGISTRY.names() if ops is None else [n for n in REGISTRY.names() if n in ops]
     op_models = tuple(_op_model(n) for n in names)
     OpNode = Annotated[Union[op_models], Field(discriminator="op")]  # type: ignore[valid-type]
 
@@ -250,10 +251,38 @@ def _build(version: int) -> dict[str, Any]:
             "BlockCall": BlockCall, "Group": Group, "ShareNode": ShareNode}
 
 
-def models() -> dict[str, Any]:
-    """The spec models for the registry as it is now."""
+def models(data: Any = None) -> dict[str, Any]:
+    """The spec models for the registry as it is now; with ``data`` (a loaded document),
+    models that know only the ops ``data`` names (as ``op:`` or a ``defaults:`` key).
+
+    Those validate ``data`` exactly as the full models do: an unknown op is reported from
+    the registry, and a ``defaults:`` key that is no op is refused by both. Building a
+    pydantic model per op and per op's defaults is most of a fresh ``check``; a spec uses
+    a few of the ops."""
     REGISTRY.load_entry_points()
-    return _build(REGISTRY.version)
+    if data is None:
+        return _build(REGISTRY.version)
+    used = _ops_named(data) & set(REGISTRY.names())
+    # A union needs one member: any op stands in for a document that names none.
+    return _build(REGISTRY.version, tuple(sorted(used)) or (REGISTRY.names()[0],))
+
+
+def _ops_named(data: Any) -> set[str]:
+    """Every ``op:`` value anywhere in ``data``, and the keys of its ``defaults:``."""
+    found: set[str] = set()
+    if isinstance(data, dict) and isinstance(data.get("defaults"), dict):
+        found.update(k for k in data["defaults"] if isinstance(k, str))
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            op = v.get("op")
+            if isinstance(op, str):
+                found.add(op)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return found
 
 
 def spec_model() -> type[BaseModel]:
@@ -343,7 +372,7 @@ def validate(doc: Document, model: str = "Spec") -> Any:
             loc=doc.loc(()), source=doc.text, fix="start the file with 'archspec: 1'",
         )
     try:
-        return models()[model].model_validate(doc.data)
+        return models(doc.data)[model].model_validate(doc.data)
     except ValidationError as e:
         raise from_pydantic(e, doc, model=model) from None
 

@@ -182,20 +182,7 @@ def _precheck(p: Path, suffix: str, model: Any) -> None:
     if suffix in SAFETENSORS_SUFFIXES:
         header = _safetensors_header(p)
         state = {k: _Described(d, p) for k, d in header.items() if k != "__metadata__"}
-        problems: dict[str, list[str]] = {"missing": [], "unexpected": [], "mis-shaped": [], "not a tensor": [],
-                                          "unsupported": []}
-        optional = _optional_keys(model)
-        problems["missing"] = [k for k in own if k not in state and k not in optional]
-        for k, d in state.items():
-            if k not in own:
-                problems["unexpected"].append(k)
-            elif own[k].is_floating_point() and d.dtype not in ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"):
-                problems["unsupported"].append(f"{k}: {d.dtype} values for a {str(own[k].dtype).removeprefix('torch.')} "
-                                               "tensor")
-            elif d.shape != tuple(own[k].shape):
-                problems["mis-shaped"].append(f"{k}: file {fmt(d.shape)}, model {fmt(own[k].shape)}")
-        if any(problems.values()):
-            raise _mismatch(model, p, state, problems)
+        _compare_described(model, p, state)
     elif suffix in TORCH_SUFFIXES:
         import zipfile
 
@@ -211,6 +198,82 @@ def _precheck(p: Path, suffix: str, model: Any) -> None:
             raise WeightsError(f"weights file '{p}' holds {held} bytes unpacked, more than the {budget} bytes of "
                                f"the model's tensors (and 1 MiB to spare): it was not read",
                                fix="load weights saved from this model (model.state_dict())")
+        if zipfile.is_zipfile(p) and (described := _torch_archive_described(p)) is not None:
+            # Meta tensors: checked as the loaded ones would be, with the same messages.
+            if any((problems := check_state_dict(model, described)).values()):
+                raise _mismatch(model, p, described, problems)
+
+
+_FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")
+
+
+def _compare_described(model: Any, p: Path, state: Mapping[str, _Described]) -> None:
+    """Refuse a file whose described tensors (keys, dtypes, shapes) do not fit ``model``."""
+    own = model.state_dict()
+    problems: dict[str, list[str]] = {"missing": [], "unexpected": [], "mis-shaped": [], "not a tensor": [],
+                                      "unsupported": []}
+    optional = _optional_keys(model)
+    problems["missing"] = [k for k in own if k not in state and k not in optional]
+    for k, d in state.items():
+        if k not in own:
+            problems["unexpected"].append(k)
+        elif own[k].is_floating_point() and d.dtype not in _FLOAT_DTYPES:
+            problems["unsupported"].append(f"{k}: {d.dtype} values for a {str(own[k].dtype).removeprefix('torch.')} "
+                                           "tensor")
+        elif d.shape != tuple(own[k].shape):
+            problems["mis-shaped"].append(f"{k}: file {fmt(d.shape)}, model {fmt(own[k].shape)}")
+    if any(problems.values()):
+        raise _mismatch(model, p, state, problems)
+
+
+MAX_PICKLE = 64 << 20  # bytes of a torch archive's data.pkl: the key table, never tensor data
+
+
+def _torch_archive_described(p: Path) -> dict[str, Any] | None:
+    """The state_dict a torch zip archive describes, as meta tensors (key, dtype, layout,
+    shape), read from its pickle with torch's weights-only unpickler while every storage
+    is a meta storage: no tensor byte is read or allocated, whatever sizes the archive
+    claims. None when the pickle is not a state_dict (torch.load then words the refusal)."""
+    import io
+    import zipfile
+
+    import torch
+    from torch import _weights_only_unpickler
+
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = [i for i in z.infolist() if i.filename.endswith("data.pkl") and i.filename.count("/") <= 1]
+            if len(names) != 1 or names[0].file_size > MAX_PICKLE:
+                return None
+            pickled = z.read(names[0])
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"weights file '{p}' is not a readable torch archive: {_first_line(e)}") from None
+
+    def meta_storage(saved_id: Any) -> Any:
+        # ('storage', storage_type, key, location, numel): the bytes stay in the archive
+        _, storage_type, _, _, numel = saved_id
+        dtype = storage_type.dtype
+        nbytes = int(numel) * torch._utils._element_size(dtype)
+        return torch.storage.TypedStorage(wrap_storage=torch.UntypedStorage(nbytes, device="meta"), dtype=dtype,
+                                          _internal=True)
+
+    # torch queues rebuilt sparse tensors for a check at the end of its own load: these
+    # meta ones are not its to check.
+    queued = list(torch._utils._sparse_tensors_to_validate)
+    try:
+        unpickler = _weights_only_unpickler.Unpickler(io.BytesIO(pickled), encoding="utf-8")
+        unpickler.persistent_load = meta_storage  # type: ignore[method-assign]  # torch.load sets it so too
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = unpickler.load()
+    except Exception:  # noqa: BLE001 - torch.load words the refusal of a pickle that is not weights only
+        return None
+    finally:
+        torch._utils._sparse_tensors_to_validate[:] = queued
+    try:
+        return _unwrap(data, p)
+    except WeightsError:
+        return None
 
 
 class _Described:

@@ -172,7 +172,8 @@ class CifarResNet18(nn.Module):
 class PreActBlock(nn.Module):
     """The pre-activation basic block as the widely used CIFAR code writes it: bn-relu
     first, and where the shape changes the shortcut is a bare 1x1 conv that reads the
-    pre-activated input (``shortcut.0``); elsewhere the shortcut is the block input."""
+    pre-activated input; elsewhere the shortcut is the block input. (That code wraps the
+    conv in an nn.Sequential, ``shortcut.0``; here it is the module ``shortcut``.)"""
 
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
@@ -181,7 +182,7 @@ class PreActBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False))
+            self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))

@@ -195,7 +195,7 @@ def test_every_template_instantiates_and_checks(template: str):
 
 
 def test_init_rewrites_values_in_place():
-    from archspec.cli import instantiate
+    from archspec.template import instantiate
 
     text = ("archspec: 1\nname: t\nparams:\n  sizes:\n    - 4\n    - 8\n  flow: [1, 2]  # kept\n  act: 'relu'\n"
             "inputs: {x: [3]}\nnodes:\n  fc: {op: linear, out: 2}\noutputs: [fc]\n")

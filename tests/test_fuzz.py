@@ -125,7 +125,7 @@ def test_mutated_specs_raise_only_archspec_errors(raw: bytes) -> None:
 
 
 def _params(graph: archspec.Graph) -> int:
-    from archspec.cli import node_table
+    from archspec.table import node_table
 
     return sum(r["params"] for r in node_table(graph))
 

@@ -176,9 +176,10 @@ def test_input_shapes_must_fit_forward() -> None:
 
 
 @pytest.mark.parametrize(("cls", "shape", "message"), [
-    (tm.InplaceDropout, (8,), r"'drop' \(Dropout\) is not rebuilt exactly by op 'dropout': it is "
-                              r"Dropout\(p=0\.1, inplace=True\), the op builds Dropout\(p=0\.1, inplace=False\)"),
-    (tm.SharedConv, (3, 8, 8), r"'conv' \(Conv2d\) is called more than once; shared modules are not imported yet"),
+    (tm.ExtraBuffer, (3, 8, 8), r"'bn' \(BatchNorm2d\) is not rebuilt exactly by op 'bn': it is "
+                                r"BatchNorm2d\(3, eps=1e-05"),
+    (tm.SharedAcross, (3, 8, 8), r"'inner\.0' \(Conv2d\) is called again from the top-level forward\(\); a spec "
+                                 r"shares a module only within the scope that holds it"),
     (tm.OddName, (3, 8, 8), r"module path 'my-conv' has a part archspec cannot name"),
     (tm.ReturnsANumber, (3, 8, 8), r"the module returns int, not tensors"),
     (tm.FlattensTheBatch, (3, 8, 8), r"Tensor\.view changes the batch dimension, called in the top-level forward\(\)"),
@@ -194,6 +195,11 @@ def test_input_shapes_must_fit_forward() -> None:
 def test_what_cannot_be_imported_is_said(cls: type[nn.Module], shape: tuple[int, ...], message: str) -> None:
     with pytest.raises(archspec.ArchSpecError, match=message):
         archspec.from_module(cls(), shape)
+
+
+def test_a_module_called_twice_is_shared() -> None:
+    text = round_trip(tm.SharedConv(), (3, 8, 8))
+    assert "conv_1: {share: conv}" in text
 
 
 def test_several_inputs_by_name() -> None:
@@ -246,6 +252,9 @@ def test_cli_import_errors_exit_2_with_the_message(tmp_path: Path) -> None:
     r = run("import", "tutorial_models:WithSoftsign", "--input", "3x8x8")
     assert r.exit_code == 2
     assert "torch.nn.functional.softsign is no archspec op, called in 'act' (tutorial_models.Softsign)" in r.output
+    assert "expected: one of the ops: adaptive_avgpool, adaptive_maxpool, add," in r.output
+    assert "fix: register an op whose torch_names lists torch.nn.functional.softsign using archspec.register_op" \
+        in r.output
     r = run("import", "torchvision.models:resnet5O")
     assert r.exit_code == 2
     assert "module 'torchvision.models' has no 'resnet5O' (did you mean" in r.output
@@ -324,7 +333,7 @@ _WAITS: dict[str, str] = {}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", _zoo_torchvision())
+@pytest.mark.parametrize("name", [*_zoo_torchvision(), "mobilenet_v2"])  # and one beyond the zoo: ReLU6, depthwise
 def test_every_torchvision_model_of_the_zoo_round_trips(name: str) -> None:
     round_trip(getattr(torchvision.models, name)(), (3, 32, 32))
 

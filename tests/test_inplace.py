@@ -150,6 +150,15 @@ NARROW: dict[str, dict[str, Any]] = {
     "monai_basicunet.yaml": {"features": [8, 8, 16, 32, 64, 8], "H": 32, "W": 32},
     "resnetd.yaml": {"stem_width": 8, "width": 16, "num_classes": 10, "H": 32, "W": 32},
     "quickstart.yaml": {"hidden": 32},
+    "seresnet.yaml": {"width": 16, "num_classes": 10, "H": 32, "W": 32},
+    "se_resnet18.yaml": {"width": 16, "num_classes": 10, "H": 32, "W": 32},
+    "mobilenet_v2.yaml": {"num_classes": 10, "H": 32, "W": 32},
+    "segmentation.yaml": {"width": 16, "num_classes": 3, "H": 32, "W": 32},
+    "smp_unet.yaml": {"decoder_channels": [32, 16, 8, 8, 8], "H": 32, "W": 32},
+    "attention_unet.yaml": {"base": 8, "H": 32, "W": 32},
+    "unet_tutorial.yaml": {"base": 8, "H": 32, "W": 32},
+    "monai_unet.yaml": {"channels": [4, 8, 8, 16, 16], "H": 32, "W": 32},
+    "wrn.yaml": {"depth": 16, "widen": 2},
 }
 @pytest.mark.parametrize("entry", entries())
 def test_zoo_inplace_equals_out_of_place(entry):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import networkx as nx
 import pytest
 from helpers import ROOT
 
 import archspec
 from archspec.errors import GraphError
+from archspec.frozen import FrozenMap, freeze
 from archspec.ir import Graph, Node, lint
 
 
@@ -47,3 +51,50 @@ def test_networkx_view_has_one_edge_per_input_slot():
     add = g.node("layer2.0.add")
     slots = {d["slot"]: u for u, _, d in nxg.in_edges(add.name, data=True)}
     assert slots == dict(enumerate(add.inputs))
+
+
+# -- immutable all the way down ------------------------------------------------------------
+
+def test_frozen_map_is_a_value() -> None:
+    m = FrozenMap({"x": (3, 32, 32), "y": (1,)})
+    assert m == {"x": (3, 32, 32), "y": (1,)} and {"x": (3, 32, 32), "y": (1,)} == m
+    assert m != {"x": (3, 32, 32)} and m != FrozenMap({"y": (1,), "x": (3, 32, 31)})
+    assert hash(m) == hash(FrozenMap({"y": (1,), "x": (3, 32, 32)}))  # order-free, as == is
+    assert list(m) == ["x", "y"] and m.get("z", 7) == 7 and "x" in m and len(m) == 2
+    assert (m | {"z": (2,)})["z"] == (2,) and "z" not in m
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        m["x"] = (1,)  # type: ignore[index]  # the point: no __setitem__
+    with pytest.raises(AttributeError, match="is immutable"):
+        m._d = {}  # type: ignore[misc]  # the point: no way in
+    with pytest.raises(AttributeError):
+        m.update({"x": (1,)})  # type: ignore[attr-defined]  # the point: no mutating method
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(FrozenMap({"a": [1]}))  # hashes only when its values do, as a tuple
+    for copied in (copy.deepcopy(m), copy.copy(m), pickle.loads(pickle.dumps(m))):
+        assert type(copied) is FrozenMap and copied == m and hash(copied) == hash(m)
+
+
+def test_freeze_goes_all_the_way_down() -> None:
+    value = freeze({"a": [1, {"b": [2, 3]}], "c": {"d": {"e": []}}, "s": "text"})
+    assert value == {"a": (1, {"b": (2, 3)}), "c": {"d": {"e": ()}}, "s": "text"}
+    assert type(value) is FrozenMap and type(value["a"][1]) is FrozenMap and type(value["c"]["d"]) is FrozenMap
+
+
+def test_graph_fields_are_frozen_and_the_graph_copies() -> None:
+    g = archspec.load("archspec: 1\nname: t\nparams: {sizes: [1, 2], table: {a: [3]}}\ninputs: {x: [3, 8, 8]}\n"
+                      "nodes:\n  c: {op: conv, in: x, out: 4, k: 3}\noutputs: [c]\n")
+    for name in ("inputs", "params", "init", "input_locs", "output_locs"):
+        field_value = getattr(g, name)
+        assert isinstance(field_value, FrozenMap), name
+        with pytest.raises(TypeError):
+            field_value["new"] = 1
+    assert g.params["sizes"] == (1, 2) and isinstance(g.params["table"], FrozenMap)
+    assert isinstance(g.init["projection"], FrozenMap) and g.inputs["x"] == (3, 8, 8)
+    assert isinstance(g.node("c").meta, FrozenMap)
+    for copied in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        assert copied == g and copied.input_locs == g.input_locs and isinstance(copied.params, FrozenMap)
+    # A graph built from plain dicts (as a pass or a user may) is frozen the same way.
+    h = Graph(name="h", inputs={"x": [3]}, nodes=[Node("b", "relu", inputs=("x",))], outputs=["b"],
+              params={"k": [1]})
+    assert h.inputs == {"x": (3,)} and h.params == {"k": (1,)} and h.nodes[0].name == "b" and h.outputs == ("b",)
+    assert h == h.replace() and hash(h.inputs) == hash(FrozenMap({"x": (3,)}))

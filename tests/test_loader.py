@@ -74,3 +74,42 @@ def test_unreadable_files(tmp_path):
     with pytest.raises(SpecSyntaxError, match="spec is not valid UTF-8") as e:
         load_file(bad)
     assert e.value.loc.line == 2
+
+
+def _both_loaders(text: str, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+    """load_text through LibYAML's event parser and through the pure-Python parser: the
+    Document (data and every mark) or the error message."""
+    import archspec.loader as loader
+
+    def run() -> object:
+        try:
+            d = load_text(text, "s.yaml")
+        except (SpecSyntaxError, LimitError) as e:
+            return type(e), str(e)
+        return d.data, d.marks, d.key_marks
+
+    fast = run()
+    with monkeypatch.context() as m:
+        m.setattr(loader, "_compose_fast", lambda text, max_depth: None)
+        slow = run()
+    return fast, slow
+
+
+def test_libyaml_path_equals_the_pure_python_loader(monkeypatch: pytest.MonkeyPatch):
+    from pathlib import Path
+
+    import archspec.loader as loader
+
+    root = Path(__file__).resolve().parent.parent
+    files = sorted({*root.glob("specs/*.yaml"), *root.glob("archspec/**/*.yaml"), *root.glob("tests/**/*.yaml")})
+    assert len(files) > 50
+    texts = [f.read_bytes().decode("utf-8", "replace") for f in files]
+    texts += ["a: 1\r\nb: [x, {y: é}]\r\n", "k: \u00e9\u00e9 # \u2028 é\nv: 'x\u2028y'\n", "- a\n- - b\n  - c\n",
+              "a: &x [1, 2]\nb: *x\n*x : 3\n", "a: {b: c\n", "a:\tb\n", "\ufeffa: 1\n", "a: !!python/name:os.system 1\n",
+              "[" * 200 + "]" * 200, "a: |\n  x\n   y\n", "? [a, b]\n: c\n", "a: b: c\n", "x: \x07\n", ""]
+    fast_used = 0
+    for text in texts:
+        fast, slow = _both_loaders(text, monkeypatch)
+        assert fast == slow, text[:200]
+        fast_used += loader._compose_fast(text, 64) is not None
+    assert fast_used > 50  # the fast path did run: a comparison of the slow path with itself proves nothing

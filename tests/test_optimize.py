@@ -133,3 +133,45 @@ def test_export_optimize_inference(tmp_path: Path):
     assert r.exit_code == 2
     assert "--to python writes the spec's own modules" in r.output and "--to torchscript" in r.output
     assert not (tmp_path / "m.py").exists()
+
+
+def test_residual_add_relu_fused_and_every_conv_on_onednn():
+    from archspec.onednn import OneDNNConv2d
+
+    spec = SPECS / "resnet.yaml"
+    params = {"depth": 50, "width": 8, "num_classes": 10, "H": 32, "W": 32}
+    ref = archspec.compile(spec, params).eval()
+    ref.load_state_dict(random_state(ref))
+    opt = archspec.compile(spec, params)
+    opt.load_state_dict(ref.state_dict())
+    archspec.optimize.optimize_for_inference(opt)
+    targets = Counter(n.target for n in opt.graph.nodes if n.op == "call_function")
+    assert targets[torch.ops.aten._add_relu_.Tensor] == 16  # one per bottleneck
+    assert not any(n.target is torch.relu_ and n.args[0].target is torch.ops.aten._add_relu_.Tensor
+                   for n in opt.graph.nodes if n.op == "call_function")
+    convs = [m for m in opt.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 53 and all(type(m) is OneDNNConv2d for m in convs)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert close(opt(x), ref(x))
+        # torch.compile traces the plain convolution (fake tensors have no oneDNN kernel)
+        assert close(torch.compile(opt, backend="eager", fullgraph=True)(x), ref(x))
+
+
+@pytest.mark.parametrize("kw", [{}, {"stride": 2, "padding": 1}, {"groups": 4, "padding": 2, "dilation": 2},
+                                {"bias": False, "stride": (2, 1), "padding": (1, 0)}])
+def test_onednn_conv_equals_conv2d(kw: dict[str, Any]):
+    from archspec.onednn import OneDNNConv2d
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 12, 3 if kw else 1, **kw).eval()
+    fast = OneDNNConv2d.from_conv(conv)
+    assert fast is not None and fast.weight is conv.weight and fast.state_dict().keys() == conv.state_dict().keys()
+    x = torch.randn(2, 8, 9, 9)
+    with torch.no_grad():
+        for inp in (x, x.contiguous(memory_format=torch.channels_last), x[0], x.double()):
+            want = conv.double()(inp) if inp.dtype == torch.float64 else conv.float()(inp)
+            got = fast.double()(inp) if inp.dtype == torch.float64 else fast.float()(inp)
+            assert got.shape == want.shape and close(got, want)
+    assert OneDNNConv2d.from_conv(nn.Conv2d(2, 2, 3, padding="same")) is None
+    assert OneDNNConv2d.from_conv(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")) is None

@@ -8,6 +8,7 @@ binary lifting; a graph with more edges than a drawing reads is refused before a
 from __future__ import annotations
 
 import importlib
+import shutil
 from typing import Any
 
 import pytest
@@ -18,23 +19,26 @@ from archspec.api import graph_of
 from archspec.errors import LimitError, OutputError
 
 R: Any = importlib.import_module("archspec.render")  # `archspec.render` is also the function
+from archspec.render.model import prod  # noqa: E402
+from archspec.render.roles import dips, skip_roles  # noqa: E402
+from archspec.render.view import view  # noqa: E402
 
 
-def _old_dips(b: Any, src: str, merge: Any, main: str, depth: dict[str, int]) -> bool:
+def _old_dips(b: Any, main_in: dict[str, int], src: str, merge: Any, main: str, depth: dict[str, int]) -> bool:
     """The walk ``_dips`` replaced: the reference it must agree with."""
     a, m = b.shapes.get(src), merge.shape
     if a is None or m is None or len(a) < 2 or a[1:] != m[1:]:
         return False
-    size = R._prod(a[1:])
+    size = prod(a[1:])
     cur = main
     while cur in b.idx and depth.get(cur, 0) > depth.get(src, 0):
         s = b.shapes.get(cur)
-        if s is not None and len(s) == len(a) and R._prod(s[1:]) < size:
+        if s is not None and len(s) == len(a) and prod(s[1:]) < size:
             return True
         n = b.idx[cur]
         if not n.inputs:
             break
-        cur = n.inputs[b.main_in.get(cur, 0)]
+        cur = n.inputs[main_in.get(cur, 0)]
     return False
 
 
@@ -70,22 +74,23 @@ outputs: [z]
                                                 (ROOT / "specs" / "resnet.yaml", {"depth": 50})])
 def test_dips_agrees_with_the_walk(source: object, params: dict) -> None:
     g = graph_of(source, params)
-    b = R._Builder(g, (), None, True, R.MAX_RENDER_NODES)
-    b._roles()
+    v = view(g)
+    roles = skip_roles(v)
     asked = 0
     for n in g.nodes:
         if len(n.inputs) < 2:
             continue
-        main = b.main_in[n.name]
+        main = roles.main_in[n.name]
         for slot, src in enumerate(n.inputs):
             if slot != main:
-                real = b.origin(src)
-                assert b._dips(real, n, n.inputs[main], b.depth_of) == _old_dips(b, real, n, n.inputs[main], b.depth_of)
+                real = v.origin(src)
+                got = dips(v, real, n, n.inputs[main], roles.depth, roles.main_in)
+                assert got == _old_dips(v, roles.main_in, real, n, n.inputs[main], roles.depth)
                 asked += 1
     assert asked > 0
     if source == LADDER:
-        assert b.u_layout and {m for _, m in b.u_skips} >= {"m.0.a", "m.1.a", "m.2.a", "z"}
-        assert "e" in {m for _, m in b.u_skips} and not {"f.0.a", "g.1.a"} & {m for _, m in b.u_skips}
+        assert roles.u_layout and {m for _, m in roles.u_skips} >= {"m.0.a", "m.1.a", "m.2.a", "z"}
+        assert "e" in {m for _, m in roles.u_skips} and not {"f.0.a", "g.1.a"} & {m for _, m in roles.u_skips}
 
 
 def _residual_chain(n: int, adds: int) -> str:
@@ -123,8 +128,8 @@ def test_dot_time_limit_is_short_and_said(monkeypatch: pytest.MonkeyPatch) -> No
         seen.update(k)
         raise subprocess.TimeoutExpired("dot", 1)
 
-    monkeypatch.setattr(R.shutil, "which", lambda name: "/usr/bin/dot")
-    monkeypatch.setattr(R.subprocess, "run", slow)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot")
+    monkeypatch.setattr(subprocess, "run", slow)
     with pytest.raises(OutputError, match=r"graphviz's dot took more than 20 s \(the limit\)"):
         R.run_dot("digraph {}", "svg")
     assert seen["timeout"] == R.DOT_TIMEOUT_S == 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from archspec.api import graph_of
 from archspec.errors import terminal_safe
+from archspec.render import mermaid
 
 R: Any = importlib.import_module("archspec.render")
 
@@ -54,7 +56,7 @@ def test_a_mermaid_directive_in_a_name_does_not_reach_mermaid(tmp_path: Path) ->
     mmd = R.to_mermaid(graph_of(text))
     assert "%%{" not in mmd and "}%%" not in mmd
     assert all(not line.startswith("%%") or line.count("%") == 2 for line in mmd.splitlines())
-    assert R._m("50%%{init}%%") == "50#37;#37;{init}#37;#37;"
+    assert mermaid._m("50%%{init}%%") == "50#37;#37;{init}#37;#37;"
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2100) | st.sampled_from(
@@ -86,3 +88,51 @@ def test_on_a_terminal_colour_and_cursor_sequences_pass_but_osc_does_not() -> No
     err = Tty()
     _SafeStream(err).write("\x1b[1m")
     assert err.getvalue() == "\\x1b[1m"
+
+
+SGR = r"\e[38;5;196m"  # a colour from a spec, as YAML writes it: rich never draws this one here
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("text", "cmd"), [
+    ("good", ["check", "net.yaml"]),
+    ("good", ["summary", "net.yaml"]),
+    ("good", ["summary", "net.yaml", "--vary", "w=4,8"]),
+    ("good", ["render", "net.yaml", "--format", "mermaid", "-o", "-"]),
+    ("good", ["render", "net.yaml", "--format", "dot", "-o", "-"]),
+    ("good", ["build", "net.yaml", "-o", "out"]),
+    ("bad_node", ["check", "net.yaml"]),
+    ("bad_node", ["render", "net.yaml", "--format", "dot", "-o", "-"]),
+    ("bad_shape", ["check", "net.yaml"]),
+    ("bad_shape", ["render", "net.yaml", "--format", "mermaid", "-o", "-"]),
+])
+def test_csi_from_spec_text_never_reaches_a_terminal_raw(text: str, cmd: list[str], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal rich's own colour and cursor sequences pass, so the stream cannot
+    escape every CSI: spec text (names, docs, messages) is escaped where it is printed."""
+    from archspec.cli import main
+
+    node = f'"c{SGR}X"' if text == "bad_node" else "c"
+    k = "99, padding: 0" if text == "bad_shape" else "3"
+    (tmp_path / "net.yaml").write_text(
+        f'archspec: 1\nname: "t{SGR}RED"\ndoc: "d{SGR}GREEN"\nparams: {{w: 4}}\ninputs: {{x: [3, 8, 8]}}\n'
+        f"nodes:\n  {node}: {{op: conv, in: x, out: $w, k: {k}}}\noutputs: [{node}]\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    out, err = _Tty(), _Tty()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    with pytest.raises(SystemExit) as e:
+        main.main(args=cmd, prog_name="archspec")
+    shown = out.getvalue() + err.getvalue()
+    assert e.value.code == (0 if text == "good" else 2), shown
+    assert "\x1b[38;5;196m" not in shown  # never raw ...
+    if (text, cmd[0]) != ("bad_shape", "check"):  # that message names no spec text
+        assert "\\x1b[38;5;196m" in shown  # ... but shown, as an escape
+    if cmd[0] == "summary" and "--vary" not in cmd:
+        assert "\x1b[" in out.getvalue()  # rich's own colours still reach the terminal

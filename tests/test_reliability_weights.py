@@ -73,6 +73,50 @@ def test_a_zip_bomb_torch_archive_is_refused_unread(tmp_path: Path) -> None:
     assert "state_dict" in bounded(go, cpu=20, memory=1 << 30)
 
 
+def _small_archive_claiming(p: Path, m: torch.nn.Module, **claims: torch.Tensor) -> None:
+    """A real torch archive of ``m``'s state_dict in which some keys hold other tensors:
+    a meta tensor claims any size and stores no byte, so a few KB claim gigabytes."""
+    state = {**_state(m), **claims}
+    torch.save(state, p)
+    assert p.stat().st_size < 64 << 10
+
+
+@pytest.mark.parametrize(("claim", "message"), [
+    (torch.empty(40000, 40000, device="meta"), "mis-shaped (1):\n    c.weight: file 40000x40000, model 4x3x3x3"),
+    (torch.zeros(4, 3, 3, 3, dtype=torch.int64), "unsupported (1):\n    c.weight: int64 values for a float32 tensor"),
+])
+def test_a_torch_archive_is_compared_from_its_pickle_before_any_tensor_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, claim: torch.Tensor, message: str) -> None:
+    # The archive's pickle names keys, dtypes and shapes; its storages are never read
+    # (torch.load is not reached), so a 6 GB claim allocates nothing.
+    m = _model()
+    p = tmp_path / "w.pt"
+    _small_archive_claiming(p, m, **{"c.weight": claim})
+    before = _state(m)
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("torch.load was called")
+    monkeypatch.setattr(torch, "load", never)
+
+    def go() -> str:
+        with pytest.raises(WeightsError, match="do not match the model") as e:
+            load_weights(m, p)
+        return str(e.value)
+    assert message in bounded(go, cpu=20, memory=1 << 30)
+    assert _unchanged(m, before)
+
+
+def test_a_fitting_torch_archive_still_loads(tmp_path: Path) -> None:
+    src, m = _model(), _model()
+    with torch.no_grad():
+        for v in src.parameters():
+            v.add_(1)
+    p = tmp_path / "w.pt"
+    torch.save(src.state_dict(), p)
+    load_weights(m, p)
+    assert all(torch.equal(v, src.state_dict()[k]) for k, v in m.state_dict().items())
+
+
 @pytest.mark.parametrize(("make", "why"), [
     (lambda t: t.to_sparse(), "a sparse_coo tensor"),
     (lambda t: torch.quantize_per_tensor(t, 0.1, 0, torch.qint8), "a quantized tensor"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ R = importlib.import_module("archspec.render")
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "render"
 SPECS = sorted(p for p in (ROOT / "specs").glob("*.yaml") if re.search(r"^nodes:", p.read_text(), re.M))
-HAVE_DOT = R.shutil.which("dot") is not None
+HAVE_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="graphviz's dot is not installed")
 
 EDGE = re.compile(r'^\s*"([^"]+)" -> "([^"]+)" \[(.*)\];$', re.M)
@@ -110,6 +111,42 @@ def test_unet_concat_skip_is_the_first_input() -> None:
     skips = sorted((e.src, e.dst, e.span) for e in d.edges if e.role == "concat")
     assert skips == [("down.0.conv", "up.1.cat", 11), ("down.1.conv", "up.0.cat", 4)]
     assert d.u_layout
+
+
+SE_STAGES = """archspec: 1
+name: se_stages
+inputs: {x: [8, 16, 16]}
+blocks:
+  se:
+    params: [size]
+    nodes:
+      c: {op: conv, out: 8, k: 3}
+      p: {op: adaptive_avgpool, size: 1}
+      u: {op: upsample, size: "${[size, size]}"}
+      m: {op: mul, in: [c, u]}
+nodes:
+  s1: {block: se, in: x, repeat: 2, args: {size: 16}}
+  pool: {op: maxpool, k: 2}
+  s2: {block: se, repeat: 2, args: {size: 8}}
+outputs: [s2]
+"""
+
+
+@pytest.mark.parametrize("expand", [(), "all"])
+def test_repeated_se_gates_each_get_their_own_rows(expand: object, tmp_path: Path) -> None:
+    """Each SE gate (pool to 1x1, upsample back, mul) is a small U of its own: one
+    resolution was one rank across the whole graph, so the 1x1 nodes of both stages were
+    tied to one rank and dot failed ("trouble in init_rank", "lost ... edge")."""
+    d = R.drawing(graph_of(SE_STAGES), expand=expand)
+    assert d.u_layout
+    ranks = re.findall(r"^  \{rank=same; (.*)\}$", R.dot_source(d), re.M)
+    rows = [set(re.findall(r'"([^"]+)"', r)) for r in ranks]
+    instances = ["s1.0", "s1.1", "s2.0", "s2.1"] if expand else ["s1.0", "s2.0"]
+    assert rows == [{f"{i}.c", f"{i}.u", f"{i}.m"} for i in instances]  # never a row across two gates
+    if HAVE_DOT:
+        written = archspec.render(SE_STAGES, tmp_path / "se.svg", expand=expand, dot_beside=True)
+        assert [p.name for p in written] == ["se.dot", "se.svg"]
+        assert written[1].read_text().startswith("<?xml") and "s2.0.m" in written[0].read_text()
 
 
 def test_highway_gate_is_a_branch() -> None:
@@ -441,8 +478,8 @@ def test_dot_timeout_message(monkeypatch: pytest.MonkeyPatch) -> None:
     def slow(*a: object, **k: object) -> None:
         raise subprocess.TimeoutExpired("dot", 1)
 
-    monkeypatch.setattr(R.shutil, "which", lambda name: "/usr/bin/dot")
-    monkeypatch.setattr(R.subprocess, "run", slow)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot")
+    monkeypatch.setattr(subprocess, "run", slow)
     with pytest.raises(OutputError, match=f"graphviz's dot took more than {R.DOT_TIMEOUT_S} s") as e:
         R.run_dot("digraph {}", "svg")
     assert e.value.fix == "draw less: drop --expand, or pass --depth 1"
@@ -572,6 +609,18 @@ def test_render_does_not_import_torch(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("ok")
     assert (tmp_path / "u.dot").read_text().startswith('digraph "unet"')
+
+
+def test_archspec_render_is_the_module() -> None:
+    """``import archspec.render`` gives the package (its steps in modules of their own);
+    ``archspec.render(...)`` still draws any source."""
+    import archspec.render as mod
+
+    assert isinstance(archspec.render, types.ModuleType) and archspec.render is sys.modules["archspec.render"] is mod
+    assert mod.to_dot is importlib.import_module("archspec.render.dot").to_dot
+    assert {"roles", "collapse", "drawing", "dot", "mermaid", "output"} <= {
+        m.rpartition(".")[2] for m in sys.modules if m.startswith("archspec.render.")}
+    assert callable(archspec.render)
 
 
 def test_size_inputs_draw_as_size_edges() -> None:

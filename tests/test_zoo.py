@@ -30,6 +30,13 @@ SMALL: dict[str, dict[str, Any]] = {
     "unet.yaml": {"H": 32, "W": 32},
     "unetpp.yaml": {"H": 32, "W": 32},
     "resnetd.yaml": {"H": 64, "W": 64},
+    "seresnet.yaml": {"H": 64, "W": 64},
+    "se_resnet18.yaml": {"H": 64, "W": 64},
+    "mobilenet_v2.yaml": {"H": 64, "W": 64},
+    "segmentation.yaml": {"H": 64, "W": 64},
+    "smp_unet.yaml": {"H": 64, "W": 64},
+    "attention_unet.yaml": {"H": 32, "W": 32},
+    "unet_tutorial.yaml": {"H": 32, "W": 32},
 }
 # The whole file, the widest ResNeXts included, takes about 75 s on 2 CPU cores.
 
@@ -182,13 +189,13 @@ def peer_call(peer: dict[str, Any]) -> str:
 # -- published parameter counts -----------------------------------------------------------
 
 # Exact counts for 10 classes; the papers print them rounded: the ResNet paper to two
-# significant figures (0.27M ... 1.7M), the DenseNet paper to 0.1M.
+# significant figures (0.27M ... 1.7M), the DenseNet and Wide ResNet papers to 0.1M.
 EXACT = {"resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586, "resnet56": 853_018,
          "resnet110": 1_727_962, "plain20": 269_722, "plain110": 1_727_962, "densenet_bc_100_12": 769_162}
 
 
 def paper_rounding(name: str, count: int) -> str:
-    if name.startswith("densenet"):
+    if name.startswith(("densenet", "wrn")):
         return f"{count / 1e6:.1f}M"
     return f"{float(f'{count / 1e6:.2g}'):g}M"
 

@@ -154,13 +154,16 @@ class TwoInputs(nn.Module):
         return x + y
 
 
-class InplaceDropout(nn.Module):
+class ExtraBuffer(nn.Module):
+    """A batch norm holding one more buffer than nn.BatchNorm2d builds."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.drop = nn.Dropout(0.1, inplace=True)
+        self.bn = nn.BatchNorm2d(3)
+        self.bn.register_buffer("scale", torch.ones(3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(x)
+        return self.bn(x)
 
 
 class SharedConv(nn.Module):
@@ -170,6 +173,15 @@ class SharedConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.conv(x))
+
+
+class SharedAcross(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(nn.Conv2d(3, 3, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner[0](self.inner(x))
 
 
 class OddName(nn.Module):

@@ -46,7 +46,8 @@ class OpAttrs(BaseModel):
     mapping of the same fields, as the IR's attributes were plain mappings before.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # Built on first use: `check` validates the attributes of the ops a spec uses, not all.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     def __getitem__(self, key: str) -> Any:
         if key not in type(self).model_fields and key not in (self.model_extra or {}):

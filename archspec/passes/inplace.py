@@ -58,7 +58,7 @@ def make_inplace(graph: Any, *, autograd: bool = True) -> list[str]:
         args = list(node.args)
         if not args or not all(_shape(a) is not None for a in args):
             continue
-        attrs = op.Attrs.model_validate(dict(raw))
+        attrs = raw if isinstance(raw, op.Attrs) else op.Attrs.model_validate(dict(raw))
         shapes = [tuple(_shape(a)) for a in args]
         out_shape = tuple(node.meta["archspec"]["shape"])
         for slot, t in enumerate(args):

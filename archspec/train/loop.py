@@ -94,14 +94,19 @@ class _Reporter:
 
     def line(self, text: str) -> None:
         if self.enabled:
-            if self._progress is not None:
-                self._progress.console.print(text, highlight=False)
+            if self._progress is not None:  # rich draws on the raw terminal: escape the text here
+                from rich.markup import escape
+
+                from ..errors import terminal_safe
+
+                self._progress.console.print(escape(terminal_safe(text)), highlight=False)
             else:
                 print(text, flush=True)
 
     def start(self, epoch: int, epochs: int, steps: int, done: int) -> None:
         if not self.rich:
             return
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -110,14 +115,21 @@ class _Reporter:
             TimeRemainingColumn,
         )
 
+        from ..errors import terminal_stream
+
         self._progress = Progress(TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True)
+                                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True,
+                                  console=Console(file=terminal_stream()))  # its redraws pass on a terminal
         self._progress.start()
         self._task = self._progress.add_task("train", total=steps, completed=done, info="")
 
     def step(self, info: str) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, advance=1, info=info)
+            from rich.markup import escape
+
+            from ..errors import terminal_safe
+
+            self._progress.update(self._task, advance=1, info=escape(terminal_safe(info)))
 
     def stop(self) -> None:
         if self._progress is not None:
