@@ -618,6 +618,8 @@ class Constraints:
     error: ArchSpecError | None = None  # why the first size tried failed, when none is valid
     tried: str = ""  # that size, e.g. "H=224, W=224"
     size_dependent: tuple[str, ...] = ()  # symbols the parameter count changes with
+    reads_shapes: tuple[str, ...] = ()  # block expressions that read an input shape (Graph.reads_shapes)
+    structure_changes: tuple[str, ...] = ()  # symbols such an expression makes the graph itself change with
     example: Graph | None = field(default=None, repr=False)
 
     @property
@@ -639,12 +641,16 @@ class Constraints:
         if self.size_dependent:
             out.append(f"note: the parameter count changes with {', '.join(self.size_dependent)} (e.g. a "
                        "flatten -> linear head), so a built model runs only at the size it was built for")
+        if self.structure_changes:
+            out.append(f"note: the graph itself changes with {', '.join(self.structure_changes)}: "
+                       f"{self.reads_shapes[0]} in an expression, and reads a size that follows "
+                       f"{', '.join(self.structure_changes)} (each size was expanded anew to find these rules)")
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"symbols": list(self.symbols), "rules": [r.to_dict() for r in self.rules],
                 "base": dict(self.base) if self.base is not None else None, "separable": self.separable,
-                "size_dependent": list(self.size_dependent),
+                "size_dependent": list(self.size_dependent), "structure_changes": list(self.structure_changes),
                 "text": self.lines()}
 
 
@@ -695,8 +701,15 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
         budget[0] -= per_attempt
         if budget[0] < 0:
             raise _searched_out(len(graph.nodes))
-        g = graph.replace(inputs={name: tuple(values[d] if isinstance(d, str) else d for d in shape)
-                                  for name, shape in dims.items()})
+        shapes = {name: tuple(values[d] if isinstance(d, str) else d for d in shape) for name, shape in dims.items()}
+        if graph.reads_shapes:
+            # A block's expression reads an input shape: expand again at these sizes.
+            try:
+                g = expand(doc, {**(params or {}), **first}, limits, inputs=shapes)
+            except ArchSpecError as e:
+                return None, e
+        else:
+            g = graph.replace(inputs=shapes)
         g = annotate(g)
         errs = g.errors()
         return (None, errs[0]) if errs else (g, None)
@@ -749,6 +762,16 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
             n *= 2
         rules.append(rule)
     separable = _separable(rules, base, attempt)
+    changing: tuple[str, ...] = ()
+    if graph.reads_shapes:
+        # The graph itself (an attribute, a node) changes with a size when an expression
+        # reads a spatial dim that follows it: say so.
+        def structure(g: Graph) -> list[tuple[Any, ...]]:
+            return [(n.name, n.op, n.attrs, n.inputs) for n in g.nodes]
+        changing = tuple(r.symbol for r in rules
+                         if (o := _other_size(r, base)) is not None
+                         and (g2 := attempt({**base, r.symbol: o})[0]) is not None
+                         and structure(g2) != structure(example))
     dependent = []
     for rule in rules:
         other = next((v for v in range(base[rule.symbol] + 1, base[rule.symbol] + rule.searched)
@@ -757,7 +780,15 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
         changed = attempt({**base, rule.symbol: other})[0] if other is not None else None
         if changed is not None and _params(changed) != _params(example):
             dependent.append(rule.symbol)
-    return Constraints(syms, tuple(rules), base, separable, example=example, size_dependent=tuple(dependent))
+    return Constraints(syms, tuple(rules), base, separable, example=example, size_dependent=tuple(dependent),
+                       reads_shapes=graph.reads_shapes, structure_changes=changing)
+
+
+def _other_size(rule: SizeRule, base: Mapping[str, int]) -> int | None:
+    """A size other than the base's that ``rule`` allows, or None."""
+    if rule.kind == "progression":
+        return next((v for v in range(base[rule.symbol] + 1, base[rule.symbol] + rule.searched) if rule.holds(v)), None)
+    return next((v for v in rule.values if v != base[rule.symbol]), None)
 
 
 # The size search infers the whole graph once per size it tries; it may do this many

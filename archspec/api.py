@@ -82,10 +82,7 @@ def analyse(source: Source, params: Mapping[str, Any] | None = None, limits: Lim
             what = "params" if params else "input shapes"
             raise ArchSpecError(f"{what} cannot be applied to an already built graph; pass the spec instead")
         return source
-    graph = expand(read(source, limits), params, limits)
-    if inputs:
-        graph = graph.replace(inputs={**graph.inputs, **inputs})
-    return annotate(graph)
+    return annotate(expand(read(source, limits), params, limits, inputs=inputs))
 
 
 def is_block_library(doc: Document) -> bool:

@@ -49,7 +49,8 @@ class Node:
     What the spec says about the node beyond its op is typed: ``share`` (the module path
     of the node whose module it reuses), ``disabled`` (a ``when:`` that was false: an
     identity stands in), ``dense`` (the dense repeat whose running concat it is) and
-    ``projection`` (an auto projection: for which merge and why).
+    ``projection`` (an auto projection: for which merge and why). ``output`` marks the
+    node that selects output k of a multi-output node (``split.0``).
     """
 
     name: str
@@ -66,6 +67,9 @@ class Node:
     disabled: bool = False
     dense: str | None = None
     projection: Projection | None = None
+    # Output k of a multi-output node (split): op and attrs are that node's, its one
+    # input is that node, and its shape is the op's outputs(...)[k].
+    output: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.attrs, OpAttrs):
@@ -129,6 +133,9 @@ class Graph:
     output_locs: Mapping[str, Loc] = field(default_factory=FrozenMap, compare=False)
     # The files read to build it (the spec and its `use:` files): no output may replace them.
     files: tuple[str, ...] = field(default=(), compare=False)
+    # What read an input's shape in an expression while expanding (``block 'se' reads the
+    # shape of its input 'input'``): the graph's structure may then depend on input sizes.
+    reads_shapes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         # Immutable all the way down: mappings given as dicts (and lists in them) are frozen.

@@ -43,7 +43,14 @@ Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
 Name = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 Scalar = Union[bool, int, float, str, None]
 Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
-InSpec = Union[str, list[str], dict[str, str]]
+# A block's input: a name, or {name: optional}; told apart by type, so a bad name is
+# reported as one (not as "not a mapping").
+BlockInput = Annotated[
+    Union[Annotated[Name, Tag("name")], Annotated[dict[Name, Literal["optional"]], Tag("optional")]],
+    Discriminator(lambda v: "optional" if isinstance(v, dict) else "name"),
+]
+# null: a block call leaves an optional input out.
+InSpec = Union[str, list[Union[str, None]], dict[str, Union[str, None]]]
 
 def _version(v: Any) -> Any:
     """Only the integer 1: strict Literal[1] would let 1.0 through. (from_pydantic words the error.)"""
@@ -200,7 +207,9 @@ def _build(version: int, ops: tuple[str, ...] | None = None) -> dict[str, Any]:
 
         params: list[Union[Name, dict[str, Param]]] = Field(
             [], description="The block's params: a name (required) or {name: default}; used as $name inside.")
-        inputs: list[Name] = Field(["input"], description="Names of the block's inputs (default: one, 'input').")
+        inputs: list[BlockInput] = Field(
+            ["input"], description="Names of the block's inputs (default: one, 'input'); {name: optional} is an "
+                                   "input a call may leave out (or pass null).")
         nodes: Union[dict[str, NodeDef], list[NodeDef]] = Field(
             description="The block's nodes; a list makes them sequential, named 0, 1, ...")
         edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")

@@ -144,6 +144,9 @@ SHAPES: list[tuple[str, dict[str, Any], Shapes, tuple[int, ...]]] = [
     ("dropout", {}, [(3, 5, 5)], (3, 5, 5)),
     ("dropout", {"p": 0}, [(10,)], (10,)),
     ("identity", {}, [(3, 5, 5)], (3, 5, 5)),
+    # multi-output ops: infer gives the input's shape (the outputs put back together)
+    ("split", {"sizes": [2, 4]}, [(6, 5, 5)], (6, 5, 5)),
+    ("chunk", {"chunks": 4, "dim": 1}, [(3, 6)], (3, 6)),
 ]
 
 
@@ -193,6 +196,11 @@ ERRORS: list[tuple[str, dict[str, Any], Shapes, type[Exception], str]] = [
     ("flatten", {"start": 2, "end": 1}, [(4, 5, 6)], ShapeError, r"flatten: start 2 comes after end 1 in the input 4x5x6"),
     ("reshape", {"shape": [-1, 7]}, [(4, 5)], ShapeError, r"reshape: the 20 elements of 4x5 do not divide into \[-1, 7\]"),
     ("reshape", {"shape": [4, 6]}, [(4, 5)], ShapeError, r"reshape: \[4, 6\] holds 24 elements but the input 4x5 has 20"),
+    ("split", {"sizes": [2, 2]}, [(6, 5)], ShapeError, r"split: sizes \[2, 2\] add up to 4, but dim 0 of the input 6x5 is 6"),
+    ("split", {"sizes": [1], "dim": 2}, [(6, 5)], ShapeError, r"split: dim 2 is out of range for the 2-d input 6x5"),
+    ("chunk", {"chunks": 2, "dim": -3}, [(6, 5)], ShapeError, r"chunk: dim -3 is out of range for the 2-d input 6x5"),
+    ("split", {"sizes": []}, [(4,)], ValidationError, r"at least 1 item"),
+    ("chunk", {"chunks": 0}, [(4,)], ValidationError, r"greater than or equal to 1"),
     ("prelu", {"num_parameters": 3}, [(4, 7, 9)], ShapeError,
      r"prelu: num_parameters=3 is neither 1 nor the 4 channels of the input 4x7x9"),
     ("prelu", {"num_parameters": 3}, [()], ShapeError, r"prelu: num_parameters=3 is neither 1 nor a channel of the input scalar"),
@@ -309,6 +317,7 @@ TORCH_REFUSES = [
     ("upsample", {"scale": 2, "mode": "linear"}, (3, 8, 8)),
     ("upsample", {"scale": 2, "mode": "bicubic"}, (3, 2, 8, 8)),
     ("upsample", {"scale": 0.1}, (3, 7, 7)),
+    ("split", {"sizes": [2, 2]}, (6, 5)),
     ("pixel_shuffle", {"factor": 2}, (6, 4, 4)),
     ("pad", {"padding": [5, 0], "mode": "reflect"}, (3, 5)),
     ("pad", {"padding": [0, 6], "mode": "circular"}, (3, 5)),
@@ -423,6 +432,8 @@ TORCH_CASES: dict[str, list[tuple[dict[str, Any], Shapes]]] = {
     "reshape": [({"shape": [2, -1]}, [(4, 3, 3)]), ({"shape": [36]}, [(4, 3, 3)])],
     "dropout": [({}, [(3, 5, 5)]), ({"p": 0.1}, [(10,)])],
     "identity": [({}, [(3, 5, 5)])],
+    "split": [({"sizes": [2, 4]}, [(6, 5, 5)]), ({"sizes": [1, 1, 3], "dim": -1}, [(2, 5)])],
+    "chunk": [({"chunks": 3}, [(6, 5, 5)]), ({"chunks": 3, "dim": 1}, [(2, 5)]), ({"chunks": 4}, [(6,)])],
 }
 
 
@@ -454,10 +465,18 @@ def test_op_matches_torch(name: str, attrs: dict[str, Any], shapes: Shapes) -> N
     assert lo <= len(shapes) and (hi is None or len(shapes) <= hi)
     out = op.infer(a, shapes)
 
+    outs = op.outputs(a, shapes)
+    if outs is not None:  # a multi-output op: its own shape is its input's, torch gives a tuple
+        assert out == shapes[0]
     for device in ("cpu", "meta"):
         m = build(op, a, shapes, device)
         assert m.training
         y = m(*[torch.randn(2, *s, device=device) for s in shapes])
+        if outs is not None:
+            got = [tuple(t.shape) for t in y]
+            assert got == [(2, *s) for s in outs], f"{device}: torch gives {got}, the rule {outs}"
+            assert all(t.device.type == device for t in y)
+            continue
         assert tuple(y.shape) == (2, *out), f"{device}: torch gives {tuple(y.shape)}, rule gives {(2, *out)}"
         assert y.device.type == device
 

@@ -196,6 +196,11 @@ class Op(Generic[A]):
         """The output shape; raises ShapeError saying what and why."""
         raise NotImplementedError
 
+    def outputs(self, a: A, shapes: Sequence[Shape]) -> list[Shape] | None:
+        """The shape of each output of a multi-output op (``split``), ``None`` for an op
+        with one output. A multi-output op's ``infer`` gives its input's shape."""
+        return None
+
     def params(self, a: A, shapes: Sequence[Shape]) -> int:
         """Number of learnable parameters."""
         return 0
