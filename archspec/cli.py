@@ -182,7 +182,8 @@ def check(specs: tuple[str, ...], input_shapes: tuple[str, ...], sizes: bool, pa
           as_json: bool) -> None:
     """Validate each SPEC and infer every shape, without importing torch.
 
-    Prints the output shapes and every projection inserted for a residual merge. When
+    Prints the output shapes, every projection inserted for a residual merge and every
+    broadcast accepted (a C×1×1 gate times C×H×W features). When
     the spec's input sizes are symbolic (inputs: {x: [3, H, W]}), derives and prints the
     sizes for which the graph is valid; --input checks one size and names the first node
     that breaks. A block-library file (blocks: and no nodes:) has its blocks checked.
@@ -278,6 +279,7 @@ def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: di
     nodes = dict(g.named_outputs()) if g.output_keys is not None else {}
     text += [f"  output {k}: {fmt(v)}" + (f" ({nodes[k]})" if k in nodes else "") for k, v in result.outputs.items()]
     text += [f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}" for p in result.projections]
+    text += [f"  broadcast {line}" for line in result.broadcast_lines()]
     return {"json": {**result.to_dict(), **extra}, "text": text, "warnings": result.warnings}
 
 

@@ -13,6 +13,7 @@ This is the only module, with the ops' builders, that imports torch.
 
 from __future__ import annotations
 
+import operator
 import re
 from typing import Any
 
@@ -55,7 +56,9 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
         attrs = n.attrs
         in_shapes = [shapes[i] for i in n.inputs]
         args = [values[i] for i in n.inputs]
-        if n.module is not None:
+        if n.output is not None:  # output k of a multi-output node (split): an index into its tuple
+            result = g.call_function(operator.getitem, (args[0], n.output))
+        elif n.module is not None:
             if n.owns_module or n.module == n.name:
                 if redraw and op.init_kind == "fan_out":
                     with torch.device("meta"):

@@ -95,7 +95,6 @@ def python_source(graph: Graph, model: Any) -> str:
         "",
     ])
     lines = [
-        pystr(docstring),
         "",
         "from __future__ import annotations  # copied helpers may carry annotations",
         "",
@@ -119,7 +118,10 @@ def python_source(graph: Graph, model: Any) -> str:
         f"Model = {cls}" if cls != "Model" else "",
         "",
     ]
-    return "\n".join(lines).replace("\n\n\n\n", "\n\n\n").rstrip() + "\n"
+    # Runs of blank lines are collapsed in the code only: the docstring holds the spec's
+    # doc exactly as written.
+    code = "\n".join(lines).replace("\n\n\n\n", "\n\n\n").rstrip()
+    return pystr(docstring) + "\n" + code + "\n"
 
 
 def _build(mod: Any, path: str, expr: str, leaves: set[str], out: list[str], lists: set[str]) -> None:

@@ -28,7 +28,7 @@ class Projection:
     """Why an auto projection node exists: it maps input ``slot`` of merge ``merge`` onto
     input 0's shape by the policy ``kind``; ``label`` and ``rule`` say so in words."""
 
-    kind: str  # conv_bn, avgpool_conv_bn, zero_pad (defaults.projection.kind)
+    kind: str  # conv, conv_bn, avgpool_conv_bn, zero_pad (the merge's projection policy)
     merge: str
     slot: int
     label: str
@@ -49,7 +49,8 @@ class Node:
     What the spec says about the node beyond its op is typed: ``share`` (the module path
     of the node whose module it reuses), ``disabled`` (a ``when:`` that was false: an
     identity stands in), ``dense`` (the dense repeat whose running concat it is) and
-    ``projection`` (an auto projection: for which merge and why).
+    ``projection`` (an auto projection: for which merge and why). ``output`` marks the
+    node that selects output k of a multi-output node (``split.0``).
     """
 
     name: str
@@ -66,6 +67,9 @@ class Node:
     disabled: bool = False
     dense: str | None = None
     projection: Projection | None = None
+    # Output k of a multi-output node (split): op and attrs are that node's, its one
+    # input is that node, and its shape is the op's outputs(...)[k].
+    output: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.attrs, OpAttrs):
@@ -157,6 +161,9 @@ class Graph:
     output_keys: tuple[str, ...] | None = None
     # Non-fatal findings about the spec (a batch-like input shape, ...), each located.
     warnings: tuple[Finding, ...] = field(default=(), compare=False)
+    # What read an input's shape in an expression while expanding (``block 'se' reads the
+    # shape of its input 'input'``): the graph's structure may then depend on input sizes.
+    reads_shapes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         # Immutable all the way down: mappings given as dicts (and lists in them) are frozen.

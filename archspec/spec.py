@@ -38,12 +38,20 @@ from .loader import Document
 from .names import IDENT_PATTERN
 from .ops import REGISTRY
 from .ops.base import ATTR_DOCS
+from .ops.merge import BIAS_DOC, KIND_DOC, NAME_DOC, ProjectionKind
 
 Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
 Name = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 Scalar = Union[bool, int, float, str, None]
 Param = Union[Scalar, list[Any], dict[Union[str, int], Any]]
-InSpec = Union[str, list[str], dict[str, str]]
+# A block's input: a name, or {name: optional}; told apart by type, so a bad name is
+# reported as one (not as "not a mapping").
+BlockInput = Annotated[
+    Union[Annotated[Name, Tag("name")], Annotated[dict[Name, Literal["optional"]], Tag("optional")]],
+    Discriminator(lambda v: "optional" if isinstance(v, dict) else "name"),
+]
+# null: a block call leaves an optional input out.
+InSpec = Union[str, list[Union[str, None]], dict[str, Union[str, None]]]
 
 
 def _holds_expr(v: Any) -> bool:
@@ -75,13 +83,12 @@ class Strict(BaseModel):
 
 
 class ProjectionPolicy(Strict):
-    """How a mismatched ``add``/``mul``/``lerp`` input is projected onto input 0's shape."""
+    """How a residual ``add`` whose inputs cannot broadcast projects each input whose
+    shape differs from input 0's; a merge's own ``projection:`` overrides it."""
 
-    kind: Literal["conv_bn", "avgpool_conv_bn", "zero_pad", "none"] = Field(
-        default="conv_bn", description="conv_bn: 1x1 conv (strided) + batch norm; avgpool_conv_bn: average pool, then 1x1 "
-                               "conv + bn (ResNet-D); zero_pad: subsample and pad channels with zeros, no "
-                               "parameters (CIFAR option A); none: shapes must match.")
-    name: Name = Field(default="downsample", description="Module name of the inserted projection (torchvision's: downsample).")
+    kind: ProjectionKind = Field(default="conv_bn", description=KIND_DOC)
+    name: Name = Field(default="downsample", description=NAME_DOC)
+    bias: bool = Field(default=False, description=BIAS_DOC)
 
 
 class InitPolicy(Strict):
@@ -230,7 +237,9 @@ def _build(version: int, ops: tuple[str, ...] | None = None) -> dict[str, Any]:
 
         params: list[Union[Name, dict[str, Param]]] = Field(
             [], description="The block's params: a name (required) or {name: default}; used as $name inside.")
-        inputs: list[Name] = Field(["input"], description="Names of the block's inputs (default: one, 'input').")
+        inputs: list[BlockInput] = Field(
+            ["input"], description="Names of the block's inputs (default: one, 'input'); {name: optional} is an "
+                                   "input a call may leave out (or pass null).")
         nodes: Union[dict[str, NodeDef], list[NodeDef]] = Field(
             description="The block's nodes; a list makes them sequential, named 0, 1, ...")
         edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")
@@ -238,8 +247,8 @@ def _build(version: int, ops: tuple[str, ...] | None = None) -> dict[str, Any]:
         doc: str = Field("", description=DOC_DOC)
 
     defaults_fields: dict[str, Any] = {"projection": (ProjectionPolicy, Field(
-        ProjectionPolicy(), description="How residual merges (add, mul, lerp) project an input whose shape "
-                                        "differs from input 0's."))}
+        ProjectionPolicy(), description="How a residual add whose inputs cannot broadcast projects an input "
+                                        "whose shape differs from input 0's."))}
     for n in names:
         defaults_fields[n] = (Union[_op_model(n, partial=True), None], Field(
             None, description=f"Attribute defaults for every {n} node (a node's own value wins)."))
@@ -533,7 +542,7 @@ def _one_error(errors: list[Any], paths: list[tuple[Any, ...]], best: int, doc: 
 _TYPE_WORDS = {"string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
                "int_type": "an integer", "bool_type": "true or false", "float_type": "a number"}
 # How pydantic names a union's branches in an error location (not keys of the data).
-_BRANCH = re.compile(r"^(str|int|float|bool|none|constrained-\w+|(list|dict|tuple)\[.*\]|function-\w+.*)$")
+_BRANCH = re.compile(r"^(str|int|float|bool|none|constrained-\w+|(list|dict|tuple)\[.*\]|function-\w+.*|[A-Z]\w*Attrs)$")  # ...Attrs: a nested attribute model (add's projection)
 
 
 def _what(v: Any) -> str:

@@ -60,6 +60,8 @@ SHAPES: list[tuple[str, dict[str, Any], Shapes, tuple[int, ...]]] = [
     ("scale", {"factor": 0.5}, [(8, 5, 5)], (8, 5, 5)),
     ("shift", {"offset": -3}, [(7,)], (7,)),
     ("sub", {}, [(3, 5, 5), (3, 5, 5)], (3, 5, 5)),
+    ("sub", {}, [(3, 5, 5), (1, 5, 5)], (3, 5, 5)),  # broadcast, as add and mul
+    ("mul", {}, [(3, 1, 1), (3, 5, 5)], (3, 5, 5)),
     # norms keep the shape
     ("bn", {}, [(16,)], (16,)),
     ("bn", {}, [(16, 9)], (16, 9)),
@@ -142,6 +144,9 @@ SHAPES: list[tuple[str, dict[str, Any], Shapes, tuple[int, ...]]] = [
     ("dropout", {}, [(3, 5, 5)], (3, 5, 5)),
     ("dropout", {"p": 0}, [(10,)], (10,)),
     ("identity", {}, [(3, 5, 5)], (3, 5, 5)),
+    # multi-output ops: infer gives the input's shape (the outputs put back together)
+    ("split", {"sizes": [2, 4]}, [(6, 5, 5)], (6, 5, 5)),
+    ("chunk", {"chunks": 4, "dim": 1}, [(3, 6)], (3, 6)),
 ]
 
 
@@ -191,10 +196,16 @@ ERRORS: list[tuple[str, dict[str, Any], Shapes, type[Exception], str]] = [
     ("flatten", {"start": 2, "end": 1}, [(4, 5, 6)], ShapeError, r"flatten: start 2 comes after end 1 in the input 4x5x6"),
     ("reshape", {"shape": [-1, 7]}, [(4, 5)], ShapeError, r"reshape: the 20 elements of 4x5 do not divide into \[-1, 7\]"),
     ("reshape", {"shape": [4, 6]}, [(4, 5)], ShapeError, r"reshape: \[4, 6\] holds 24 elements but the input 4x5 has 20"),
+    ("split", {"sizes": [2, 2]}, [(6, 5)], ShapeError, r"split: sizes \[2, 2\] add up to 4, but dim 0 of the input 6x5 is 6"),
+    ("split", {"sizes": [1], "dim": 2}, [(6, 5)], ShapeError, r"split: dim 2 is out of range for the 2-d input 6x5"),
+    ("chunk", {"chunks": 2, "dim": -3}, [(6, 5)], ShapeError, r"chunk: dim -3 is out of range for the 2-d input 6x5"),
+    ("split", {"sizes": []}, [(4,)], ValidationError, r"at least 1 item"),
+    ("chunk", {"chunks": 0}, [(4,)], ValidationError, r"greater than or equal to 1"),
     ("prelu", {"num_parameters": 3}, [(4, 7, 9)], ShapeError,
      r"prelu: num_parameters=3 is neither 1 nor the 4 channels of the input 4x7x9"),
     ("prelu", {"num_parameters": 3}, [()], ShapeError, r"prelu: num_parameters=3 is neither 1 nor a channel of the input scalar"),
-    ("sub", {}, [(3, 5), (4, 5)], ShapeError, r"sub inputs differ: input 0 is 3x5, input 1 is 4x5"),
+    ("sub", {}, [(3, 5), (4, 5)], ShapeError, r"sub inputs cannot broadcast: input 0 is 3x5, input 1 is 4x5: dim 0 is 3 "
+                                              r"against 4, and neither is 1"),
     ("upsample", {}, [(3, 4)], ShapeError, r"upsample needs one of scale, size, or a second input whose spatial size it takes"),
     ("upsample", {"scale": 2}, [(3, 4, 4), (3, 8, 8)], ShapeError,
      r"upsample: the second input gives the size, so scale cannot be given too"),
@@ -306,6 +317,7 @@ TORCH_REFUSES = [
     ("upsample", {"scale": 2, "mode": "linear"}, (3, 8, 8)),
     ("upsample", {"scale": 2, "mode": "bicubic"}, (3, 2, 8, 8)),
     ("upsample", {"scale": 0.1}, (3, 7, 7)),
+    ("split", {"sizes": [2, 2]}, (6, 5)),
     ("pixel_shuffle", {"factor": 2}, (6, 4, 4)),
     ("pad", {"padding": [5, 0], "mode": "reflect"}, (3, 5)),
     ("pad", {"padding": [0, 6], "mode": "circular"}, (3, 5)),
@@ -342,12 +354,12 @@ TORCH_CASES: dict[str, list[tuple[dict[str, Any], Shapes]]] = {
         ({"out": 6, "k": 3, "stride": 2, "padding": 1, "output_padding": 1}, [(4, 7)]),
         ({"out": 6, "k": 3, "groups": 2, "dilation": 2, "bias": False}, [(4, 3, 4, 5)]),
     ],
-    "add": [({}, [(3, 5, 5), (3, 5, 5)]), ({}, [(7,), (7,), (7,)])],
-    "mul": [({}, [(3, 5), (3, 5)])],
-    "sub": [({}, [(3, 5, 5), (3, 5, 5)]), ({}, [(7,), (7,)])],
+    "add": [({}, [(3, 5, 5), (3, 5, 5)]), ({}, [(7,), (7,), (7,)]), ({}, [(1, 5, 5), (3, 1, 5), (3, 5, 1)])],
+    "mul": [({}, [(3, 5), (3, 5)]), ({}, [(3, 5, 5), (3, 1, 1)]), ({}, [(1, 5, 5), (3, 5, 5)])],
+    "sub": [({}, [(3, 5, 5), (3, 5, 5)]), ({}, [(7,), (7,)]), ({}, [(3, 5, 5), (3, 1, 5)])],
     "scale": [({"factor": 0.2}, [(3, 5, 5)]), ({"factor": -3}, [(7,)])],
     "shift": [({"offset": 0.5}, [(3, 5, 5)]), ({"offset": -2}, [(4, 7)])],
-    "lerp": [({}, [(3, 5, 5)] * 3)],
+    "lerp": [({}, [(3, 5, 5)] * 3), ({}, [(3, 5, 5), (3, 5, 5), (1, 5, 5)])],
     "concat": [({}, [(3, 5, 5), (4, 5, 5)]), ({"dim": -1}, [(3, 5), (3, 2), (3, 1)])],
     "zero_pad": [({"out": 8, "stride": 2}, [(4, 7, 7)]), ({"out": 4}, [(4, 9)])],
     "relu": [({}, [(3, 5, 5)])],
@@ -420,6 +432,8 @@ TORCH_CASES: dict[str, list[tuple[dict[str, Any], Shapes]]] = {
     "reshape": [({"shape": [2, -1]}, [(4, 3, 3)]), ({"shape": [36]}, [(4, 3, 3)])],
     "dropout": [({}, [(3, 5, 5)]), ({"p": 0.1}, [(10,)])],
     "identity": [({}, [(3, 5, 5)])],
+    "split": [({"sizes": [2, 4]}, [(6, 5, 5)]), ({"sizes": [1, 1, 3], "dim": -1}, [(2, 5)])],
+    "chunk": [({"chunks": 3}, [(6, 5, 5)]), ({"chunks": 3, "dim": 1}, [(2, 5)]), ({"chunks": 4}, [(6,)])],
 }
 
 
@@ -451,10 +465,18 @@ def test_op_matches_torch(name: str, attrs: dict[str, Any], shapes: Shapes) -> N
     assert lo <= len(shapes) and (hi is None or len(shapes) <= hi)
     out = op.infer(a, shapes)
 
+    outs = op.outputs(a, shapes)
+    if outs is not None:  # a multi-output op: its own shape is its input's, torch gives a tuple
+        assert out == shapes[0]
     for device in ("cpu", "meta"):
         m = build(op, a, shapes, device)
         assert m.training
         y = m(*[torch.randn(2, *s, device=device) for s in shapes])
+        if outs is not None:
+            got = [tuple(t.shape) for t in y]
+            assert got == [(2, *s) for s in outs], f"{device}: torch gives {got}, the rule {outs}"
+            assert all(t.device.type == device for t in y)
+            continue
         assert tuple(y.shape) == (2, *out), f"{device}: torch gives {tuple(y.shape)}, rule gives {(2, *out)}"
         assert y.device.type == device
 
@@ -610,18 +632,20 @@ def test_dropout_is_off_in_eval() -> None:
 # --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("name", "attrs", "shape", "window"), [
-    ("maxpool", {"k": 3, "stride": 2, "padding": 1}, (3, 9, 9), Window((3, 3), (2.0, 2.0), (1, 1))),
-    ("maxpool", {"k": [2, 3], "dilation": [1, 2]}, (3, 9, 9), Window((2, 3), (2.0, 3.0), (1, 2))),
-    ("avgpool", {"k": 2}, (3, 8), Window((2,), (2.0,), (1,))),
+    ("maxpool", {"k": 3, "stride": 2, "padding": 1}, (3, 9, 9), Window((3, 3), (2.0, 2.0), (1, 1), start=(-1.0, -1.0))),
+    ("maxpool", {"k": [2, 3], "dilation": [1, 2]}, (3, 9, 9), Window((2, 3), (2.0, 3.0), (1, 2), start=(0.0, 0.0))),
+    ("avgpool", {"k": 2}, (3, 8), Window((2,), (2.0,), (1,), start=(0.0,))),
     ("adaptive_avgpool", {}, (3, 7, 7), Window(glob=True)),
     ("adaptive_maxpool", {"size": [1, 1, 1]}, (3, 2, 7, 7), Window(glob=True)),
-    ("adaptive_avgpool", {"size": 2}, (3, 8, 8), Window((4, 4), (4.0, 4.0), (1, 1))),
-    ("adaptive_avgpool", {"size": 3}, (3, 10), Window((4,), (10 / 3,), (1,))),
-    ("adaptive_maxpool", {"size": 4}, (3, 2), Window((1,), (0.5,), (1,))),
+    ("adaptive_avgpool", {"size": 2}, (3, 8, 8), Window((4, 4), (4.0, 4.0), (1, 1), start=(0.0, 0.0), end=(3.5, 3.5))),
+    ("adaptive_avgpool", {"size": 3}, (3, 10), Window((4,), (10 / 3,), (1,), start=(0.0,), end=(3.0,))),
+    ("adaptive_maxpool", {"size": 4}, (3, 2), Window((1,), (0.5,), (1,), start=(0.0,), end=(0.25,))),
     ("upsample", {"scale": 2}, (3, 8, 8), Window((1, 1), (0.5, 0.5), (1, 1))),
-    ("upsample", {"scale": [2, 4], "mode": "bilinear"}, (3, 8, 8), Window((2, 2), (0.5, 0.25), (1, 1))),
-    ("upsample", {"size": 16, "mode": "linear"}, (3, 4), Window((2,), (0.25,), (1,))),
-    ("upsample", {"size": [4, 4], "mode": "bicubic"}, (3, 8, 8), Window((4, 4), (2.0, 2.0), (1, 1))),
+    ("upsample", {"scale": [2, 4], "mode": "bilinear"}, (3, 8, 8), Window((2, 2), (0.5, 0.25), (1, 1), start=(-0.25, -0.375),
+                                                                                        end=(0.75, 0.625))),
+    ("upsample", {"size": 16, "mode": "linear"}, (3, 4), Window((2,), (0.25,), (1,), start=(-0.375,), end=(0.625,))),
+    ("upsample", {"size": [4, 4], "mode": "bicubic"}, (3, 8, 8), Window((4, 4), (2.0, 2.0), (1, 1), start=(-0.5, -0.5),
+                                                                                     end=(2.5, 2.5))),
     ("linear", {"out": 3}, (10,), Window(glob=True)),
     ("pixel_shuffle", {"factor": 2}, (12, 8, 8), Window((1, 1), (0.5, 0.5), (1, 1))),
     ("permute", {"dims": [0, 2, 1]}, (3, 4, 5), Window((1, 1), (1.0, 1.0), (1, 1), perm=(1, 0))),
@@ -651,7 +675,8 @@ def test_windows_of_ops_that_keep_the_field() -> None:
     op, a = op_attrs("mean", {"dims": [0]})
     assert op.window(a, [(3, 4, 5)]) is None
     op, a = op_attrs("upsample", {"mode": "bilinear"})
-    assert op.window(a, [(3, 4, 6), (1, 8, 24)]) == Window((2, 2), (0.5, 0.25), (1, 1))
+    assert op.window(a, [(3, 4, 6), (1, 8, 24)]) == Window((2, 2), (0.5, 0.25), (1, 1), start=(-0.25, -0.375),
+                                                           end=(0.75, 0.625))
 
 
 def test_adaptive_window_is_the_longest_bin() -> None:

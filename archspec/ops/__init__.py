@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Importing a family registers its ops.
-from . import activation, arith, conv, layout, linear, merge, norm, pool, resample  # noqa: F401
+from . import activation, arith, conv, layout, linear, merge, norm, pool, resample, split  # noqa: F401
 from .base import REGISTRY, Op, OpAttrs, Registry, Shape, Window, register_op
 
 __all__ = ["REGISTRY", "Op", "OpAttrs", "Registry", "Shape", "Window", "register_op"]

@@ -26,6 +26,7 @@ from ..errors import (
     GraphError,
     LimitError,
     Loc,
+    ShapeError,
     SpecValidationError,
     close_matches,
     fmt_int,
@@ -33,20 +34,28 @@ from ..errors import (
 )
 from ..expr import evaluate, evaluate_value, has_expr, work_budget
 from ..findings import spec_findings
-from ..ir import Graph, Node, Scope
+from ..ir import Graph, Node, Scope, Shape
 from ..limits import DEFAULT_LIMITS, Limits
 from ..loader import Document
 from ..names import IDENT as _IDENT
 from ..names import INDEXED as _INDEXED
 from ..names import MODULE_ATTRS, name_problem
-from ..ops import REGISTRY, OpAttrs
+from ..ops import REGISTRY, Op, OpAttrs
 from ..ops.base import frozen_attrs
 from ..spec import validate
 from ..use import block_files
+from .infer import shape_rule
 
 PathT = tuple[str | int, ...]
 
 _SCOPE_INPUT = "$__scope_input__"  # marks "the scope's input" in a node's raw inputs
+# Stands for an optional block input the call left out (followed by the input's name), and
+# for a node that is then absent: nodes reading it drop it.
+_MISSING = "$__missing__:"
+
+
+def _missing(ref: str) -> bool:
+    return ref.startswith(_MISSING)
 
 
 @dataclass
@@ -72,6 +81,43 @@ class _Ctx:
     # Every addressable path (a node, group, block call, repeat or repeat instance, as
     # `encoder.layer2.1`) -> the IR name of its output: what dotted references resolve to.
     named: dict[str, str] = field(default_factory=dict)
+    # Inference run alongside expansion, on demand: the shapes of ctx.nodes[:inferred]
+    # (and of the graph inputs), the error behind every shape that could not be inferred.
+    shapes: dict[str, Shape | None] = field(default_factory=dict)
+    failed: dict[str, ArchSpecError] = field(default_factory=dict)
+    inferred: int = 0
+    reads: dict[str, None] = field(default_factory=dict)  # Graph.reads_shapes, in order
+    multi: dict[str, int] = field(default_factory=dict)  # multi-output node -> its number of outputs
+    source: str | None = None
+
+    def shape(self, name: str) -> Shape:
+        """The per-sample shape of node or input ``name``, already expanded; inference
+        catches up with expansion as far as needed, with the infer pass's rules."""
+        while name not in self.shapes and self.inferred < len(self.nodes):
+            n = self.nodes[self.inferred]
+            self.inferred += 1
+            self.shapes[n.name] = self._infer(n)
+        shape = self.shapes.get(name)
+        if shape is None:
+            raise self.failed[name]
+        return shape
+
+    def _infer(self, n: Node) -> Shape | None:
+        ins: list[Shape] = []
+        for i in n.inputs:
+            s = self.shapes.get(i)
+            if s is None:
+                self.failed[n.name] = self.failed[i]
+                return None
+            ins.append(s)
+        try:
+            return shape_rule(n, ins)
+        except ArchSpecError as e:
+            if REGISTRY.get(n.op).projectable and len({len(x) for x in ins}) == 1:
+                return ins[0]  # as infer: the project pass maps every input onto input 0
+            e.message = f"node '{n.name}' ({n.op}): {e.message}"
+            self.failed[n.name] = e.located(n.loc, n.path, self.source)
+            return None
 
     def add(self, node: Node) -> None:
         if len(self.nodes) >= self.limits.max_nodes:
@@ -106,13 +152,15 @@ class _Scope:
 
 
 def expand(doc: Document, params: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS,
-           spec: Any = None) -> Graph:
-    """Validate and expand a loaded spec into a Graph."""
+           spec: Any = None, inputs: Mapping[str, Shape] | None = None) -> Graph:
+    """Validate and expand a loaded spec into a Graph. ``inputs`` replaces some of the
+    spec's input shapes (before expansion: a block's expressions may read them)."""
     with work_budget():  # every expression of the spec shares one bound on the work they do
-        return _expand(doc, params, limits, spec)
+        return _expand(doc, params, limits, spec, inputs)
 
 
-def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spec: Any) -> Graph:
+def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spec: Any,
+            override: Mapping[str, Shape] | None = None) -> Graph:
     _check_overrides(params, limits)
     spec = spec if spec is not None else validate(doc)
     top = _Scope(prefix="", doc=doc, path=(), env={}, outer={})
@@ -149,6 +197,10 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
         inputs[name] = tuple(shape)
         input_locs[name] = top.loc("inputs", name) or Loc(doc.file, 1, 1)
 
+    if override:
+        inputs.update({k: tuple(v) for k, v in override.items()})
+    ctx.shapes = dict(inputs)
+    ctx.source = doc.text
     top.env = dict(resolved)
     top.outer = {n: n for n in inputs}
     default_input = next(iter(inputs)) if len(inputs) == 1 else None
@@ -166,6 +218,12 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     output_locs: dict[str, Loc] = {}
     for ref, sub in outs:
         ir = _resolve(top, ref, sub)
+        if ir in ctx.multi:
+            raise top.err(GraphError, f"output '{ref}' has {ctx.multi[ir]} outputs: pick one ({ref}.0, ...)", *sub,
+                          fix="list each output you want: outputs: [name.0, name.1]")
+        if _missing(ir):
+            raise top.err(GraphError, f"output '{ref}' is missing: it passes on an optional input that a call "
+                          "leaves out", *sub, fix="name a node that is always computed")
         outputs.append(ir)
         output_locs[ir] = top.loc(*sub) or Loc(doc.file, 1, 1)
     if not outputs:
@@ -177,6 +235,7 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     graph = Graph(name=spec.name, inputs=inputs, nodes=order, outputs=tuple(outputs), scopes=tuple(ctx.scopes),
                  doc=spec.doc, file=doc.file, source=doc.text, params=resolved, init=init,
                  input_locs=input_locs, output_locs=output_locs, output_keys=keys,
+                 reads_shapes=tuple(ctx.reads),
                  files=tuple(str(f) for f in ([Path(doc.file)] if _is_file(doc.file) else []) + files))
     return graph.replace(warnings=tuple(spec_findings(graph, doc.loc)))
 
@@ -519,6 +578,8 @@ def _check_elements(sc: _Scope, shape: list[int], sub: PathT, limits: Limits) ->
 
 def _resolve(sc: _Scope, ref: str, sub: PathT, prev: str | None = None, scope_input: str | None = None) -> str:
     """A reference written in the spec → the IR name it denotes."""
+    if ref is None:
+        return _MISSING + "null"
     if not isinstance(ref, str):
         raise sc.err(SpecValidationError, f"a reference must be a node name, got {short_repr(ref)}", *sub)
     if ref == _SCOPE_INPUT:
@@ -644,12 +705,29 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
         _expand_repeat(ctx, sc, name, nd, raw, sub, scope_input, first_prev)
         return
     ins = _inputs(sc, raw, None, scope_input)
+    _check_single(ctx, sc, name, ins, sub)
+    if kind != "block" and any(r == _MISSING + "null" for r in (ins.values() if isinstance(ins, dict) else ins)):
+        raise sc.err(GraphError, f"node '{name}' has null in in:; only a block call may pass null (for an optional "
+                     "input)", *sub, "in", fix="name a node, or leave the input out")
     if not _when(sc, nd, sub):
         first = next(iter(ins.values())) if isinstance(ins, dict) else ins[0]
+        if _missing(first):  # it would pass on a missing input: it is missing too
+            sc.local[name] = first
+            return
         ir = sc.prefix + name
         ctx.add(Node(ir, "identity", frozen_attrs("identity", {}), (first,), loc=sc.loc(*sub, key=True), path=_p(sc, sub), disabled=True))
         sc.local[name] = ir
         return
+    if kind != "block" and isinstance(ins, list) and any(_missing(r) for r in ins):
+        ins, dropped = [r for r in ins if not _missing(r)], [r[len(_MISSING):] for r in ins if _missing(r)]
+        if not ins:
+            raise sc.err(GraphError, f"node '{name}' reads only the optional input{'s' if len(dropped) > 1 else ''} "
+                         f"{', '.join(repr(d) for d in dropped)}, which this call leaves out", *sub,
+                         fix=f"skip it with when: \"${{{dropped[0]} != null}}\", or pass the input")
+        op = REGISTRY.get(nd.op) if kind == "op" else None
+        if len(ins) == 1 and op is not None and (op.name == "concat" or op.arity[0] > 1):
+            sc.local[name] = ins[0]  # a merge left with one input passes it on
+            return
     if kind == "op":
         sc.local[name] = _expand_op(ctx, sc, name, nd, ins, sub)
     elif kind == "block":
@@ -665,6 +743,17 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
         sc.local[name] = _expand_scope(ctx, inner, nd.nodes, nd.edges, sub + ("nodes",), ins[0], nd.output, name)
     else:
         sc.local[name] = _expand_share(ctx, sc, name, nd, ins, sub)
+
+
+def _check_single(ctx: _Ctx, sc: _Scope, name: str, ins: list[str] | dict[str, str], sub: PathT) -> None:
+    """A reference names one tensor: a multi-output node's outputs are picked one by one."""
+    for ref in ins.values() if isinstance(ins, dict) else ins:
+        if ref in ctx.multi:
+            n = ctx.multi[ref]
+            short = ref.rsplit(".", 1)[-1] if ref.startswith(sc.prefix) else ref
+            raise sc.err(GraphError, f"node '{name}' reads '{short}', which has {n} outputs: pick one "
+                         f"({', '.join(f'{short}.{k}' for k in range(min(n, 4)))}{', ...' if n > 4 else ''})",
+                         *sub, fix=f"write in: {short}.0")
 
 
 def _p(sc: _Scope, sub: PathT) -> str:
@@ -687,7 +776,21 @@ def _expand_op(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | dict[
         new, owner = ctx.share
         module = owner + module[len(new):]
     share = module if ctx.share is not None and module is not None else None
-    ctx.add(Node(ir, nd.op, attrs, tuple(ins), module=module, loc=sc.loc(*sub, key=True), path=_p(sc, sub), share=share))
+    node = Node(ir, nd.op, attrs, tuple(ins), module=module, loc=sc.loc(*sub, key=True), path=_p(sc, sub), share=share)
+    ctx.add(node)
+    if type(op).outputs is not Op.outputs:
+        # A multi-output op: one node per output, `name.0`, `name.1`, ...; how many is
+        # known from the input's shape (chunk may give fewer than asked).
+        try:
+            outs = op.outputs(attrs, [ctx.shape(i) for i in ins])
+        except ShapeError as e:
+            e.message = f"node '{ir}' ({nd.op}): {e.message}"
+            raise e.located(node.loc, node.path, sc.doc.text) from None
+        ctx.multi[ir] = len(outs or ())
+        for k in range(len(outs or ())):
+            out = Node(f"{ir}.{k}", nd.op, attrs, (ir,), loc=node.loc, path=node.path, output=k)
+            ctx.add(out)
+            ctx.named[out.name] = out.name
     return ir
 
 
@@ -731,11 +834,46 @@ def _element(loc: tuple[Any, ...]) -> int | None:
     return next((p for p in loc[1:] if isinstance(p, int)), None)
 
 
-def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub: PathT, bname: str) -> dict[str, Any]:
-    """A block's params from a call's args: required first, then those with defaults."""
+class _InputShapes(Mapping[str, Any]):
+    """A block's inputs by name -> their per-sample shapes (tuples), in the block's
+    expressions: ``${input[0]}`` is the input's channel count. A shape is inferred when an
+    expression first reads it, so a block that reads none costs nothing."""
+
+    __slots__ = ("_binding", "_block", "_ctx")
+
+    def __init__(self, ctx: _Ctx, binding: Mapping[str, str], block: str) -> None:
+        self._ctx, self._binding, self._block = ctx, binding, block
+
+    def __getitem__(self, key: str) -> Any:
+        ir = self._binding[key]
+        if _missing(ir):
+            return None  # an optional input the call left out
+        self._ctx.reads.setdefault(f"block '{self._block}' reads the shape of its input '{key}'")
+        return self._ctx.shape(ir)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._binding
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._binding)
+
+    def __len__(self) -> int:
+        return len(self._binding)
+
+
+def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub: PathT, bname: str,
+               shapes: Mapping[str, Any]) -> dict[str, Any]:
+    """A block's params from a call's args: required first, then those with defaults
+    (whose expressions see the block's input shapes)."""
     declared: dict[str, Any] = {}
     required: list[str] = []
-    for p in bdef.model.params:
+    for pos, p in enumerate(bdef.model.params):
+        for name in [p] if isinstance(p, str) else list(p):
+            if name in shapes:
+                raise SpecValidationError(
+                    f"block '{bname}' has a param and an input both named '{name}'",
+                    loc=bdef.doc.loc(bdef.path + ("params", pos)), path=".".join(map(str, bdef.path + ("params", pos))),
+                    source=bdef.doc.text, fix="rename one: in the block's expressions an input's name is its shape")
         if isinstance(p, str):
             declared[p] = None
             required.append(p)
@@ -754,7 +892,7 @@ def _bind_args(ctx: _Ctx, sc: _Scope, bdef: _BlockDef, args: dict[str, Any], sub
             raise sc.err(SpecValidationError, f"block '{bname}' needs param '{k}'", *sub,
                          fix=f"add it to the call: args: {{{k}: ...}}")
         else:
-            bscope = _Scope("", bdef.doc, bdef.path, ChainMap(bound, ctx.params), {})
+            bscope = _Scope("", bdef.doc, bdef.path, ChainMap(bound, shapes, ctx.params), {})  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
             bound[k] = _eval(bscope, declared[k], ("params",))
     return bound
 
@@ -776,24 +914,32 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
         raise sc.err(LimitError, f"blocks nest deeper than {ctx.limits.max_block_depth}", *sub, "block")
     bdef = ctx.blocks[bname]
     call_sc = _Scope(sc.prefix, sc.doc, sc.path, call_env, sc.outer, sc.local, sc.instances, sc.roots, sc.named)
-    bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname)
-    names = bdef.model.inputs
+    names, optional = _block_inputs(bdef, bname)
     if isinstance(ins, dict):
         for k in ins:
             if k not in names:
                 raise sc.err(GraphError, f"block '{bname}' has no input '{k}'{close_matches(k, names)}", *sub, "in", k,
                              expected="one of: " + ", ".join(names))
-        missing = [k for k in names if k not in ins]
-        if missing:
-            raise sc.err(GraphError, f"block '{bname}' input '{missing[0]}' is not connected", *sub, "in",
-                         expected="inputs " + ", ".join(names))
-        binding = dict(ins)
+        binding = {k: ins.get(k, _MISSING + k) for k in names}
     else:
-        if len(ins) != len(names):
-            raise sc.err(GraphError, f"block '{bname}' takes {len(names)} input{'s' if len(names) > 1 else ''} "
-                         f"({', '.join(names)}), got {len(ins)}", *sub, expected=str(len(names)), got=str(len(ins)))
-        binding = dict(zip(names, ins, strict=True))
-    benv = ChainMap(bound, extra_env or {}, ctx.params)
+        need = max((k + 1 for k, n in enumerate(names) if n not in optional), default=0)
+        if not need <= len(ins) <= len(names):
+            want = str(len(names)) if need == len(names) else f"{need} to {len(names)}"
+            raise sc.err(GraphError, f"block '{bname}' takes {want} input{'s' if len(names) > 1 else ''} "
+                         f"({', '.join(names)}), got {len(ins)}", *sub, expected=want, got=str(len(ins)))
+        binding = {k: ins[j] if j < len(ins) else _MISSING + k for j, k in enumerate(names)}
+    for k, ref in binding.items():
+        if _missing(ref):
+            if k not in optional:
+                why = "" if ref[len(_MISSING):] in (k, "null") else \
+                    f" (it reads '{ref[len(_MISSING):]}', an optional input left out)"
+                raise sc.err(GraphError, f"block '{bname}' input '{k}' is not connected{why}", *sub,
+                             *(("in",) if isinstance(ins, dict) else ()), expected="inputs " + ", ".join(names),
+                             fix=f"make it optional in the block (inputs: [{{{k}: optional}}]), or pass it")
+            binding[k] = _MISSING + k
+    shapes = _InputShapes(ctx, binding, bname)
+    bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname, shapes)
+    benv = ChainMap(bound, shapes, extra_env or {}, ctx.params)  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
     inner = _Scope(prefix=path + ".", doc=bdef.doc, path=bdef.path, env=benv, outer=binding, roots=(path + ".",),
                    named=ctx.named)
     ctx.scopes.append(Scope(path, "block", block=bname, loc=sc.loc(*sub, key=True)))
@@ -803,6 +949,25 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
                              bdef.model.output, f"blocks.{bname}")
     finally:
         ctx.stack.pop()
+
+
+def _block_inputs(bdef: _BlockDef, bname: str) -> tuple[list[str], set[str]]:
+    """A block's input names, in order, and which of them are optional."""
+    names: list[str] = []
+    optional: set[str] = set()
+    for k, entry in enumerate(bdef.model.inputs):
+        if isinstance(entry, str):
+            names.append(entry)
+            continue
+        if len(entry) != 1:
+            raise SpecValidationError(f"block '{bname}': an input entry is a name or {{name: optional}}, got "
+                                      f"{len(entry)} keys", loc=bdef.doc.loc(bdef.path + ("inputs", k)),
+                                      path=".".join(map(str, bdef.path + ("inputs", k))), source=bdef.doc.text,
+                                      fix="write one input per entry: inputs: [x, {skip: optional}]")
+        (name,) = entry
+        names.append(name)
+        optional.add(name)
+    return names, optional
 
 
 def _block_name(sc: _Scope, nd: Any, sub: PathT, env: Mapping[str, Any]) -> str:

@@ -4,8 +4,8 @@ Inference annotates, it does not raise: a node whose rule fails gets ``error`` (
 :class:`~archspec.errors.ShapeError` located at the node) and no shape; nodes downstream
 of it get no shape and no error of their own, so one mistake is reported once.
 
-A merge that auto-projection can mend (``add`` of same-rank inputs of different shapes)
-keeps its error but takes input 0's shape, the shape it will have once projected.
+A merge that auto-projection can mend (an ``add`` of same-rank inputs that cannot
+broadcast) keeps its error but takes input 0's shape, the shape it will have once projected.
 """
 
 from __future__ import annotations
@@ -50,19 +50,31 @@ _RULES: dict[tuple[object, ...], Shape] = {}
 
 def _rule(n: Node, ins: list[Shape]) -> Shape:
     try:
-        key: tuple[object, ...] | None = (REGISTRY.version, n.op, tuple(ins),
+        key: tuple[object, ...] | None = (REGISTRY.version, n.op, tuple(ins), n.output,
                                           tuple((k, _frozen(v)) for k, v in n.attrs))
         hash(key)
     except TypeError:
         key = None
     if key is not None and key in _RULES:
         return _RULES[key]
-    shape = REGISTRY.get(n.op).infer(n.attrs, ins)
+    op = REGISTRY.get(n.op)
+    if n.output is not None:  # output k of a multi-output node, whose shape is its input's
+        outs = op.outputs(n.attrs, ins)
+        assert outs is not None and 0 <= n.output < len(outs), f"{n.name}: no output {n.output} of {n.op}"
+        shape = outs[n.output]
+    else:
+        shape = op.infer(n.attrs, ins)
     if key is not None:
         if len(_RULES) > 100_000:
             _RULES.clear()
         _RULES[key] = shape
     return shape
+
+
+def shape_rule(n: Node, ins: list[Shape]) -> Shape:
+    """``n``'s output shape from its op's rule (remembered), for the expand pass's inference
+    of the shapes a block's expressions read."""
+    return _rule(n, ins)
 
 
 def _frozen(v: object) -> object:
