@@ -13,17 +13,21 @@ Counting convention (the one ``torch.utils.flop_counter.FlopCounterMode`` uses, 
 
 Receptive field: per spatial dim, the extent (in input pixels) of the input region one
 output position of a node can see, as the **maximum over every path** from the graph
-inputs. Each node carries the set of ``(field, jump)`` pairs of its paths (``jump`` is the
-effective stride: how far apart, in input pixels, neighbouring outputs look); an op with
-window ``(k, s, d)`` maps ``(r, j)`` to ``(r + (k-1)·d·j, j·s)``. Global ops (global
-pooling, linear) see the whole input. An input an op reads only for its size (``crop``,
-``upsample`` to another node's size) passes no field; ``permute`` reorders the dims of a
-field (which then follow the node's own dims) and one with channels moved into space
-has none. With integer strides this is exact away from the
-borders; after up-sampling (fractional jumps) it is rounded up, an upper bound. A node
-keeps at most :data:`MAX_PATHS` pairs: past that (branches that each widen a different
-dim, many times over) they are merged into one pair of the per-dim maxima, which is
-again an upper bound, and the search stays linear in the number of nodes.
+inputs and over every output position. Each path holds, per dim, the exact map from an
+output position ``o`` to the input interval ``[lo(o), hi(o)]`` it sees: periodic, with
+``lo(o + P) = lo(o) + S`` (``S / P`` is the effective stride, the jump), so ``P`` table
+entries say it all. An op whose window sees its input positions
+``floor(o·s + start) .. floor(o·s + end)`` maps the interval to ``[lo(floor(o·s + start)),
+hi(floor(o·s + end))]``. Up-sampling makes the alignment matter (after a 2x up-sampling
+and a 3x3 conv, even and odd outputs see different spans), which a single ``(field,
+jump)`` pair per path averaged away; the tables keep it, so the field is exact away from
+the borders. Global ops (global pooling, linear) see the whole input. A node keeps at
+most :data:`MAX_PATHS` paths (and a path at most :data:`MAX_PERIOD` entries): past that
+they are merged into an envelope, an upper bound, and the search stays linear in the
+number of nodes.
+An input an op reads only for its size (``crop``, ``upsample`` to another node's size)
+passes no field; ``permute`` reorders the dims of a field (which then follow the node's
+own dims) and one with channels moved into space has none.
 
 >>> s = summary("specs/resnet18.yaml")
 >>> s.params, s.macs
@@ -33,9 +37,11 @@ again an upper bound, and the search stays linear in the number of nodes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from .errors import ArchSpecError, LimitError, SpecValidationError, close_matches
@@ -71,8 +77,37 @@ class Field:
                 "global": self.glob}
 
 
-_Path = tuple[tuple[Fraction, ...], tuple[Fraction, ...]]  # (field, jump) per spatial dim
+@dataclass(frozen=True, slots=True)
+class _Map:
+    """One dim of one path: output position ``o`` sees the input positions
+    ``lo(o) .. hi(o)``, where ``lo(o) = lo[o % period] + (o // period) * shift`` (``hi``
+    alike). Normalised so that ``lo[0] == 0``: a path's offset from the input's origin
+    does not change its field."""
+
+    period: int
+    shift: int
+    lo: tuple[int, ...]
+    hi: tuple[int, ...]
+
+    def at(self, table: tuple[int, ...], x: int) -> int:
+        q, r = divmod(x, self.period)
+        return table[r] + q * self.shift
+
+    @property
+    def size(self) -> int:
+        """The widest field over every output position."""
+        return max(h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True))
+
+    @property
+    def jump(self) -> Fraction:
+        return Fraction(self.shift, self.period)
+
+
+_IDENTITY = _Map(1, 1, (0,), (0,))
+_Path = tuple[_Map, ...]  # one map per spatial dim
 _GLOBAL = "global"
+MAX_PATHS = 32
+MAX_PERIOD = 1024
 
 
 def receptive_fields(graph: Graph) -> dict[str, Field | None]:
@@ -85,8 +120,7 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
     state: dict[str, Any] = {}  # name -> frozenset of _Path, _GLOBAL, or None
     shapes: dict[str, Shape] = {k: tuple(v) for k, v in graph.inputs.items()}
     for name, shape in graph.inputs.items():
-        r = len(shape) - 1
-        state[name] = frozenset({((Fraction(1),) * r, (Fraction(1),) * r)})
+        state[name] = frozenset({(_IDENTITY,) * (len(shape) - 1)})
     for n in graph.nodes:
         op = REGISTRY.get(n.op)
         ins = [state[i] for k, i in enumerate(n.inputs) if k not in op.size_inputs]  # size-only inputs pass no data
@@ -105,56 +139,100 @@ def receptive_fields(graph: Graph) -> dict[str, Field | None]:
             state[n.name] = _GLOBAL
         elif w is not None and w.perm is not None and -1 in w.perm:
             state[n.name] = None  # channels moved into a spatial dim: no field to speak of
-        elif len({len(rf) for rf, _ in paths}) > 1 or (w is not None and any(len(rf) != len(w.kernel)
-                                                                             for rf, _ in paths)):
+        elif len({len(p) for p in paths}) > 1 or (w is not None and any(len(p) != len(w.kernel) for p in paths)):
             state[n.name] = None  # spatial ranks disagree: no field to speak of
         else:
-            state[n.name] = frozenset(_pareto(_through(w, p) for p in paths) if w is not None else _pareto(paths))
+            state[n.name] = frozenset(_prune(_through(w, p) for p in paths) if w is not None else _prune(paths))
     return {name: _field(s) if s != _GLOBAL else Field(whole, None, True) for name, s in state.items()}
 
 
+def _frac(x: float) -> Fraction:
+    return Fraction(x).limit_denominator(1 << 16)
+
+
 def _through(w: Window, path: _Path) -> _Path:
-    """One path through a window: ``rf + (k-1)·d·jump``, ``jump·s`` per dim."""
-    rf, jump = path
-    rf = tuple(r + (k - 1) * d * j for r, k, d, j in zip(rf, w.kernel, w.dilation, jump, strict=True))
-    jump = tuple(j * Fraction(s).limit_denominator(1 << 16) for j, s in zip(jump, w.stride, strict=True))
-    if w.perm is not None:  # the spatial dims reordered (permute)
-        rf, jump = tuple(rf[p] for p in w.perm), tuple(jump[p] for p in w.perm)
-    return rf, jump
+    """One path through a window, per dim; then the dims reordered where it permutes them."""
+    start, end = w.span()
+    out = tuple(_compose(m, _frac(s), _frac(a), _frac(b)) for m, s, a, b in zip(path, w.stride, start, end, strict=True))
+    return tuple(out[p] for p in w.perm) if w.perm is not None else out
 
 
-MAX_PATHS = 32
+def _compose(m: _Map, s: Fraction, start: Fraction, end: Fraction) -> _Map:
+    """The map after a window that sees ``floor(o*s + start) .. floor(o*s + end)`` of ``m``'s positions.
+
+    The window repeats every ``s.denominator`` outputs, moving ``s.numerator`` inputs, and
+    ``m`` repeats every ``m.period`` of those: the result repeats when both do."""
+    u, v = s.numerator, s.denominator
+    times = m.period // math.gcd(m.period, u)  # window periods per period of the result
+    period = v * times
+    shift = m.shift * (u * times // m.period)
+    lo = [m.at(m.lo, math.floor(o * s + start)) for o in range(period)]
+    hi = [m.at(m.hi, math.floor(o * s + end)) for o in range(period)]
+    out = _Map(period, shift, tuple(x - lo[0] for x in lo), tuple(x - lo[0] for x in hi))
+    return _coarsen(out) if period > MAX_PERIOD else out
 
 
-def _pareto(paths: Iterable[_Path]) -> list[_Path]:
-    """Drop every path that another dominates (no larger field nor jump in any dim).
+def _coarsen(m: _Map) -> _Map:
+    """An envelope of ``m`` with the shortest period its jump allows: every interval of
+    ``m`` lies inside the envelope's at the same position (an upper bound)."""
+    j = m.jump
+    period = j.denominator
+    shift = j.numerator
+    lo = [min(m.lo[o] - (o // period) * shift for o in range(r, m.period, period)) for r in range(period)]
+    hi = [max(m.hi[o] - (o // period) * shift for o in range(r, m.period, period)) for r in range(period)]
+    return _Map(period, shift, tuple(x - lo[0] for x in lo), tuple(x - lo[0] for x in hi))
 
-    More than :data:`MAX_PATHS` left become one path of the per-dim maxima (an upper
-    bound), so the set, and the quadratic work to prune it, stay bounded."""
-    flat = sorted({(*rf, *j): (rf, j) for rf, j in paths}.items(), reverse=True)
-    if len(flat) > 4 * MAX_PATHS:
-        return [_envelope([p for _, p in flat])]
-    keep: list[tuple[tuple[Fraction, ...], _Path]] = []
-    for vec, p in flat:
-        if not any(all(a >= b for a, b in zip(k, vec, strict=True)) for k, _ in keep):
-            keep.append((vec, p))
+
+def _dominates(a: _Path, b: _Path) -> bool:
+    """Every output of ``b`` sees a part of what some output of ``a`` sees, and it stays so
+    through any later window: per dim, the same period and shift with ``b``'s intervals
+    inside ``a``'s shifted by one offset, or both of period 1 with ``a`` wider and farther apart."""
+    for x, y in zip(a, b, strict=True):
+        if x.period == y.period == 1:
+            if x.size < y.size or x.shift < y.shift:
+                return False
+        elif x.period != y.period or x.shift != y.shift or \
+                max(p - q for p, q in zip(x.lo, y.lo, strict=True)) > min(p - q for p, q in zip(x.hi, y.hi, strict=True)):
+            return False
+    return True
+
+
+def _prune(paths: Iterable[_Path]) -> list[_Path]:
+    """Drop every path that another dominates; more than :data:`MAX_PATHS` left become
+    one envelope, so the set, and the quadratic work to prune it, stay bounded."""
+    unique = sorted(set(paths), key=lambda p: tuple((-m.size, -m.jump) for m in p))
+    if len(unique) > 4 * MAX_PATHS:
+        return [_envelope(unique)]
+    keep: list[_Path] = []
+    for p in unique:
+        if not any(_dominates(k, p) for k in keep):
+            keep.append(p)
     if len(keep) > MAX_PATHS:
-        return [_envelope([p for _, p in keep])]
-    return [p for _, p in keep]
+        return [_envelope(keep)]
+    return keep
 
 
 def _envelope(paths: Sequence[_Path]) -> _Path:
-    rank = len(paths[0][0])
-    return (tuple(max(rf[i] for rf, _ in paths) for i in range(rank)),
-            tuple(max(j[i] for _, j in paths) for i in range(rank)))
+    """One path whose every dim is at least as wide and far-reaching as each path's."""
+    out = []
+    for maps in zip(*paths, strict=True):
+        jump = max(m.jump for m in maps)
+        width = max(m.size for m in maps)
+        period = jump.denominator
+        lo = tuple(math.floor(r * jump) for r in range(period))
+        # Each position sees its own start plus the widest field; after up-sampling, one
+        # jump more for the alignment it may have lost (integer jumps have none to lose).
+        slack = math.ceil(jump) if any(m.period > 1 for m in maps) else 0
+        out.append(_Map(period, jump.numerator, lo, tuple(x + width - 1 + slack for x in lo)))
+    return tuple(out)
 
 
 def _field(s: Any) -> Field | None:
     if not s:
         return None
-    rank = len(next(iter(s))[0])
-    size = tuple(math.ceil(max(rf[i] for rf, _ in s)) for i in range(rank))
-    stride = tuple(max(j[i] for _, j in s) for i in range(rank))
+    rank = len(next(iter(s)))
+    size = tuple(max(p[i].size for p in s) for i in range(rank))
+    stride = tuple(max(p[i].jump for p in s) for i in range(rank))
     return Field(size, stride)
 
 
@@ -309,7 +387,7 @@ class Summary:
         first = self.covered_from(depth)
         return {"name": self.graph.name,
                 "inputs": {k: list(v) for k, v in self.graph.inputs.items()},
-                "outputs": {o: list(self.graph.shape_of(o) or ()) for o in self.graph.outputs},
+                "outputs": {k: list(self.graph.shape_of(o) or ()) for k, o in self.graph.named_outputs()},
                 "params": self.params, "macs": self.macs, "flops": self.flops,
                 "convention": CONVENTION,
                 "covered_from": first.name if first else None, "coverage": self.coverage_line(depth),
@@ -599,6 +677,7 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
     """
     from .api import annotate, read
     from .passes import expand
+    from .spec import validate
 
     doc = read(source, limits)
     syms = symbols(doc, params)
@@ -619,18 +698,24 @@ def input_constraints(source: Any, params: Mapping[str, Any] | None = None, *, l
             dims[name][k] = sym
 
     budget = [SEARCH_WORK]  # node inferences left for the whole search
-    per_attempt = max(1, len(graph.nodes))
+    # A size that is a param used elsewhere too (`reshape: ${[4, H, -1]}`, a `when:`) changes
+    # the graph itself: each of its sizes is expanded anew, which costs several inferences.
+    spec = validate(doc)
+    expanded = [s for s in syms if s in spec.params and _mentioned(s, graph)]
+    per_attempt = max(1, len(graph.nodes)) * (REEXPAND_COST if expanded else 1)
 
     def attempt(values: Mapping[str, int]) -> tuple[Graph | None, ArchSpecError | None]:
         budget[0] -= per_attempt
         if budget[0] < 0:
             raise _searched_out(len(graph.nodes))
         shapes = {name: tuple(values[d] if isinstance(d, str) else d for d in shape) for name, shape in dims.items()}
-        if graph.reads_shapes:
-            # A block's expression reads an input shape: expand again at these sizes.
+        if graph.reads_shapes or expanded:
+            # A block's expression reads an input shape, or a size param is used elsewhere:
+            # expand again at these sizes.
             try:
-                g = expand(doc, {**(params or {}), **first}, limits, inputs=shapes)
-            except ArchSpecError as e:
+                g = expand(doc, {**(params or {}), **first, **{s: values[s] for s in expanded}}, limits,
+                           inputs=shapes)
+            except ArchSpecError as e:  # an assert: on the size, say
                 return None, e
         else:
             g = graph.replace(inputs=shapes)
@@ -714,6 +799,22 @@ def _other_size(rule: SizeRule, base: Mapping[str, int]) -> int | None:
         return next((v for v in range(base[rule.symbol] + 1, base[rule.symbol] + rule.searched) if rule.holds(v)), None)
     return next((v for v in rule.values if v != base[rule.symbol]), None)
 
+
+def _mentioned(name: str, graph: Graph) -> bool:
+    """Whether an expression of the spec (or of its ``use:`` files) may use the param ``name``
+    (``$name``, or the word inside ``${...}``): then the graph depends on its value."""
+    texts = [graph.source or ""]
+    for f in graph.files:
+        try:
+            texts.append(Path(f).read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            return True  # cannot tell: expand anew
+    word = re.compile(rf"\$(?:{re.escape(name)}\b|\{{[^}}]*\b{re.escape(name)}\b)")
+    return any(word.search(t) for t in texts)
+
+
+# Re-expanding a spec for a size costs about this many inferences of its graph.
+REEXPAND_COST = 8
 
 # The size search infers the whole graph once per size it tries; it may do this many
 # node inferences in all (a few seconds), so a larger graph gets a shorter range.

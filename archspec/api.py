@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ArchSpecError, SpecFileError, SpecSyntaxError
-from .ir import Graph, Shape
+from .ir import Finding, Graph, Shape
 from .limits import DEFAULT_LIMITS, Limits
 from .loader import Document, load_file, load_text
+from .ops import REGISTRY
+from .ops.base import fmt as fmt_shape
 from .passes import check as check_pass
 from .passes import expand, infer, project
 
@@ -169,13 +171,15 @@ def render(source: Any, path: str | Path | None = None, *, format: str | None = 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """What ``archspec check`` reports: output shapes and the projections inserted."""
+    """What ``archspec check`` reports: output shapes, the projections inserted and the
+    broadcasts accepted."""
 
     graph: Graph
 
     @property
     def outputs(self) -> dict[str, Shape]:
-        return {o: self.graph.shape_of(o) for o in self.graph.outputs}  # type: ignore[misc]  # a checked graph: every shape known
+        """Each output's shape, by node name, or by key when ``outputs:`` is a mapping."""
+        return {k: self.graph.shape_of(o) for k, o in self.graph.named_outputs()}  # type: ignore[misc]  # a checked graph: every shape known
 
     @property
     def inputs(self) -> dict[str, Shape]:
@@ -196,18 +200,56 @@ class CheckResult:
         return list(seen.values())
 
     @property
+    def broadcasts(self) -> list[dict[str, Any]]:
+        """One entry per element-wise merge whose inputs differ and broadcast (a C×1×1 gate
+        times C×H×W features): the merge, its input names and shapes, the output shape and
+        which inputs stretch along which per-sample dims."""
+        out = []
+        shapes = self.graph.shapes()
+        for n in self.graph.nodes:
+            ins = self.graph.in_shapes(n, shapes)
+            if not REGISTRY.get(n.op).broadcasts or n.shape is None or all(s == n.shape for s in ins):
+                continue
+            stretched = {src: [d for d, (a, b) in enumerate(zip(s, n.shape, strict=True)) if a != b]
+                         for src, s in zip(n.inputs, ins, strict=True) if s is not None and s != n.shape}
+            out.append({"node": n.name, "op": n.op, "inputs": list(n.inputs),
+                        "shapes": [list(s) if s is not None else None for s in ins], "shape": list(n.shape),
+                        "stretched": stretched})
+        return out
+
+    def broadcast_lines(self) -> list[str]:
+        """``mul m: x 8x16x16 * s 8x1x1 -> 8x16x16 (s stretches dims 1, 2)``, one per broadcast."""
+        lines = []
+        for b in self.broadcasts:
+            ins = ", ".join(f"{name} {fmt_shape(tuple(s))}" for name, s in zip(b["inputs"], b["shapes"], strict=True))
+            how = "; ".join(f"{name} stretches dim{'s' if len(dims) > 1 else ''} {', '.join(map(str, dims))}"
+                            for name, dims in b["stretched"].items())
+            lines.append(f"{b['op']} {b['node']}: {ins} -> {fmt_shape(tuple(b['shape']))} ({how})")
+        return lines
+
+    @property
     def unused(self) -> list[str]:
-        """Nodes from which no output can be reached: computed, then thrown away."""
-        live = set(self.graph.outputs)
-        for n in reversed(self.graph.nodes):
-            if n.name in live:
-                live.update(n.inputs)
-        return [n.name for n in self.graph.nodes if n.name not in live]
+        """Nodes from which no output can be reached: computed, then thrown away (a node
+        a false ``when:`` turned off is not computed)."""
+        from .findings import unused
+
+        return unused(self.graph)
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """The non-fatal findings, each located: a batch-like input shape, a
+        ``zero_init_residual`` with nothing to zero, nodes that reach no output, ..."""
+        from .findings import unused_finding
+
+        dead = unused_finding(self.graph)
+        return [*self.graph.warnings, *([dead] if dead is not None else [])]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.graph.name, "inputs": {k: list(v) for k, v in self.inputs.items()},
                 "outputs": {k: list(v) for k, v in self.outputs.items()},
-                "nodes": len(self.graph.nodes), "projections": self.projections, "unused": self.unused}
+                **({"output_nodes": dict(self.graph.named_outputs())} if self.graph.output_keys is not None else {}),
+                "nodes": len(self.graph.nodes), "projections": self.projections, "broadcasts": self.broadcasts,
+                "unused": self.unused, "warnings": [w.to_dict() for w in self.warnings]}
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in self.inputs.items())

@@ -182,7 +182,8 @@ def check(specs: tuple[str, ...], input_shapes: tuple[str, ...], sizes: bool, pa
           as_json: bool) -> None:
     """Validate each SPEC and infer every shape, without importing torch.
 
-    Prints the output shapes and every projection inserted for a residual merge. When
+    Prints the output shapes, every projection inserted for a residual merge and every
+    broadcast accepted (a C×1×1 gate times C×H×W features). When
     the spec's input sizes are symbolic (inputs: {x: [3, H, W]}), derives and prints the
     sizes for which the graph is valid; --input checks one size and names the first node
     that breaks. A block-library file (blocks: and no nodes:) has its blocks checked.
@@ -200,6 +201,8 @@ def check(specs: tuple[str, ...], input_shapes: tuple[str, ...], sizes: bool, pa
     if len(specs) == 1:
         report = _check_one(specs[0], input_shapes, sizes, params, limits)
         click.echo(json.dumps({"ok": True, **report["json"]}, indent=2) if as_json else "\n".join(report["text"]))
+        if not as_json:
+            _warn(report["warnings"])
         return
     failed, reports = False, []
     for spec in specs:
@@ -214,6 +217,7 @@ def check(specs: tuple[str, ...], input_shapes: tuple[str, ...], sizes: bool, pa
         reports.append({"file": spec, "ok": True, **report["json"]})
         if not as_json:
             click.echo("\n".join(report["text"]))
+            _warn(report["warnings"])
     if as_json:
         click.echo(json.dumps({"ok": not failed, "files": reports}, indent=2))
     if failed:
@@ -251,7 +255,7 @@ def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: di
         names = check_library(doc, limits)
         return {"json": {"kind": "block-library", "blocks": names},
                 "text": [f"{label}: ok — block library, {len(names)} block{'s' if len(names) != 1 else ''}: "
-                         f"{', '.join(names)}"]}
+                         f"{', '.join(names)}"], "warnings": []}
     constraints = None
     if not shapes and (sizes or symbols(doc, params)):
         constraints = input_constraints(doc, params, limits=limits, free=sizes)
@@ -272,12 +276,17 @@ def _check_one(spec: str, input_shapes: tuple[str, ...], sizes: bool, params: di
         text += [f"    {line}" for line in constraints.lines()]
         text.append("  for example:")
     text += [f"  input  {k}: {fmt(v)}" for k, v in result.inputs.items()]
-    text += [f"  output {k}: {fmt(v)}" for k, v in result.outputs.items()]
+    nodes = dict(g.named_outputs()) if g.output_keys is not None else {}
+    text += [f"  output {k}: {fmt(v)}" + (f" ({nodes[k]})" if k in nodes else "") for k, v in result.outputs.items()]
     text += [f"  projection {', '.join(p['nodes'])}: {p['label']} — {p['rule']}" for p in result.projections]
-    if result.unused:
-        text.append(f"  warning: {', '.join(result.unused)} reach{'es' if len(result.unused) == 1 else ''} "
-                    "no output (computed, then unused)")
-    return {"json": {**result.to_dict(), **extra}, "text": text}
+    text += [f"  broadcast {line}" for line in result.broadcast_lines()]
+    return {"json": {**result.to_dict(), **extra}, "text": text, "warnings": result.warnings}
+
+
+def _warn(findings: list[Any]) -> None:
+    """Each finding as ``warning: file:line:col: message`` (and its fix), on stderr."""
+    for f in findings:
+        click.echo(f.render(), err=True)
 
 
 @main.command()
@@ -347,6 +356,7 @@ def build(spec: Path, out_dir: Path | None, render: bool, weights: Path | None, 
     print_table(rows, title=f"{g.name}: {total:,} parameters")
     for w in written:
         click.echo(f"wrote {w}")
+    _warn(result.warnings)
 
 
 _RENDER_FORMATS = ("svg", "png", "pdf", "dot", "mermaid")

@@ -22,6 +22,7 @@ import torch.fx as fx
 from torch import nn
 
 from .errors import GraphError
+from .findings import residual_norms
 from .ir import Graph, Node
 from .names import check_names
 from .ops import REGISTRY
@@ -82,7 +83,10 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
         shapes[n.name] = n.shape
 
     outs = [values[o] for o in graph.outputs]
-    g.output(outs[0] if len(outs) == 1 else tuple(outs))
+    if graph.output_keys is not None:  # outputs: {out: head}
+        g.output(dict(zip(graph.output_keys, outs, strict=True)))
+    else:
+        g.output(outs[0] if len(outs) == 1 else tuple(outs))
     if inplace:
         make_inplace(g)
     g.lint()
@@ -164,21 +168,3 @@ def _initialise(gm: fx.GraphModule, graph: Graph) -> None:
             if getattr(m, "weight", None) is not None:
                 with torch.no_grad():
                     m.weight.zero_()
-
-
-def residual_norms(graph: Graph) -> list[str]:
-    """Module paths of the last norm on each residual branch: the spec node feeding
-    input 0 of every residual sum (``Op.residual``) written in the spec, looking through
-    ops that pass their input on (``Op.passthrough``); ``zero_init_residual`` zeroes them."""
-    by_name = graph.index()
-    out = []
-    for n in graph.nodes:
-        op = REGISTRY.get(n.op)
-        if not op.residual or n.provenance != "spec":
-            continue
-        src = by_name.get(n.inputs[0])
-        while src is not None and REGISTRY.get(src.op).passthrough:
-            src = by_name.get(src.inputs[0])
-        if src is not None and REGISTRY.get(src.op).init_kind == "norm" and src.module is not None:
-            out.append(src.module)
-    return out

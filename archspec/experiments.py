@@ -257,7 +257,8 @@ def gradflow_one(variant: Variant, *, data: str = RANDOM, weights: str | Path | 
     model.train(train)
     inputs, targets = random_batch(graph, batch, seed) if data == RANDOM else data_batch(graph, data, batch)
     result = model(**inputs)
-    outputs = list(result) if isinstance(result, tuple) else [result]
+    outputs = list(result.values()) if isinstance(result, dict) else list(result) if isinstance(result, tuple) \
+        else [result]
     loss = batch_loss(graph, outputs, targets)
     model.zero_grad(set_to_none=True)
     loss.backward()

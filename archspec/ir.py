@@ -28,7 +28,7 @@ class Projection:
     """Why an auto projection node exists: it maps input ``slot`` of merge ``merge`` onto
     input 0's shape by the policy ``kind``; ``label`` and ``rule`` say so in words."""
 
-    kind: str  # conv_bn, avgpool_conv_bn, zero_pad (defaults.projection.kind)
+    kind: str  # conv, conv_bn, avgpool_conv_bn, zero_pad (the merge's projection policy)
     merge: str
     slot: int
     label: str
@@ -100,6 +100,29 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """A non-fatal finding about a spec: a warning with its place. ``check`` and ``build``
+    print it as ``warning: file:line:col: message``; it never stops a build."""
+
+    message: str
+    loc: Loc | None = None
+    path: str | None = None
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.loc}: " if self.loc else ""
+        return f"warning: {where}{self.message}"
+
+    def render(self) -> str:
+        """The warning line, and its fix on the next."""
+        return str(self) + (f"\n  fix: {self.fix}" if self.fix else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "loc": str(self.loc) if self.loc else None, "path": self.path,
+                "fix": self.fix}
+
+
+@dataclass(frozen=True, slots=True)
 class Scope:
     """A module scope: a block instance, a repeat, or an inline group.
 
@@ -133,6 +156,11 @@ class Graph:
     output_locs: Mapping[str, Loc] = field(default_factory=FrozenMap, compare=False)
     # The files read to build it (the spec and its `use:` files): no output may replace them.
     files: tuple[str, ...] = field(default=(), compare=False)
+    # `outputs:` written as a mapping ({out: head}): the keys, one per output, in order; the
+    # compiled module then returns a dict. None: a tensor (one output) or a tuple.
+    output_keys: tuple[str, ...] | None = None
+    # Non-fatal findings about the spec (a batch-like input shape, ...), each located.
+    warnings: tuple[Finding, ...] = field(default=(), compare=False)
     # What read an input's shape in an expression while expanding (``block 'se' reads the
     # shape of its input 'input'``): the graph's structure may then depend on input sizes.
     reads_shapes: tuple[str, ...] = field(default=(), compare=False)
@@ -205,6 +233,12 @@ class Graph:
         shapes = self.shapes()
         return sum(self.params_of(n, shapes) for n in self.nodes)
 
+    def named_outputs(self) -> list[tuple[str, str]]:
+        """``(label, node)`` per output, in order: the key of a mapping ``outputs:``, else
+        the node's own name."""
+        keys = self.output_keys if self.output_keys is not None else self.outputs
+        return list(zip(keys, self.outputs, strict=True))
+
     def consumers(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {name: [] for name in self.inputs}
         for n in self.nodes:
@@ -267,6 +301,9 @@ def lint(graph: Graph) -> None:
     for out in graph.outputs:
         if out not in defined:
             raise GraphError(f"output '{out}' is not a node or input")
+    keys = graph.output_keys
+    if keys is not None and (len(keys) != len(graph.outputs) or len(set(keys)) != len(keys)):
+        raise GraphError(f"output keys {list(keys)} do not name the {len(graph.outputs)} outputs once each")
 
 
 def _check_name(name: str, *, what: str, loc: Loc | None = None, node: bool = False) -> None:

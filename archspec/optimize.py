@@ -177,7 +177,9 @@ def to_channels_last(model: Any) -> None:
             cl = g.call_method("contiguous", (ph,), {"memory_format": torch.channels_last})
         ph.replace_all_uses_with(cl, delete_user_cb=lambda user, cl=cl: user is not cl)
     (out,) = [n for n in g.nodes if n.op == "output"]
-    results = out.args[0] if isinstance(out.args[0], tuple) else (out.args[0],)
+    result = out.args[0]
+    results = list(result.values()) if isinstance(result, dict) else result if isinstance(result, tuple) \
+        else (result,)
     fixed = []
     for r in results:
         shape = r.meta.get("archspec", {}).get("shape") if hasattr(r, "meta") else None
@@ -185,7 +187,8 @@ def to_channels_last(model: Any) -> None:
             with g.inserting_before(out):
                 r = g.call_method("contiguous", (r,))
         fixed.append(r)
-    out.args = (tuple(fixed) if isinstance(out.args[0], tuple) else fixed[0],)
+    out.args = (dict(zip(result, fixed, strict=True)) if isinstance(result, dict)
+                else tuple(fixed) if isinstance(result, tuple) else fixed[0],)
 
 
 def _set_submodule(model: Any, path: str, module: Any) -> None:

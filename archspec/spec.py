@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,6 +38,7 @@ from .loader import Document
 from .names import IDENT_PATTERN
 from .ops import REGISTRY
 from .ops.base import ATTR_DOCS
+from .ops.merge import BIAS_DOC, KIND_DOC, NAME_DOC, ProjectionKind
 
 Expr = Annotated[str, StringConstraints(pattern=r"^[^$]*\$")]
 Name = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
@@ -50,6 +52,21 @@ BlockInput = Annotated[
 ]
 # null: a block call leaves an optional input out.
 InSpec = Union[str, list[Union[str, None]], dict[str, Union[str, None]]]
+
+
+def _holds_expr(v: Any) -> bool:
+    return isinstance(v, str) and "$" in v or isinstance(v, list) and any(_holds_expr(x) for x in v)
+
+
+def _expr_list(v: Any) -> Any:
+    """A list with an expression among its elements (``[$H, $W]``): the expand pass
+    evaluates each element, then checks the list against the op's strict type."""
+    if not _holds_expr(v):
+        raise ValueError("no expression in the list")
+    return v
+
+
+ExprList = Annotated[list[Any], AfterValidator(_expr_list)]
 
 def _version(v: Any) -> Any:
     """Only the integer 1: strict Literal[1] would let 1.0 through. (from_pydantic words the error.)"""
@@ -66,13 +83,12 @@ class Strict(BaseModel):
 
 
 class ProjectionPolicy(Strict):
-    """How a mismatched ``add``/``mul``/``lerp`` input is projected onto input 0's shape."""
+    """How a residual ``add`` whose inputs cannot broadcast projects each input whose
+    shape differs from input 0's; a merge's own ``projection:`` overrides it."""
 
-    kind: Literal["conv_bn", "avgpool_conv_bn", "zero_pad", "none"] = Field(
-        default="conv_bn", description="conv_bn: 1x1 conv (strided) + batch norm; avgpool_conv_bn: average pool, then 1x1 "
-                               "conv + bn (ResNet-D); zero_pad: subsample and pad channels with zeros, no "
-                               "parameters (CIFAR option A); none: shapes must match.")
-    name: Name = Field(default="downsample", description="Module name of the inserted projection (torchvision's: downsample).")
+    kind: ProjectionKind = Field(default="conv_bn", description=KIND_DOC)
+    name: Name = Field(default="downsample", description=NAME_DOC)
+    bias: bool = Field(default=False, description=BIAS_DOC)
 
 
 class InitPolicy(Strict):
@@ -88,6 +104,14 @@ class InitPolicy(Strict):
                                "norms weight 1 and bias 0 (torchvision's ResNet).")
     zero_init_residual: bool = Field(default=False, description="Zero the weight of the norm feeding input 0 of every "
                                                         "residual add, so each block starts as the identity.")
+
+
+class Assertion(Strict):
+    """A condition on the params, checked before anything is built; its ``message`` is the error."""
+
+    that: Union[bool, Expr] = Field(description="An expression of the params that must be true, e.g. "
+                                                "'${depth in (18, 34, 50)}'.")
+    message: str = Field(description="The error shown when it is false: say which values are allowed.")
 
 
 IN_DOC = ("The node's inputs: a name, a list of names, or (for a block call) a mapping of the block's inputs "
@@ -125,8 +149,9 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
         ann = Annotated[(finfo.annotation, *finfo.metadata)] if finfo.metadata else finfo.annotation
         # Required attributes may come from `defaults:`, so the expand pass checks them.
         default = None if partial or finfo.is_required() else finfo.default
-        fields[fname] = (Union[ann, Expr], Field(default, description=finfo.description
-                                                 or ATTR_DOCS.get(fname)))
+        # A list-valued attribute may hold expressions as elements ([$H, $W]).
+        typ = Union[ann, Expr, ExprList] if _takes_list(ann) else Union[ann, Expr]
+        fields[fname] = (typ, Field(default, description=finfo.description or ATTR_DOCS.get(fname)))
     model = create_model(
         f"{op_name}_defaults" if partial else f"{op_name}_node",
         __base__=Strict,
@@ -135,6 +160,11 @@ def _op_model(op_name: str, *, partial: bool = False) -> type[BaseModel]:
     )
     model.kind = "op"  # type: ignore[attr-defined]
     return model
+
+
+def _takes_list(ann: Any) -> bool:
+    """Whether an attribute's type admits a list (or tuple) value."""
+    return any(w in repr(ann) for w in ("list[", "tuple[", "List[", "Tuple["))
 
 
 @lru_cache(maxsize=64)
@@ -217,8 +247,8 @@ def _build(version: int, ops: tuple[str, ...] | None = None) -> dict[str, Any]:
         doc: str = Field("", description=DOC_DOC)
 
     defaults_fields: dict[str, Any] = {"projection": (ProjectionPolicy, Field(
-        ProjectionPolicy(), description="How residual merges (add, mul, lerp) project an input whose shape "
-                                        "differs from input 0's."))}
+        ProjectionPolicy(), description="How a residual add whose inputs cannot broadcast projects an input "
+                                        "whose shape differs from input 0's."))}
     for n in names:
         defaults_fields[n] = (Union[_op_model(n, partial=True), None], Field(
             None, description=f"Attribute defaults for every {n} node (a node's own value wins)."))
@@ -245,7 +275,12 @@ def _build(version: int, ops: tuple[str, ...] | None = None) -> dict[str, Any]:
             description="The graph: nodes in order; each reads the node above unless in: says otherwise. A list "
                         "is sequential (as nn.Sequential): elements named 0, 1, ...")
         edges: list[str] = Field([], description="Extra wiring as 'a -> b' lines, beside in:.")
-        outputs: Union[list[str], str] = Field(description="The node(s) whose outputs the model returns.")
+        outputs: Union[list[str], str, dict[Name, str]] = Field(
+            description="The node(s) whose outputs the model returns: one name (a tensor), a list (a tuple), or a "
+                        "mapping of keys to names ({out: head}: a dict with those keys, in that order).")
+        assert_: list[Assertion] = Field([], alias="assert", description="Conditions the params must satisfy, "
+                                         "checked before anything is built: {that: '${depth in (18, 34)}', "
+                                         "message: ...}.")
 
     class BlockFile(Strict):
         """A file of blocks for ``use:``."""
@@ -386,6 +421,51 @@ def validate(doc: Document, model: str = "Spec") -> Any:
         raise from_pydantic(e, doc, model=model) from None
 
 
+def _alias_key(word: str) -> str:
+    """``BatchNorm2d``, ``batch_norm``, ``batchnorm`` → ``batchnorm``: case, ``_`` and a
+    trailing ``1d``/``2d``/``3d`` do not tell ops apart."""
+    return re.sub(r"[123]d$", "", re.sub(r"[\W_]", "", word.lower()))
+
+
+def _aliases_of_ops() -> dict[str, tuple[str, list[str]]]:
+    """Alias key → (archspec op, the torch names it stands for), from each op's name and its
+    reverse mapping ``torch_names`` (``torch.nn.BatchNorm2d`` → ``bn``)."""
+    table: dict[str, tuple[str, list[str]]] = {}
+    for name in REGISTRY.names():
+        table.setdefault(_alias_key(name), (name, []))
+    for name in REGISTRY.names():
+        for qual in REGISTRY.get(name).torch_names:
+            leaf = qual.rsplit(".", 1)[-1]
+            op, quals = table.setdefault(_alias_key(leaf), (name, []))
+            if op == name:
+                quals.append(qual)
+    return table
+
+
+def _alias(word: str) -> tuple[str, list[str]] | None:
+    return _aliases_of_ops().get(_alias_key(word)) if word else None
+
+
+def op_hint(bad: str) -> str:
+    """`` (did you mean 'bn'? it is archspec's op for torch.nn.BatchNorm2d)`` for a PyTorch
+    name or common spelling of an op; else the close matches among the op names."""
+    found = _alias(bad)
+    if found is None or found[0] == bad:
+        return close_matches(bad, REGISTRY.names())
+    op, quals = found
+
+    def flat(word: str) -> str:
+        return re.sub(r"[\W_]", "", word.lower())
+
+    if flat(bad) == flat(op) and not any(q.rsplit(".", 1)[-1] == bad for q in quals):
+        return f" (did you mean '{op}'?)"  # the op's own name, spelled otherwise (Conv, max_pool)
+    shown = [q for q in quals if flat(q.rsplit(".", 1)[-1]) == flat(bad)] or quals
+    stems = {re.sub(r"[123]d$", "", q) for q in shown}
+    if len(shown) > 1 and len(stems) == 1 and all(re.search(r"[123]d$", q) for q in shown):
+        shown = [stems.pop() + "/".join(q[-2:] for q in shown)]  # torch.nn.BatchNorm1d/2d/3d
+    return f" (did you mean '{op}'?" + (f" it is archspec's op for {', '.join(shown)})" if shown else ")")
+
+
 def from_pydantic(e: ValidationError, doc: Document, base: tuple[str | int, ...] = (), model: str = "Spec") -> ArchSpecError:
     """The pydantic errors as ArchSpecErrors at their YAML positions: the most telling
     one, with one more per other place that has a problem (``err.errors``)."""
@@ -423,12 +503,14 @@ def _one_error(errors: list[Any], paths: list[tuple[Any, ...]], best: int, doc: 
     kw: dict[str, Any] = {"path": where, "source": doc.text}
     if etype == "union_tag_invalid":
         bad = err["ctx"]["tag"]
-        return UnknownOpError(f"unknown op '{bad}'{close_matches(bad, REGISTRY.names())}{more}",
+        return UnknownOpError(f"unknown op '{bad}'{op_hint(bad)}{more}",
                               loc=doc.loc(path + ("op",)), fix="run `archspec ops` or `archspec docs ops` for the ops", **kw)
     if etype == "extra_forbidden":
         field = str(path[-1])
         allowed = [a for a in _allowed_fields(doc.data, path[:-1], model) if a != field]
         hint = close_matches(field, allowed) if allowed else ""
+        if tuple(path[:-1]) == ("defaults",) and _alias(field) is not None:
+            hint = op_hint(field)
         return SpecValidationError(f"unknown field '{field}'{hint}{more}", loc=doc.loc(path, key=True),
                                    expected=("one of: " + ", ".join(allowed)) if allowed else None, **kw)
     if etype == "missing":
@@ -460,7 +542,7 @@ def _one_error(errors: list[Any], paths: list[tuple[Any, ...]], best: int, doc: 
 _TYPE_WORDS = {"string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
                "int_type": "an integer", "bool_type": "true or false", "float_type": "a number"}
 # How pydantic names a union's branches in an error location (not keys of the data).
-_BRANCH = re.compile(r"^(str|int|float|bool|none|constrained-\w+|(list|dict|tuple)\[.*\]|function-\w+.*)$")
+_BRANCH = re.compile(r"^(str|int|float|bool|none|constrained-\w+|(list|dict|tuple)\[.*\]|function-\w+.*|[A-Z]\w*Attrs)$")  # ...Attrs: a nested attribute model (add's projection)
 
 
 def _what(v: Any) -> str:
@@ -513,6 +595,8 @@ def _allowed_fields(data: Any, path: tuple[Any, ...], model: str = "Spec") -> li
         return list(ProjectionPolicy.model_fields)
     if tuple(path) == ("init",):
         return list(InitPolicy.model_fields)
+    if len(path) == 2 and path[0] == "assert":
+        return list(Assertion.model_fields)
     if len(path) == 2 and path[0] == "defaults" and path[1] in REGISTRY:
         return list(REGISTRY.get(str(path[1])).Attrs.model_fields)
     if "op" in cur and isinstance(cur["op"], str) and cur["op"] in REGISTRY:

@@ -1,7 +1,7 @@
 """Hypothesis strategies: valid specs, and mutations of them.
 
 :func:`specs` draws a *valid* spec together with what it must compile to: the set of
-merge nodes whose inputs differ in shape (exactly where a projection must be inserted)
+merge nodes whose inputs differ in shape (a projection must be inserted exactly where they cannot broadcast)
 and every output shape the generator worked out by hand. It covers conv (strides,
 groups), bn, relu, max/avg pool, concat, residual ``add`` with channel and stride
 mismatches under every projection policy, inline groups, blocks repeated as a chain
@@ -45,6 +45,16 @@ class GenSpec:
 
 def dump(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+def _joined(branch: tuple[int, ...], skip: tuple[int, ...]) -> tuple[tuple[int, ...], bool]:
+    """A residual add's shape, and whether it needs a projection: the inputs broadcast
+    dims of size 1 as torch does; only shapes that cannot broadcast are projected."""
+    if branch == skip:
+        return branch, False
+    if all(a == b or 1 in (a, b) for a, b in zip(branch, skip, strict=True)):
+        return tuple(max(a, b) for a, b in zip(branch, skip, strict=True)), False
+    return branch, True
 
 
 def _down(n: int, s: int) -> int:
@@ -110,10 +120,12 @@ def specs(draw: st.DrawFn, max_layers: int = 6) -> GenSpec:
             nodes[f"res{k}_bn"] = {"op": "bn"}
             nodes[f"res{k}_add"] = {"op": "add", "in": [f"res{k}_bn", src]}
             new = (out, _down(hh, stride), _down(ww, stride))
-            if new != shape:
+            joined, projected = _joined(new, shape)
+            if projected:
                 g.projected.add(f"res{k}_add")
-            g.shapes[f"res{k}_conv"] = g.shapes[f"res{k}_bn"] = g.shapes[f"res{k}_add"] = new
-            shape = new
+            g.shapes[f"res{k}_conv"] = g.shapes[f"res{k}_bn"] = new
+            g.shapes[f"res{k}_add"] = joined
+            shape = joined
         elif kind == "concat":
             src = list(nodes)[-1] if nodes else "x"
             a, b = draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -151,11 +163,12 @@ def specs(draw: st.DrawFn, max_layers: int = 6) -> GenSpec:
             for i in range(reps):
                 s = first_stride if i == 0 else 1
                 new = (out, _down(shape[1], s), _down(shape[2], s))
+                joined, projected = _joined(new, shape) if residual else (new, False)
                 for leaf in bnodes:
-                    g.shapes[f"stage{k}.{i}.{leaf}"] = new
-                if residual and new != shape:
+                    g.shapes[f"stage{k}.{i}.{leaf}"] = new if leaf in ("conv", "bn") else joined
+                if projected:
                     g.projected.add(f"stage{k}.{i}.add")
-                shape = new
+                shape = joined
         else:  # dense
             bname = f"dense{k}"
             blocks[bname] = {"params": ["growth"], "nodes": {

@@ -335,11 +335,9 @@ def test_exact_single_size():
         archspec: 1
         name: one
         inputs: {x: [1, H], y: [1, 12]}
-        defaults:
-          projection: {kind: none}
         nodes:
-          add: {op: add, in: [x, y]}
-        outputs: [add]
+          cat: {op: concat, in: [x, y]}
+        outputs: [cat]
     """)
     (h,) = input_constraints(text).rules
     assert h.kind == "exact" and str(h) == "H = 12 (the only valid size up to 64)"
@@ -349,7 +347,7 @@ def test_no_valid_size_is_reported():
     text = spec_text("""
         archspec: 1
         name: never
-        inputs: {x: [1, H], y: [2, H]}
+        inputs: {x: [2, H], y: [3, H]}
         defaults:
           projection: {kind: none}
         nodes:

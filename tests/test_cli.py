@@ -83,7 +83,7 @@ def test_check_warns_about_nodes_that_reach_no_output(tmp_path):
                     "nodes: {a: {op: relu}, b: {op: tanh, in: x}, c: {op: sigmoid, in: a}}\noutputs: [a]\n")
     r = run("check", str(spec))
     assert r.exit_code == 0
-    assert "warning: b, c reach no output (computed, then unused)" in r.output
+    assert f"warning: {spec}:4:24: b, c reach no output (computed, then unused)" in r.output
     assert json.loads(run("check", str(spec), "--json").output)["unused"] == ["b", "c"]
 
 

@@ -100,12 +100,12 @@ def test_check_input_names_the_first_broken_node(unet_symbolic: Path):
 
 def test_check_reports_when_no_size_is_valid(tmp_path: Path):
     p = tmp_path / "never.yaml"
-    p.write_text("archspec: 1\nname: never\ninputs: {x: [1, H], y: [2, H]}\n"
+    p.write_text("archspec: 1\nname: never\ninputs: {x: [2, H], y: [3, H]}\n"
                  "defaults:\n  projection: {kind: none}\nnodes:\n  add: {op: add, in: [x, y]}\noutputs: [add]\n")
     r = CliRunner().invoke(main, ["check", str(p)])
     assert r.exit_code == 2
     assert "no input size makes the graph valid: no input size tried gives a valid graph (H tried in 1..256" in r.output
-    assert "got:      at size H=224: node 'add' (add): input 'y' is 2x224" in r.output
+    assert "got:      at size H=224: node 'add' (add): input 'y' is 3x224" in r.output
 
 
 # -- schema ----------------------------------------------------------------------------------

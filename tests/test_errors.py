@@ -238,7 +238,10 @@ def test_projection_would_need_upsampling():
           c: {op: add, in: [b, a]}
         outputs: [c]
         """, ShapeError, r"input 'a' is 8x16x16 but input 0 is 8x32x32: a projection would have to upsample 16 to 32")
-    assert "put the larger input first" in e.fix
+    # Input 0 is already the larger: the old hint "put the larger input first" told users to do
+    # what they had done; a projection only shrinks, so the fix is to upsample or swap.
+    assert e.fix == ("a projection maps each input onto input 0 and can only shrink it: upsample 'a' to input 0's "
+                     "size before the add (op: upsample), or, if input 0 is the one to shrink, list 'a' first")
 
 
 def test_none_policy_meets_a_mismatch():

@@ -60,6 +60,8 @@ SHAPES: list[tuple[str, dict[str, Any], Shapes, tuple[int, ...]]] = [
     ("scale", {"factor": 0.5}, [(8, 5, 5)], (8, 5, 5)),
     ("shift", {"offset": -3}, [(7,)], (7,)),
     ("sub", {}, [(3, 5, 5), (3, 5, 5)], (3, 5, 5)),
+    ("sub", {}, [(3, 5, 5), (1, 5, 5)], (3, 5, 5)),  # broadcast, as add and mul
+    ("mul", {}, [(3, 1, 1), (3, 5, 5)], (3, 5, 5)),
     # norms keep the shape
     ("bn", {}, [(16,)], (16,)),
     ("bn", {}, [(16, 9)], (16, 9)),
@@ -202,7 +204,8 @@ ERRORS: list[tuple[str, dict[str, Any], Shapes, type[Exception], str]] = [
     ("prelu", {"num_parameters": 3}, [(4, 7, 9)], ShapeError,
      r"prelu: num_parameters=3 is neither 1 nor the 4 channels of the input 4x7x9"),
     ("prelu", {"num_parameters": 3}, [()], ShapeError, r"prelu: num_parameters=3 is neither 1 nor a channel of the input scalar"),
-    ("sub", {}, [(3, 5), (4, 5)], ShapeError, r"sub inputs differ: input 0 is 3x5, input 1 is 4x5"),
+    ("sub", {}, [(3, 5), (4, 5)], ShapeError, r"sub inputs cannot broadcast: input 0 is 3x5, input 1 is 4x5: dim 0 is 3 "
+                                              r"against 4, and neither is 1"),
     ("upsample", {}, [(3, 4)], ShapeError, r"upsample needs one of scale, size, or a second input whose spatial size it takes"),
     ("upsample", {"scale": 2}, [(3, 4, 4), (3, 8, 8)], ShapeError,
      r"upsample: the second input gives the size, so scale cannot be given too"),
@@ -351,12 +354,12 @@ TORCH_CASES: dict[str, list[tuple[dict[str, Any], Shapes]]] = {
         ({"out": 6, "k": 3, "stride": 2, "padding": 1, "output_padding": 1}, [(4, 7)]),
         ({"out": 6, "k": 3, "groups": 2, "dilation": 2, "bias": False}, [(4, 3, 4, 5)]),
     ],
-    "add": [({}, [(3, 5, 5), (3, 5, 5)]), ({}, [(7,), (7,), (7,)])],
-    "mul": [({}, [(3, 5), (3, 5)])],
-    "sub": [({}, [(3, 5, 5), (3, 5, 5)]), ({}, [(7,), (7,)])],
+    "add": [({}, [(3, 5, 5), (3, 5, 5)]), ({}, [(7,), (7,), (7,)]), ({}, [(1, 5, 5), (3, 1, 5), (3, 5, 1)])],
+    "mul": [({}, [(3, 5), (3, 5)]), ({}, [(3, 5, 5), (3, 1, 1)]), ({}, [(1, 5, 5), (3, 5, 5)])],
+    "sub": [({}, [(3, 5, 5), (3, 5, 5)]), ({}, [(7,), (7,)]), ({}, [(3, 5, 5), (3, 1, 5)])],
     "scale": [({"factor": 0.2}, [(3, 5, 5)]), ({"factor": -3}, [(7,)])],
     "shift": [({"offset": 0.5}, [(3, 5, 5)]), ({"offset": -2}, [(4, 7)])],
-    "lerp": [({}, [(3, 5, 5)] * 3)],
+    "lerp": [({}, [(3, 5, 5)] * 3), ({}, [(3, 5, 5), (3, 5, 5), (1, 5, 5)])],
     "concat": [({}, [(3, 5, 5), (4, 5, 5)]), ({"dim": -1}, [(3, 5), (3, 2), (3, 1)])],
     "zero_pad": [({"out": 8, "stride": 2}, [(4, 7, 7)]), ({"out": 4}, [(4, 9)])],
     "relu": [({}, [(3, 5, 5)])],
@@ -629,18 +632,20 @@ def test_dropout_is_off_in_eval() -> None:
 # --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("name", "attrs", "shape", "window"), [
-    ("maxpool", {"k": 3, "stride": 2, "padding": 1}, (3, 9, 9), Window((3, 3), (2.0, 2.0), (1, 1))),
-    ("maxpool", {"k": [2, 3], "dilation": [1, 2]}, (3, 9, 9), Window((2, 3), (2.0, 3.0), (1, 2))),
-    ("avgpool", {"k": 2}, (3, 8), Window((2,), (2.0,), (1,))),
+    ("maxpool", {"k": 3, "stride": 2, "padding": 1}, (3, 9, 9), Window((3, 3), (2.0, 2.0), (1, 1), start=(-1.0, -1.0))),
+    ("maxpool", {"k": [2, 3], "dilation": [1, 2]}, (3, 9, 9), Window((2, 3), (2.0, 3.0), (1, 2), start=(0.0, 0.0))),
+    ("avgpool", {"k": 2}, (3, 8), Window((2,), (2.0,), (1,), start=(0.0,))),
     ("adaptive_avgpool", {}, (3, 7, 7), Window(glob=True)),
     ("adaptive_maxpool", {"size": [1, 1, 1]}, (3, 2, 7, 7), Window(glob=True)),
-    ("adaptive_avgpool", {"size": 2}, (3, 8, 8), Window((4, 4), (4.0, 4.0), (1, 1))),
-    ("adaptive_avgpool", {"size": 3}, (3, 10), Window((4,), (10 / 3,), (1,))),
-    ("adaptive_maxpool", {"size": 4}, (3, 2), Window((1,), (0.5,), (1,))),
+    ("adaptive_avgpool", {"size": 2}, (3, 8, 8), Window((4, 4), (4.0, 4.0), (1, 1), start=(0.0, 0.0), end=(3.5, 3.5))),
+    ("adaptive_avgpool", {"size": 3}, (3, 10), Window((4,), (10 / 3,), (1,), start=(0.0,), end=(3.0,))),
+    ("adaptive_maxpool", {"size": 4}, (3, 2), Window((1,), (0.5,), (1,), start=(0.0,), end=(0.25,))),
     ("upsample", {"scale": 2}, (3, 8, 8), Window((1, 1), (0.5, 0.5), (1, 1))),
-    ("upsample", {"scale": [2, 4], "mode": "bilinear"}, (3, 8, 8), Window((2, 2), (0.5, 0.25), (1, 1))),
-    ("upsample", {"size": 16, "mode": "linear"}, (3, 4), Window((2,), (0.25,), (1,))),
-    ("upsample", {"size": [4, 4], "mode": "bicubic"}, (3, 8, 8), Window((4, 4), (2.0, 2.0), (1, 1))),
+    ("upsample", {"scale": [2, 4], "mode": "bilinear"}, (3, 8, 8), Window((2, 2), (0.5, 0.25), (1, 1), start=(-0.25, -0.375),
+                                                                                        end=(0.75, 0.625))),
+    ("upsample", {"size": 16, "mode": "linear"}, (3, 4), Window((2,), (0.25,), (1,), start=(-0.375,), end=(0.625,))),
+    ("upsample", {"size": [4, 4], "mode": "bicubic"}, (3, 8, 8), Window((4, 4), (2.0, 2.0), (1, 1), start=(-0.5, -0.5),
+                                                                                     end=(2.5, 2.5))),
     ("linear", {"out": 3}, (10,), Window(glob=True)),
     ("pixel_shuffle", {"factor": 2}, (12, 8, 8), Window((1, 1), (0.5, 0.5), (1, 1))),
     ("permute", {"dims": [0, 2, 1]}, (3, 4, 5), Window((1, 1), (1.0, 1.0), (1, 1), perm=(1, 0))),
@@ -670,7 +675,8 @@ def test_windows_of_ops_that_keep_the_field() -> None:
     op, a = op_attrs("mean", {"dims": [0]})
     assert op.window(a, [(3, 4, 5)]) is None
     op, a = op_attrs("upsample", {"mode": "bilinear"})
-    assert op.window(a, [(3, 4, 6), (1, 8, 24)]) == Window((2, 2), (0.5, 0.25), (1, 1))
+    assert op.window(a, [(3, 4, 6), (1, 8, 24)]) == Window((2, 2), (0.5, 0.25), (1, 1), start=(-0.25, -0.375),
+                                                           end=(0.75, 0.625))
 
 
 def test_adaptive_window_is_the_longest_bin() -> None:

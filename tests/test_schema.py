@@ -64,7 +64,7 @@ def test_no_internal_field_leaks() -> None:
         for d in ("BlockCall", "Group", "ShareNode"):
             assert "kind" not in defs[d]["properties"]
         assert "discriminator" not in text  # OpenAPI's keyword, unknown to JSON Schema validators
-    assert set(json_schema()["$defs"]["ProjectionPolicy"]["properties"]) == {"kind", "name"}  # a real key
+    assert set(json_schema()["$defs"]["ProjectionPolicy"]["properties"]) == {"kind", "name", "bias"}  # real keys
 
 
 @pytest.mark.parametrize("path", SPECS + TEMPLATES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -98,8 +98,12 @@ def frozen_attrs(op_name: str, attrs: Mapping[str, Any] | OpAttrs) -> OpAttrs:
 class Window:
     """Per spatial dim: how one output position looks at the input, for receptive fields.
 
-    ``stride`` may be fractional for up-sampling (``0.5`` doubles resolution).
-    ``glob`` marks ops whose every output sees the whole input (global pooling, linear).
+    Output position ``o`` sees the input positions ``floor(o*stride + start)`` to
+    ``floor(o*stride + end)``; ``start``/``end`` left empty mean ``0`` and
+    ``(kernel-1)*dilation`` (give them where padding or up-sampling shifts the window:
+    a conv with padding ``p`` starts at ``-p``). ``stride`` may be fractional for
+    up-sampling (``0.5`` doubles resolution). ``glob`` marks ops whose every output sees
+    the whole input (global pooling, linear).
     ``perm`` reorders the spatial dims (``permute``): output spatial dim ``i`` is input
     spatial dim ``perm[i]``, after the window; ``-1`` marks one that was not spatial
     (channels moved into space), where no receptive field is defined.
@@ -110,6 +114,14 @@ class Window:
     dilation: tuple[int, ...] = ()
     glob: bool = False
     perm: tuple[int, ...] | None = None
+    start: tuple[float, ...] = ()
+    end: tuple[float, ...] = ()
+
+    def span(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(start, end)`` per dim, the defaults filled in."""
+        start = self.start or (0.0,) * len(self.kernel)
+        end = self.end or tuple(st + (k - 1) * d for st, k, d in zip(start, self.kernel, self.dilation, strict=True))
+        return start, end
 
 
 DrawRole = Literal["merge", "pointwise", "weighted", "plain"]
@@ -150,6 +162,7 @@ class Op(Generic[A]):
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # (min, max) inputs; None = unbounded
     stateless: ClassVar[bool] = True  # True: emitted as call_function, no module
     projectable: ClassVar[bool] = False  # merges whose mismatched inputs get auto projections
+    broadcasts: ClassVar[bool] = False  # element-wise merges: inputs broadcast dims of size 1 (check lists each)
     doc: ClassVar[str] = ""
     draw: ClassVar[DrawRole | None] = None  # None: from the family
     fold: ClassVar[bool | None] = None  # None: pointwise ops fold
@@ -461,6 +474,50 @@ def same_shapes(op: str, shapes: Sequence[Shape]) -> Shape:
                 fix="make the shapes equal, or let archspec project them (defaults.projection)",
             )
     return first
+
+
+def broadcast(shapes: Sequence[Shape]) -> Shape | None:
+    """The shape torch broadcasting gives per-sample ``shapes`` of one rank (a dim of
+    size 1 stretches to the others' size), or ``None`` when they do not broadcast.
+
+    Shapes of different ranks do not broadcast here: torch would align them from the
+    right, so a ``(C,)`` vector would meet ``(C, H, W)`` along W, never along C.
+
+    >>> broadcast([(64, 8, 8), (64, 1, 1)]), broadcast([(64, 8, 8), (1, 8, 8)]), broadcast([(64, 8, 8), (32, 8, 8)])
+    ((64, 8, 8), (64, 8, 8), None)
+    """
+    rank = len(shapes[0])
+    if any(len(s) != rank for s in shapes):
+        return None
+    out = []
+    for dims in zip(*shapes, strict=True):
+        big = {d for d in dims if d != 1}
+        if len(big) > 1:
+            return None
+        out.append(big.pop() if big else 1)
+    return tuple(out)
+
+
+def broadcast_shapes(op: str, shapes: Sequence[Shape], fix: str) -> Shape:
+    """The broadcast shape of a merge's inputs, or a ShapeError naming the first pair
+    that does not broadcast and the dim where they disagree."""
+    out = broadcast(shapes)
+    if out is not None:
+        return out
+    first = shapes[0]
+    for i, s in enumerate(shapes[1:], start=1):
+        if broadcast([first, s]) is not None:
+            first = broadcast([first, s]) or first
+            continue
+        if len(s) != len(first):
+            why = (f"their ranks differ ({len(first)} and {len(s)} per-sample dims); only dims of size 1 of "
+                   "equal-rank shapes broadcast")
+        else:
+            d = next(j for j, (x, y) in enumerate(zip(first, s, strict=True)) if x != y and 1 not in (x, y))
+            why = f"dim {d} is {first[d]} against {s[d]}, and neither is 1"
+        raise ShapeError(f"{op} inputs cannot broadcast: input 0 is {fmt(shapes[0])}, input {i} is {fmt(s)}: {why}",
+                         expected=fmt(first), got=fmt(s), fix=fix)
+    raise AssertionError(f"broadcast failed yet every pair broadcasts: {shapes}")
 
 
 # What an attribute means, for the JSON Schema's descriptions (hover in an editor). An op

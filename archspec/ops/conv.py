@@ -123,8 +123,9 @@ class Conv(Op[ConvAttrs]):
         return prod(out) * (shapes[0][0] // a.groups) * prod(tuplify(a.k, r, "k"))
 
     def window(self, a: ConvAttrs, shapes: Sequence[Shape]) -> Window:
-        _, k, s, d, _ = _conv_geometry(a, shapes[0], "conv")
-        return Window(kernel=k, stride=tuple(float(v) for v in s), dilation=d)
+        _, k, s, d, p = _conv_geometry(a, shapes[0], "conv")
+        pad = p if not isinstance(p, str) else tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))  # same
+        return Window(kernel=k, stride=tuple(float(v) for v in s), dilation=d, start=tuple(-float(v) for v in pad))
 
     def module(self, a: ConvAttrs, shapes: Sequence[Shape]) -> object:
         from torch import nn
@@ -203,11 +204,13 @@ class ConvTranspose(Op[ConvTransposeAttrs]):
         return prod(shapes[0]) * (a.out // a.groups) * prod(tuplify(a.k, r, "k"))
 
     def window(self, a: ConvTransposeAttrs, shapes: Sequence[Shape]) -> Window:
-        k, s, _, _, d = self._geom(a, shapes[0])
-        # In input pixels: an output sees the inputs i with i*s within (k-1)*d of it,
-        # so at most floor((k-1)*d/s) + 1 of them (one for k == s).
+        k, s, p, _, d = self._geom(a, shapes[0])
+        # Output o gets input i where i*s - p + t*d == o for a tap t < k: the inputs
+        # ceil((o + p - (k-1)*d) / s) .. floor((o + p) / s), at most floor((k-1)*d/s) + 1 of them.
         return Window(kernel=tuple((ki - 1) * di // si + 1 for ki, di, si in zip(k, d, s, strict=True)),
-                      stride=tuple(1.0 / v for v in s), dilation=(1,) * len(k))
+                      stride=tuple(1.0 / v for v in s), dilation=(1,) * len(k),
+                      start=tuple((pi - (ki - 1) * di + si - 1) / si for ki, di, si, pi in zip(k, d, s, p, strict=True)),
+                      end=tuple(pi / si for si, pi in zip(s, p, strict=True)))
 
     def module(self, a: ConvTransposeAttrs, shapes: Sequence[Shape]) -> object:
         from torch import nn

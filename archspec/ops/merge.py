@@ -1,7 +1,10 @@
-"""Merges: ``add``, ``mul``, ``sub``, ``lerp`` (element-wise; auto-projected) and ``concat``.
+"""Merges: ``add``, ``mul``, ``sub``, ``lerp`` (element-wise, broadcasting) and ``concat``.
 
-``add``/``mul``/``sub``/``lerp`` need equal shapes; when they differ, the project pass inserts a
-projection on every input whose shape differs from input 0 before inference sees them.
+The element-wise merges broadcast per-sample dims of size 1 as torch does (a C×1×1 gate
+or a 1×H×W attention map times C×H×W features). Only the residual ``add`` is mended
+when its inputs cannot broadcast: the project pass inserts a projection on every input
+whose shape differs from input 0's, by the policy of ``defaults.projection`` or of the
+node's own ``projection:``. A ``mul``, ``sub`` or ``lerp`` that cannot broadcast is an error.
 ``concat`` never projects: all dims but ``dim`` must match.
 """
 
@@ -9,30 +12,65 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from ..errors import ShapeError
-from .base import Call, Op, OpAttrs, Shape, Window, fmt, register_op, same_shapes
+from .base import Call, Op, OpAttrs, Shape, Window, broadcast_shapes, fmt, register_op
+
+ProjectionKind = Literal["conv", "conv_bn", "avgpool_conv_bn", "zero_pad", "none"]
+# A projection's module name is an identifier: names.IDENT_PATTERN, which ops cannot import
+# (names imports the IR, which imports the ops); tests/test_broadcast.py holds them equal.
+PROJECTION_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+KIND_DOC = ("conv: a bare 1x1 conv, stride = spatial ratio (the pre-activation / wide ResNet shortcut); conv_bn: "
+            "1x1 conv, then batch norm (ResNet option B); avgpool_conv_bn: average pool, then 1x1 conv and bn "
+            "(ResNet-D); zero_pad: subsample and append zero channels, no parameters (option A); none: a "
+            "mismatch is an error.")
+NAME_DOC = "Module name of the inserted projection (torchvision's: downsample)."
+BIAS_DOC = "Give the projection's 1x1 conv (or linear) a bias."
+
+
+class ProjectionAttrs(OpAttrs):
+    """One merge's own projection policy: what it gives overrides ``defaults.projection``."""
+
+    kind: ProjectionKind | None = Field(None, description=KIND_DOC)
+    name: Annotated[str, Field(pattern=PROJECTION_NAME)] | None = Field(None, description=NAME_DOC)
+    bias: bool | None = Field(None, description=BIAS_DOC)
+
+
+class MergeAttrs(OpAttrs):
+    projection: ProjectionAttrs | None = Field(
+        None, description="This merge's projection policy, over defaults.projection: {kind: conv|conv_bn|"
+                          "avgpool_conv_bn|zero_pad|none, name: .., bias: false}.")
 
 
 class _Elementwise(Op[OpAttrs]):
+    """An element-wise merge: its inputs broadcast per-sample dims of size 1, as torch does."""
+
     family = "merge"
     fresh_output = True
-    projectable = True
+    broadcasts = True
+    broadcast_fix = ("broadcasting stretches only dims of size 1: pool one input to size 1 (adaptive_avgpool "
+                     "size: 1), or resample it (upsample, pool, a strided conv) so the sizes agree")
 
     def infer(self, a: OpAttrs, shapes: Sequence[Shape]) -> Shape:
-        return same_shapes(self.name, shapes)
+        return broadcast_shapes(self.name, shapes, self.broadcast_fix)
 
 
 @register_op
 class Add(_Elementwise):
-    """Sum of two or more tensors of one shape — the residual merge."""
+    """Sum of two or more tensors — the residual merge. Inputs broadcast dims of size 1;
+    when they cannot, every input whose shape differs from input 0's is projected onto
+    it (``projection:`` on the node, or ``defaults.projection``)."""
 
     name = "add"
+    Attrs = MergeAttrs
     arity = (2, None)
     residual = True
+    projectable = True
+    broadcast_fix = ("make the shapes broadcast, or let archspec project them (projection: {kind: conv_bn} on "
+                     "the node or in defaults)")
     torch_names = ("operator.add",)
     inplace_saves_output = False  # the gradient of a sum reads neither operand nor result
 
@@ -56,7 +94,9 @@ class Add(_Elementwise):
 
 @register_op
 class Mul(_Elementwise):
-    """Element-wise product of two or more tensors of one shape (gates, attention)."""
+    """Element-wise product of two or more tensors (gates, attention). Inputs broadcast dims
+    of size 1 (a C×1×1 gate or a 1×H×W map times C×H×W features); a ``mul`` never inserts a
+    projection, so inputs that cannot broadcast are an error."""
 
     name = "mul"
     arity = (2, None)
@@ -68,7 +108,8 @@ class Mul(_Elementwise):
 
 @register_op
 class Sub(_Elementwise):
-    """``a - b``: the difference of two tensors of one shape."""
+    """``a - b``: the difference of two tensors. Inputs broadcast dims of size 1; ``sub``
+    never inserts a projection."""
 
     name = "sub"
     arity = (2, 2)
@@ -83,6 +124,7 @@ class Lerp(_Elementwise):
     """``torch.lerp(x, h, t) = t*h + (1-t)*x`` — the highway gate; inputs ``[x, h, t]``.
 
     ``x`` is the carried input, ``h`` the transform, ``t`` the gate (usually a sigmoid).
+    Inputs broadcast dims of size 1; ``lerp`` never inserts a projection.
     """
 
     name = "lerp"
@@ -122,12 +164,18 @@ class Concat(Op[ConcatAttrs]):
         for i, s in enumerate(shapes):
             if len(s) != rank or any(x != y for j, (x, y) in enumerate(zip(s, first, strict=True)) if j != d):
                 what = "channels" if d == 0 else f"dim {a.dim}"
+                fix = "resample one input (upsample, pool or a strided conv) so the sizes agree"
+                pytorch_style = d == 1 and rank > 1 and all(len(x) == rank and x[1:] == first[1:] for x in shapes)
+                if pytorch_style:
+                    # `dim: 1` as PyTorch counts, batch included: the inputs would join along channels.
+                    what += " (dims count per sample, the batch is not counted: channels are dim 0, and dim 1 is H)"
+                    fix = "write dim: 0 (or leave dim out) to concatenate channels"
                 raise ShapeError(
                     f"concat: input {i} is {fmt(s)} but input 0 is {fmt(first)}; "
                     f"all dims except {what} must match",
                     expected="x".join([*map(str, first[:d]), "*", *map(str, first[d + 1:])]),
                     got=fmt(s),
-                    fix="resample one input (upsample, pool or a strided conv) so the sizes agree",
+                    fix=fix,
                 )
             total += s[d]
         return first[:d] + (total,) + first[d + 1:]

@@ -104,8 +104,8 @@ class _Pool(Op[A]):
         return (x[0], *sizes)
 
     def window(self, a: Any, shapes: Sequence[Shape]) -> Window:
-        _, k, s, _, d = self._geom(a, shapes[0])
-        return Window(kernel=k, stride=tuple(float(v) for v in s), dilation=d)
+        _, k, s, p, d = self._geom(a, shapes[0])
+        return Window(kernel=k, stride=tuple(float(v) for v in s), dilation=d, start=tuple(-float(v) for v in p))
 
 
 @register_op
@@ -185,7 +185,9 @@ class _AdaptivePool(Op[AdaptivePoolAttrs]):
         # The longest bin, and the mean step between bins (fractional when out > in).
         k = tuple(adaptive_window_len(n, o) for n, o in zip(x[1:], size, strict=True))
         s = tuple(n / o for n, o in zip(x[1:], size, strict=True))
-        return Window(kernel=k, stride=s, dilation=(1,) * len(size))
+        # Bin o spans floor(o*n/out) .. ceil((o+1)*n/out) - 1 = floor(o*n/out + (n-1)/out).
+        return Window(kernel=k, stride=s, dilation=(1,) * len(size), start=(0.0,) * len(size),
+                      end=tuple((n - 1) / o for n, o in zip(x[1:], size, strict=True)))
 
     def _fn(self, r: int) -> Callable[..., Any]:
         raise NotImplementedError

@@ -23,6 +23,8 @@ def _type(schema: dict[str, Any]) -> str:
         return " or ".join(repr(v) for v in schema["enum"])
     if "const" in schema:
         return repr(schema["const"])
+    if "$ref" in schema:  # a nested model, e.g. add's projection: {kind, name, bias}
+        return "mapping"
     t = schema.get("type")
     if t == "array":
         return f"list[{_type(schema.get('items', {}))}]"

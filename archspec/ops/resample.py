@@ -136,7 +136,14 @@ class Upsample(Op[UpsampleAttrs]):
             stride = tuple(n / o for n, o in zip(x[1:], out, strict=True))
         else:
             stride = tuple(1.0 / s for s in _scales(a, r))
-        return Window(kernel=(MODE_KERNEL[a.mode],) * r, stride=stride, dilation=(1,) * r)
+        k = MODE_KERNEL[a.mode]
+        if a.mode == "nearest" or a.align_corners:
+            return Window(kernel=(k,) * r, stride=stride, dilation=(1,) * r)
+        # Interpolation reads around source (o + 0.5)*s - 0.5: from floor of it, minus 1 for
+        # bicubic, through k positions.
+        start = tuple((st - 1) / 2 - (k // 2 - 1) for st in stride)
+        return Window(kernel=(k,) * r, stride=stride, dilation=(1,) * r, start=start,
+                      end=tuple(st0 + k - 1 for st0 in start))
 
     def call(self, a: UpsampleAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
         import torch.nn.functional as F

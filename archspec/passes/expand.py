@@ -33,6 +33,7 @@ from ..errors import (
     short_repr,
 )
 from ..expr import evaluate, evaluate_value, has_expr, work_budget
+from ..findings import spec_findings
 from ..ir import Graph, Node, Scope, Shape
 from ..limits import DEFAULT_LIMITS, Limits
 from ..loader import Document
@@ -168,6 +169,7 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     symbolic = {d for dims in spec.inputs.values() for d in dims if isinstance(d, str) and d not in spec.params}
     sizes = {k: v for k, v in (params or {}).items() if k in symbolic}
     resolved = _resolve_params(spec, {k: v for k, v in (params or {}).items() if k not in symbolic}, top)
+    _check_asserts(spec, resolved, top)
     blocks, files = _collect_blocks(spec, doc, limits)
     defaults = {op: m.model_dump(exclude_none=True) for op in REGISTRY.names()
                 if (m := getattr(spec.defaults, op, None)) is not None}
@@ -204,11 +206,17 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     default_input = next(iter(inputs)) if len(inputs) == 1 else None
     _expand_scope(ctx, top, spec.nodes, spec.edges, ("nodes",), default_input, output=None, named="nodes")
 
-    outs = [spec.outputs] if isinstance(spec.outputs, str) else list(spec.outputs)
+    keys: tuple[str, ...] | None = None
+    if isinstance(spec.outputs, dict):  # {out: head}: the module returns a dict
+        keys = tuple(spec.outputs)
+        outs: list[tuple[str, PathT]] = [(ref, ("outputs", key)) for key, ref in spec.outputs.items()]
+    elif isinstance(spec.outputs, str):
+        outs = [(spec.outputs, ("outputs",))]
+    else:
+        outs = [(ref, ("outputs", k)) for k, ref in enumerate(spec.outputs)]
     outputs: list[str] = []
     output_locs: dict[str, Loc] = {}
-    for k, ref in enumerate(outs):
-        sub: PathT = ("outputs",) if isinstance(spec.outputs, str) else ("outputs", k)
+    for ref, sub in outs:
         ir = _resolve(top, ref, sub)
         if ir in ctx.multi:
             raise top.err(GraphError, f"output '{ref}' has {ctx.multi[ir]} outputs: pick one ({ref}.0, ...)", *sub,
@@ -224,10 +232,12 @@ def _expand(doc: Document, params: Mapping[str, Any] | None, limits: Limits, spe
     order = _toposort(ctx.nodes, set(inputs), doc)
     init = spec.init.model_dump()
     init["projection"] = spec.defaults.projection.model_dump()
-    return Graph(name=spec.name, inputs=inputs, nodes=order, outputs=tuple(outputs), scopes=tuple(ctx.scopes),
+    graph = Graph(name=spec.name, inputs=inputs, nodes=order, outputs=tuple(outputs), scopes=tuple(ctx.scopes),
                  doc=spec.doc, file=doc.file, source=doc.text, params=resolved, init=init,
-                 input_locs=input_locs, output_locs=output_locs, reads_shapes=tuple(ctx.reads),
+                 input_locs=input_locs, output_locs=output_locs, output_keys=keys,
+                 reads_shapes=tuple(ctx.reads),
                  files=tuple(str(f) for f in ([Path(doc.file)] if _is_file(doc.file) else []) + files))
+    return graph.replace(warnings=tuple(spec_findings(graph, doc.loc)))
 
 
 def _check_overrides(params: Any, limits: Limits) -> None:
@@ -307,6 +317,21 @@ def _resolve_params(spec: Any, overrides: Mapping[str, Any], top: _Scope) -> dic
         except ExpressionError as e:
             raise e.located(top.loc("params", k), f"params.{k}", top.doc.text) from None
     return env
+
+
+def _check_asserts(spec: Any, env: Mapping[str, Any], top: _Scope) -> None:
+    """``assert:``: each condition on the params, in order, before anything is built; the
+    first false one is the error, in the spec's own words."""
+    sc = _Scope(prefix="", doc=top.doc, path=(), env=env, outer={})
+    for k, a in enumerate(spec.assert_):
+        value = _eval(sc, a.that, ("assert", k, "that"))
+        if not isinstance(value, bool):
+            raise top.err(SpecValidationError, f"assert: '{a.that}' must be true or false, got {short_repr(value)}",
+                          "assert", k, "that", fix="write a comparison, e.g. '${depth in (18, 34)}'")
+        if not value:
+            shown = ", ".join(f"{n}={short_repr(env[n])}" for n in env if re.search(rf"\b{re.escape(n)}\b", str(a.that)))
+            raise top.err(SpecValidationError, a.message, "assert", k, "that",
+                          got=shown or None, fix=f"change the params so that {str(a.that).strip()} holds")
 
 
 def _article(word: str) -> str:
@@ -660,6 +685,8 @@ def _memory_efficient(sc: _Scope, nd: Any, sub: PathT) -> bool:
 
 
 def _eval(sc: _Scope, value: Any, sub: PathT) -> Any:
+    if isinstance(value, list) and any(has_expr(v) for v in value):  # [$H, $W]: an error names its element
+        return [_eval(sc, v, sub + (k,)) for k, v in enumerate(value)]
     try:
         return evaluate_value(value, sc.env)
     except ExpressionError as e:
@@ -781,17 +808,31 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
     try:
         model = op.Attrs.model_validate(evaluated)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
+        errs = e.errors(include_url=False)
+        # An `int | list` attribute fails once per branch: for a list value, the list
+        # branch's complaint names the element ([$H, 0]: element 1).
+        err = max(errs, key=lambda x: (x["loc"][:1] == errs[0]["loc"][:1], _element(x["loc"]) is not None))
         k = err["loc"][0] if err["loc"] else None
+        item = _element(err["loc"])
         if err["type"] == "missing":
             raise sc.err(SpecValidationError, f"missing required field '{k}' (op '{nd.op}')", *sub,
                          fix=f"add {k}: to the node, or set it for every {nd.op} under defaults:") from None
         where = sub + ((k,) if k in written else ())
         src = "" if k in written else f" (from defaults.{nd.op})" if k in values else ""
         msg = err["msg"].removeprefix("Value error, ")
+        value = evaluated.get(k)
+        if item is not None and isinstance(value, list) and item < len(value):
+            if k in written and isinstance(written[k], list) and item < len(written[k]):
+                where += (item,)
+            k, value = f"{k}.{item}", value[item]
         raise sc.err(SpecValidationError, f"op '{nd.op}'{f', {k}' if k is not None else ''}: {msg}{src}", *where,
-                     got=short_repr(evaluated.get(k), 400) if k is not None else None) from None
+                     got=short_repr(value, 400) if k is not None else None) from None
     return model
+
+
+def _element(loc: tuple[Any, ...]) -> int | None:
+    """The list index in a pydantic error location (``('size', 'list[int]', 1)`` → 1)."""
+    return next((p for p in loc[1:] if isinstance(p, int)), None)
 
 
 class _InputShapes(Mapping[str, Any]):

@@ -4,8 +4,8 @@ Inference annotates, it does not raise: a node whose rule fails gets ``error`` (
 :class:`~archspec.errors.ShapeError` located at the node) and no shape; nodes downstream
 of it get no shape and no error of their own, so one mistake is reported once.
 
-A merge that auto-projection can mend (``add`` of same-rank inputs of different shapes)
-keeps its error but takes input 0's shape, the shape it will have once projected.
+A merge that auto-projection can mend (an ``add`` of same-rank inputs that cannot
+broadcast) keeps its error but takes input 0's shape, the shape it will have once projected.
 """
 
 from __future__ import annotations

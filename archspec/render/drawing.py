@@ -77,15 +77,17 @@ def _nodes(v: GraphView, folding: Folding, c: Collapse, ids: DrawnIds) -> dict[s
         if did in nodes or ids.hidden_rep.get(n.name):
             continue
         nodes[did] = _op_node(v, folding, did)
-    for k, out in enumerate(g.outputs):
+    keyed = g.output_keys is not None
+    for k, (label, out) in enumerate(g.named_outputs()):
         src = ids.ids.get(v.resolve(out)) if out not in g.inputs else out
         if src is None:
             continue
-        oid = f"output:{out}"
+        oid = f"output:{label}"
         loc = g.output_locs.get(out)
-        nodes[oid] = DNode(id=oid, kind="output", head=f"output {k}" if len(g.outputs) > 1 else "output",
-                           name=out, shape=v.shapes.get(out),
-                           tooltip=f"output {out}: {fmt_shape(v.shapes.get(out))}" + (f"\n{loc}" if loc else ""))
+        head = f"output {label}" if keyed else f"output {k}" if len(g.outputs) > 1 else "output"
+        nodes[oid] = DNode(id=oid, kind="output", head=head, name=out, shape=v.shapes.get(out),
+                           tooltip=f"output {label}{f' ({out})' if keyed else ''}: {fmt_shape(v.shapes.get(out))}"
+                           + (f"\n{loc}" if loc else ""))
     for node in nodes.values():
         if node.kind in ("op", "merge", "proj"):
             node.cluster = _drawn_cluster(v, c, v.scope_chain(node.id))
@@ -258,8 +260,8 @@ def _edges(v: GraphView, roles: Roles, folding: Folding, c: Collapse, ids: Drawn
             e = DEdge(u, dst, role, v.shapes.get(src), span, error=n.error is not None, carried=carried)
             seen[key] = e
             edges.append(e)
-    for out in g.outputs:
-        oid = f"output:{out}"
+    for label, out in g.named_outputs():
+        oid = f"output:{label}"
         if oid in d.nodes:
             drawn = out if out in g.inputs else ids.ids.get(v.resolve(out))
             if drawn is not None:
@@ -278,7 +280,8 @@ def _title(v: GraphView) -> str:
     g = v.g
     total = sum(v.param.values())
     ins = ", ".join(f"{k} {fmt_shape(tuple(s))}" for k, s in g.inputs.items())
-    outs = ", ".join(fmt_shape(v.shapes.get(o)) for o in g.outputs)
+    outs = ", ".join((f"{k} " if g.output_keys is not None else "") + fmt_shape(v.shapes.get(o))
+                     for k, o in g.named_outputs())
     errs = len(g.errors())
     bad = f" · {errs} error{'s' if errs > 1 else ''}" if errs else ""
     return f"{g.name} · {total:,} params · {ins} → {outs}{bad}"

@@ -243,7 +243,7 @@ def evaluate_model(model: Any, loader: Any, task: Task, prep: _Prep, recipe: Rec
         for xb, yb in loader:
             x, y = prep(xb, yb)
             with _autocast(recipe, device):
-                out = model(x)
+                out = task.logits(model(x))
             meter.add(loss_fn(task.kind, out, y), out.float(), y)
     model.train(was_training)
     return meter
@@ -463,7 +463,7 @@ def _run(doc: Any, text: str, params: dict[str, Any], task: Task, ds: Data, reci
                     raise
                 x, y = prep(xb, yb)
                 with _autocast(recipe, device):
-                    logits = model(x)
+                    logits = task.logits(model(x))
                 loss = loss_fn(task.kind, logits, y)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()

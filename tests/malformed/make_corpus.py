@@ -189,7 +189,7 @@ case("top_nodes_list", HEAD + "inputs: {x: [3, 8, 8]}\nnodes: [relu]\noutputs: [
 case("top_nodes_empty", HEAD + "inputs: {x: [3, 8, 8]}\nnodes: {}\noutputs: [r]\n")
 case("top_edges_string", spec("  a: {op: relu}\n  b: {op: relu}\n", after="edges: a -> b\n"))
 case("top_outputs_empty", spec("  r: {op: relu}\n", outputs="outputs: []\n"))
-case("top_outputs_map", spec("  r: {op: relu}\n", outputs="outputs: {r: r}\n"))
+case("top_outputs_map", spec("  r: {op: relu}\n", outputs="outputs: {r: [r]}\n"))
 case("top_outputs_int", spec("  r: {op: relu}\n", outputs="outputs: [5]\n"))
 
 # -- wrong types and unknown fields, blocks and nodes -----------------------------------
@@ -322,8 +322,7 @@ case("expr_in_when", node("r: {op: relu, when: '${nope > 1}'}"))
 case("expr_block_param_default", spec("  l: {block: b}\n", before="blocks:\n  b:\n    params: [{w: $nope}]\n    nodes: {c: {op: conv, out: $w, k: 1}}\n"))
 case("defaults_zero_out", spec("  c: {op: conv, k: 3}\n", before="defaults:\n  conv: {out: 0}\n"))
 case("init_residual_int", spec("  r: {op: relu}\n", before="init: {zero_init_residual: 1}\n"))
-case("shape_mul_policy_none", spec("  c: {op: conv, out: 4, k: 1}\n  m: {op: mul, in: [c, x]}\n",
-                                   before="defaults:\n  projection: {kind: none}\n"))
+case("shape_mul_no_broadcast", spec("  c: {op: conv, out: 4, k: 1}\n  m: {op: mul, in: [c, x]}\n"))
 case("param_symbol_zero", spec("  r: {op: relu}\n", before="params: {H: 8}\n", inputs="inputs: {x: [3, H, 8]}\n"), "-p", "H=0")
 
 # -- recursion in blocks ----------------------------------------------------------------
@@ -437,7 +436,7 @@ case("shape_softmax_dim", node("s: {op: softmax, dim: 3}"))
 case("shape_share_channels", spec("  c: {op: conv, out: 4, k: 3}\n  d: {share: c, in: c}\n"))
 case("shape_lerp", spec("  p: {op: maxpool, k: 2}\n  l: {op: lerp, in: [x, p, x]}\n"))
 case("shape_bn_scalar_channels", spec("  b: {op: bn}\n", inputs="inputs: {x: [3, 2, 2, 2, 2]}\n"))
-case("shape_in_block_instance", spec("  l: {block: basic, repeat: 2, args: {out: 3, stride: '${3 if i == 0 else 1}'}}\n",
+case("shape_in_block_instance", spec("  l: {block: basic, repeat: 2, args: {out: 4, stride: '${3 if i == 0 else 1}'}}\n",
                                      before=BLOCK.replace("stride: $stride}", "stride: $stride, padding: 0}"),
                                      inputs="inputs: {x: [3, 4, 4]}\n"))
 
