@@ -190,7 +190,7 @@ def peer_call(peer: dict[str, Any]) -> str:
 
 # Exact counts for 10 classes; the papers print them rounded: the ResNet paper to two
 # significant figures (0.27M ... 1.7M), the DenseNet and Wide ResNet papers to 0.1M.
-EXACT = {"resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586, "resnet56": 853_018,
+EXACT = {"wrn_28_10": 36_479_194, "resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586, "resnet56": 853_018,
          "resnet110": 1_727_962, "plain20": 269_722, "plain110": 1_727_962, "densenet_bc_100_12": 769_162}
 
 
