@@ -172,7 +172,7 @@ def test_init_lists_and_instantiates_templates(tmp_path: Path):
     assert "output fc: 100" in run("check", out)
     stdout = run("init", "unet", "-p", "depth=3", "--name", "small_unet")
     assert "name: small_unet" in stdout and "depth: 3," in stdout
-    assert json.loads(run("init", "--json"))["templates"][0] == "densenet"
+    assert json.loads(run("init", "--json"))["templates"] == names
     assert json.loads(run("init", "unet", "--json"))["text"] == run("init", "unet")
 
 
