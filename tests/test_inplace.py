@@ -127,7 +127,7 @@ def check_equal_to_out_of_place(graph: Any, model: Any, batch: int = 2) -> None:
         xs = [torch.randn(batch, *s, generator=g, requires_grad=True) for s in graph.inputs.values()]
         torch.manual_seed(0)  # dropout draws the same masks
         outs = m(*xs)
-        outs = outs if isinstance(outs, tuple) else (outs,)
+        outs = tuple(outs.values()) if isinstance(outs, dict) else outs if isinstance(outs, tuple) else (outs,)
         sum((o.float() * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
         grads = [x.grad for x in xs] + [p.grad for p in m.parameters()]
         results.append((outs, grads))
