@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import importlib
+import json
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +37,29 @@ def run_passes(text: str, params: dict | None = None, file: str = "t.yaml") -> G
     return check(g)
 
 
+# The reference models several test modules hold archspec against (torchvision's ResNets,
+# ResNeXts and DenseNets, timm's, smp's and MONAI's models): each is built once per session
+# (initialising a large one takes seconds) and every caller gets its own deep copy, so what
+# one test does to its model (load_state_dict, eval(), in-place randomising) reaches no other.
+_REFERENCES: dict[str, Any] = {}
+
+
+def reference_model(module: str, call: str, *args: Any, **kwargs: Any) -> Any:
+    """A fresh copy of the model ``module.call(*args, **kwargs)`` builds, in training mode
+    as the constructor leaves it, e.g. ``reference_model("torchvision.models", "resnet50")``."""
+    key = json.dumps([module, call, args, kwargs], sort_keys=True)
+    if key not in _REFERENCES:
+        fn: Any = importlib.import_module(module)
+        for attr in call.split("."):
+            fn = getattr(fn, attr)
+        _REFERENCES[key] = fn(*args, **kwargs)
+    return copy.deepcopy(_REFERENCES[key])
+
+
+def torchvision_model(name: str, **kwargs: Any) -> Any:
+    """A fresh copy of ``torchvision.models.<name>(**kwargs)`` (see reference_model)."""
+    return reference_model("torchvision.models", name, **kwargs)
+
 
 @pytest.fixture(autouse=True)
 def one_thread() -> Iterator[None]:
@@ -42,3 +71,30 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# The type check (tests/test_typing.py) runs mypy in a child process for a minute or more on a
+# cold cache. tests/conftest.py starts it when collection has selected that test, so it runs
+# on a second core while the other tests run; the test then waits for its result.
+_MYPY: list[subprocess.Popen[str]] = []
+
+
+def mypy_process() -> subprocess.Popen[str]:
+    """The ``python -m mypy`` run over the package (configured in pyproject.toml), started
+    on the first call."""
+    if not _MYPY:
+        _MYPY.append(subprocess.Popen([sys.executable, "-m", "mypy"], cwd=ROOT, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    return _MYPY[0]
+
+
+def stop_mypy() -> None:
+    """End a run the session no longer waits for (an interrupted or failed session)."""
+    for proc in _MYPY:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    _MYPY.clear()

@@ -307,11 +307,11 @@ def test_a_spec_mapping_is_validated_like_a_file() -> None:
 def test_summary_memory_follows_torchinfo() -> None:
     torchinfo = pytest.importorskip("torchinfo")
     import torch
-    import torchvision
+    from helpers import torchvision_model
 
     s = archspec.summary(ROOT / "specs/resnet18.yaml")
     m = s.memory(batch_size=4)
-    stats = torchinfo.summary(torchvision.models.resnet18(), input_size=(4, 3, 224, 224), verbose=0,
+    stats = torchinfo.summary(torchvision_model("resnet18"), input_size=(4, 3, 224, 224), verbose=0,
                               device=torch.device("cpu"))
     assert m.activation_bytes == stats.total_output_bytes
     assert m.param_bytes == stats.total_param_bytes

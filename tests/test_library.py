@@ -8,8 +8,7 @@ import re
 
 import pytest
 import torch
-import torchvision
-from helpers import ROOT, run_passes
+from helpers import ROOT, one_thread, run_passes, torchvision_model  # noqa: F401 - an autouse fixture
 
 import archspec
 from archspec.errors import IncludeError
@@ -35,17 +34,17 @@ def assert_same_as(spec: str, params: dict, ref: torch.nn.Module) -> None:
 def test_resnet_blocks_are_torchvisions():
     text = without_blocks((ROOT / "specs/resnet.yaml").read_text(), "resnet")
     assert "bottleneck:" not in text and "use: [archspec:resnet]" in text
-    assert_same_as(text, {"depth": 18, "H": 64, "W": 64}, torchvision.models.resnet18())
+    assert_same_as(text, {"depth": 18, "H": 64, "W": 64}, torchvision_model("resnet18"))
     grouped = text.replace("args: {planes:", "args: {groups: $groups, width_per_group: $width_per_group, planes:")
     assert_same_as(grouped, {"depth": 50, "groups": 32, "width_per_group": 4, "H": 64, "W": 64},
-                   torchvision.models.resnext50_32x4d())
+                   torchvision_model("resnext50_32x4d"))
 
 
 @pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 def test_densenet_blocks_are_torchvisions():
     text = without_blocks((ROOT / "specs/densenet.yaml").read_text(), "densenet")
     text = text.replace("connect: dense,", "connect: dense, args: {growth: $growth, bn_size: $bn_size},")
-    assert_same_as(text, {"depth": 121, "H": 64, "W": 64}, torchvision.models.densenet121())
+    assert_same_as(text, {"depth": 121, "H": 64, "W": 64}, torchvision_model("densenet121"))
 
 
 def test_unet_blocks():

@@ -14,8 +14,7 @@ import time
 
 import pytest
 import torch
-import torchvision
-from helpers import ROOT, SPECS
+from helpers import ROOT, SPECS, one_thread, torchvision_model  # noqa: F401 - an autouse fixture
 from reference_models import CifarResNet18
 from torch.fx import Interpreter
 
@@ -70,7 +69,7 @@ def test_spec_compiles_and_shapes_are_real(path):
 
 @pytest.mark.slow  # a parity/export sweep: `make test` runs it, `make quick` does not
 def test_resnet18_is_torchvision_resnet18():
-    ref = torchvision.models.resnet18().eval()
+    ref = torchvision_model("resnet18").eval()
     model = archspec.compile(ROOT / "specs/resnet18.yaml").eval()
     assert list(model.state_dict()) == list(ref.state_dict())
     model.load_state_dict(ref.state_dict(), strict=True)

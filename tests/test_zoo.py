@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import one_thread  # noqa: F401 - an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -157,10 +158,12 @@ def example_inputs(graph: Any, batch: int = 2) -> list[Any]:
 
 
 def reference(e: dict[str, Any]) -> Any:
-    if "torchvision" in e:
-        import torchvision
+    """A fresh reference model of an entry; torchvision's and the peers' are built once per
+    session and copied (tests/helpers.py), as tests/test_import.py round-trips the same ones."""
+    from helpers import torchvision_model
 
-        return getattr(torchvision.models, e["torchvision"])()
+    if "torchvision" in e:
+        return torchvision_model(e["torchvision"])
     if "peer" in e:
         return peer_model(e["peer"])
     from reference_models import REFERENCES
@@ -171,13 +174,10 @@ def reference(e: dict[str, Any]) -> Any:
 def peer_model(peer: dict[str, Any]) -> Any:
     """The model of another library that a ``peer:`` entry names: the test imports the
     module (a dev dependency) and calls the callable with the entry's args and kwargs.
-    Only this test reads ``peer:``; a spec never names code."""
-    import importlib
+    Only the tests read ``peer:``; a spec never names code."""
+    from helpers import reference_model
 
-    fn: Any = importlib.import_module(peer["module"])
-    for attr in peer["call"].split("."):
-        fn = getattr(fn, attr)
-    return fn(*peer.get("args", []), **peer.get("kwargs", {}))
+    return reference_model(peer["module"], peer["call"], *peer.get("args", []), **peer.get("kwargs", {}))
 
 
 def peer_call(peer: dict[str, Any]) -> str:
