@@ -39,7 +39,8 @@ SMALL: dict[str, dict[str, Any]] = {
     "attention_unet.yaml": {"H": 32, "W": 32},
     "unet_tutorial.yaml": {"H": 32, "W": 32},
 }
-# The whole file, the widest ResNeXts included, takes about 75 s on 2 CPU cores.
+# The whole file takes about 50 s on an otherwise idle 2-core machine, wide_resnet101_2 the
+# longest entry; torchvision's and the peers' models are built once per session (tests/helpers.py).
 
 
 @cache
