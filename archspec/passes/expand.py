@@ -52,6 +52,7 @@ _SCOPE_INPUT = "$__scope_input__"  # marks "the scope's input" in a node's raw i
 # Stands for an optional block input the call left out (followed by the input's name), and
 # for a node that is then absent: nodes reading it drop it.
 _MISSING = "$__missing__:"
+_WORD = re.compile(r"\w+")
 
 
 def _missing(ref: str) -> bool:
@@ -88,6 +89,10 @@ class _Ctx:
     inferred: int = 0
     reads: dict[str, None] = field(default_factory=dict)  # Graph.reads_shapes, in order
     multi: dict[str, int] = field(default_factory=dict)  # multi-output node -> its number of outputs
+    plans: dict[tuple[Any, ...], _Plan] = field(default_factory=dict)  # each scope definition's, once
+    # Validated op attributes by node definition (when no value is an expression) or by
+    # (op, evaluated values): a block called many times validates each distinct node once.
+    attrs: dict[Any, tuple[Any, OpAttrs]] = field(default_factory=dict)
     source: str | None = None
 
     def shape(self, name: str) -> Shape:
@@ -374,8 +379,42 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> tuple[dict[str,
 def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any] | list[Any], edges: list[str], sub: PathT,
                   default_input: str | None, output: str | None, named: str) -> str:
     """Expand one scope's nodes; returns the IR name of the scope's output."""
+    plan = _plan(ctx, sc, nodes, edges, sub, default_input, output, named)
+    for n in plan.order:
+        k = plan.position[n]
+        before = plan.names[k - 1] if k > 0 else None
+        _expand_node(ctx, sc, n, plan.nodes[n], plan.raw[n], sub + (n,), default_input, before)
+        ctx.named[sc.prefix + n] = sc.local[n]
+
+    if plan.output is not None:
+        return _resolve(sc, plan.output, sub[:-1] + ("output",))
+    return sc.local[plan.names[-1]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a scope's definition says about its nodes, whatever the params: their names,
+    each one's raw input references (with where they were written) and the order to
+    expand them in. A block called many times is planned once."""
+
+    source: Any  # the definition planned (kept alive: the cache is keyed by its id)
+    nodes: Mapping[str, Any]
+    names: list[str]
+    position: dict[str, int]
+    raw: dict[str, tuple[Any, PathT]]
+    order: list[str]
+    output: str | None
+
+
+def _plan(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any] | list[Any], edges: list[str], sub: PathT,
+          default_input: str | None, output: str | None, named: str) -> _Plan:
+    key = (id(nodes), id(edges), id(sc.doc), sc.path, sub, default_input is None, output, named)
+    plan = ctx.plans.get(key)
+    if plan is not None:
+        return plan
     if not nodes:
         raise sc.err(SpecValidationError, f"{named}: has no nodes", *sub[:-1] or sub)
+    source = nodes
     if isinstance(nodes, list):
         nodes = _sequential(sc, nodes, edges, sub, default_input, output, named)
         output = None
@@ -406,16 +445,9 @@ def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any] | list[Any], e
                          fix="say where it reads from with in:, or add it to edges:")
 
     order = _local_order(sc, names, nodes, raw, sub)
-    position = {n: k for k, n in enumerate(names)}
-    for n in order:
-        k = position[n]
-        before = names[k - 1] if k > 0 else None
-        _expand_node(ctx, sc, n, nodes[n], raw[n], sub + (n,), default_input, before)
-        ctx.named[sc.prefix + n] = sc.local[n]
-
-    if output is not None:
-        return _resolve(sc, output, sub[:-1] + ("output",))
-    return sc.local[names[-1]]
+    plan = _Plan((source, edges), nodes, names, {n: k for k, n in enumerate(names)}, raw, order, output)
+    ctx.plans[key] = plan
+    return plan
 
 
 def _sequential(sc: _Scope, nodes: list[Any], edges: list[str], sub: PathT, default_input: str | None,
@@ -494,11 +526,13 @@ def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: di
             refs.append(share)
         refs += _group_refs(nodes[n])
         k = index_of[n]
-        if k > 0 and any(re.search(r"\bprev\b", r) for r in refs):
+        if k > 0 and any("prev" in _words(r) for r in refs):
             found.append(names[k - 1])  # `prev` of instance 0 is the node listed before
         for r in refs:
+            if r == _SCOPE_INPUT:
+                continue
             if "$" in r:
-                found += [m for m in local if re.search(rf"\b{re.escape(m)}\b", r) and m != n]
+                found += [m for m in _words(r) if m in local and m != n]
             elif (d := _local_deps(r, local)) is not None:
                 found.append(d)
         deps[n] = found
@@ -538,6 +572,11 @@ def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: di
     for n in names:
         visit(n)
     return done
+
+
+def _words(ref: str) -> list[str]:
+    """The words of a reference (runs of word characters): a local name it mentions is one."""
+    return _WORD.findall(ref)
 
 
 def _group_refs(nd: Any) -> list[str]:
@@ -797,10 +836,20 @@ def _expand_op(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | dict[
 
 def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
     """Defaults, then the node's own attributes, evaluated and checked strictly."""
+    cached = ctx.attrs.get(id(nd))
+    if cached is not None and cached[0] is nd:
+        return cached[1]
     op = REGISTRY.get(nd.op)
     written = {k: getattr(nd, k) for k in nd.model_fields_set if k in op.Attrs.model_fields}
     values = {**ctx.defaults.get(nd.op, {}), **written}
     evaluated = {k: _eval(sc, v, sub + (k,)) for k, v in values.items()}
+    static = not any(_has_expr(v) for v in values.values())
+    key = (nd.op, _value_key(evaluated))
+    if key in ctx.attrs:
+        model = ctx.attrs[key][1]
+        if static:
+            ctx.attrs[id(nd)] = (nd, model)
+        return model
     for k, v in evaluated.items():
         if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, list) else [v])):
             raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: must be a finite number, got {short_repr(v)}",
@@ -827,7 +876,30 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
             k, value = f"{k}.{item}", value[item]
         raise sc.err(SpecValidationError, f"op '{nd.op}'{f', {k}' if k is not None else ''}: {msg}{src}", *where,
                      got=short_repr(value, 400) if k is not None else None) from None
+    ctx.attrs[key] = (None, model)
+    if static:
+        ctx.attrs[id(nd)] = (nd, model)
     return model
+
+
+def _has_expr(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_has_expr(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_expr(v) for v in value.values())
+    return has_expr(value)
+
+
+def _value_key(value: Any) -> Any:
+    """A hashable key equal only for values of the same types and contents (``1``,
+    ``1.0`` and ``True`` differ: the attribute models are strict)."""
+    if isinstance(value, dict):
+        return (dict, tuple((k, _value_key(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return (type(value), tuple(_value_key(v) for v in value))
+    if isinstance(value, str | int | float | bool) or value is None:
+        return (type(value), value)
+    return (type(value), object())  # anything else: a key equal to no other
 
 
 def _element(loc: tuple[Any, ...]) -> int | None:
