@@ -1060,9 +1060,22 @@ def _reuse_key(ctx: _Ctx, bdef: _BlockDef, bname: str, bound: dict[str, Any], bi
     if ctx.share is not None or any(r in ctx.multi for r in binding.values()):
         return None
     if bname not in ctx.reads_index:
-        ctx.reads_index[bname] = bool({"i", "n"} & set(_WORD.findall(repr(bdef.model.model_dump()))))
+        ctx.reads_index[bname] = any({"i", "n"} & set(_WORD.findall(text))
+                                     for text in _strings(bdef.model.model_dump()) if "$" in text)
     env = _value_key(extra_env) if extra_env and ctx.reads_index[bname] else None
     return (bname, _value_key(bound), tuple(_missing(r) for r in binding.values()), env)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in nested data."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
 
 
 @dataclass(frozen=True)
