@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.archspec-installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test quick lint fuzz bench docs-images clean graphviz templates degradation
+.PHONY: setup demo test quick lint fuzz bench bench-cuda docs-images clean graphviz templates degradation
 
 setup: $(STAMP) graphviz
 
@@ -38,6 +38,11 @@ quick: setup
 # docs/performance.md. A few minutes on a quiet machine; `benchmarks/bench.py --quick` is a smoke test.
 bench: setup
 	$(PY) benchmarks/bench.py --write docs/performance.md
+
+# The same comparison on a CUDA GPU (AMP bf16, channels_last, torch.compile, optimize="inference"):
+# writes docs/performance-cuda.md. `benchmarks/bench_cuda.py --device cpu --smoke` checks the script.
+bench-cuda: setup
+	$(PY) benchmarks/bench_cuda.py --write docs/performance-cuda.md
 
 # `archspec init` ships the zoo's specs inside the package; a test keeps the copies equal.
 templates:

@@ -76,7 +76,17 @@ class Node:
             object.__setattr__(self, "attrs", frozen_attrs(self.op, self.attrs))
 
     def replace(self, **changes: Any) -> Node:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``. Every pass copies every node, so the fields are
+        passed by name (``dataclasses.replace`` takes half as long again)."""
+        if not changes.keys() <= _NODE_FIELDS:
+            raise TypeError(f"Node has no field {sorted(changes.keys() - _NODE_FIELDS)[0]!r}")
+        get = changes.get
+        return Node(name=get("name", self.name), op=get("op", self.op), attrs=get("attrs", self.attrs),
+                    inputs=get("inputs", self.inputs), shape=get("shape", self.shape), module=get("module", self.module),
+                    provenance=get("provenance", self.provenance), loc=get("loc", self.loc), path=get("path", self.path),
+                    error=get("error", self.error), share=get("share", self.share),
+                    disabled=get("disabled", self.disabled), dense=get("dense", self.dense),
+                    projection=get("projection", self.projection), output=get("output", self.output))
 
     @property
     def owns_module(self) -> bool:
@@ -97,6 +107,9 @@ class Node:
             p = self.projection
             out.update({"auto": p.kind, "for": p.merge, "slot": p.slot, "label": p.label, "rule": p.rule})
         return FrozenMap(out)
+
+
+_NODE_FIELDS = frozenset(f.name for f in dataclasses.fields(Node))  # Node.replace passes each
 
 
 @dataclass(frozen=True, slots=True)

@@ -335,7 +335,8 @@ class _Builder:
     def error(self, cls: type[SpecSyntaxError] | type[LimitError], msg: str, node: Node, **kw: Any) -> Exception:
         return cls(msg, loc=self.loc(node), source=self.doc.text, **kw)
 
-    def build(self, node: Node, path: PathT, depth: int = 0) -> Any:
+    def enter(self, node: Node, depth: int) -> str:
+        """Count ``node`` against the limits and check its tag; the tag."""
         self.count += 1
         if self.count > self.limits.max_yaml_nodes:
             raise self.error(LimitError, f"the spec expands to more than {self.limits.max_yaml_nodes} YAML values "
@@ -344,11 +345,16 @@ class _Builder:
         if depth > self.limits.max_depth:
             raise self.error(LimitError, f"YAML nesting is deeper than {self.limits.max_depth} levels "
                              "(a recursive alias?)", node)
-        tag = node.tag
+        tag: str = node.tag
         if tag != _PLAIN and tag not in _ALLOWED_TAGS:
             raise self.error(SpecSyntaxError, f"YAML tag '{tag}' is not allowed", node,
                              fix="specs use plain YAML only: remove the tag")
-        self.doc.marks.setdefault(path, self.loc(node))
+        return tag
+
+    def build(self, node: Node, path: PathT, depth: int = 0) -> Any:
+        tag = self.enter(node, depth)
+        if path not in self.doc.marks:
+            self.doc.marks[path] = self.loc(node)
         if isinstance(node, ScalarNode):
             return self.scalar(node)
         if isinstance(node, SequenceNode):
@@ -366,7 +372,8 @@ class _Builder:
                                  fix="write the keys out, or use a block with params for reuse")
             if not isinstance(knode, ScalarNode):
                 raise self.error(SpecSyntaxError, "mapping keys must be plain strings", knode)
-            key = self.build(knode, path + ("<key>",), depth + 1)
+            self.enter(knode, depth + 1)
+            key = self.scalar(knode)
             if isinstance(key, bool) or not isinstance(key, (str, int)):
                 raise self.error(SpecSyntaxError, f"mapping key {knode.value!r} must be a string or an integer", knode)
             if key in key_lines:
@@ -376,7 +383,6 @@ class _Builder:
             key_lines[key] = knode
             self.doc.key_marks[path + (key,)] = self.loc(knode)
             out[key] = self.build(vnode, path + (key,), depth + 1)
-        self.doc.marks.pop(path + ("<key>",), None)
         return out
 
     def scalar(self, node: ScalarNode) -> Any:

@@ -73,10 +73,14 @@ def check_names(graph: Graph) -> None:
             raise GraphError(f"input name {name!r} cannot be an argument of the generated forward()",
                              loc=graph.input_locs.get(name), source=graph.source,
                              fix="name inputs with plain identifiers, e.g. 'x' or 'image'")
+    good: set[str] = set()  # parts already seen to be fine: blocks repeat them many times
     for n in graph.nodes:
         for what, dotted in (("node name", n.name), ("module path", n.module)):
-            parts = dotted.split(".") if dotted is not None else []
+            if dotted is None:
+                continue
+            parts = [p for p in dotted.split(".") if p not in good]
             if any(not (p.isdigit() or (ident.match(p) and not keyword.iskeyword(p))) for p in parts) \
                     or dotted == "self":
                 raise GraphError(f"{what} {dotted!r} is not a dotted identifier", loc=n.loc, path=n.path,
                                  source=graph.source, fix="names are letters, digits and '_'")
+            good.update(parts)

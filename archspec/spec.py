@@ -168,9 +168,11 @@ def _takes_list(ann: Any) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _build(version: int, ops: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """The spec models over the ops ``ops`` (None: every registered op)."""
+def _build(version: int, ops: tuple[str, ...] | None = None, defaults: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The spec models over the ops ``ops``, with ``defaults:`` entries for the ops
+    ``defaults`` (None: every registered op)."""
     names = REGISTRY.names() if ops is None else [n for n in REGISTRY.names() if n in ops]
+    with_defaults = REGISTRY.names() if defaults is None else [n for n in REGISTRY.names() if n in defaults]
     op_models = tuple(_op_model(n) for n in names)
     OpNode = Annotated[Union[op_models], Field(discriminator="op")]  # type: ignore[valid-type]
 
@@ -249,7 +251,7 @@ def _build(version: int, ops: tuple[str, ...] | None = None) -> dict[str, Any]:
     defaults_fields: dict[str, Any] = {"projection": (ProjectionPolicy, Field(
         ProjectionPolicy(), description="How a residual add whose inputs cannot broadcast projects an input "
                                         "whose shape differs from input 0's."))}
-    for n in names:
+    for n in with_defaults:
         defaults_fields[n] = (Union[_op_model(n, partial=True), None], Field(
             None, description=f"Attribute defaults for every {n} node (a node's own value wins)."))
     Defaults = create_model("Defaults", __base__=Strict, **defaults_fields)
@@ -297,7 +299,8 @@ def _build(version: int, ops: tuple[str, ...] | None = None) -> dict[str, Any]:
 
 def models(data: Any = None) -> dict[str, Any]:
     """The spec models for the registry as it is now; with ``data`` (a loaded document),
-    models that know only the ops ``data`` names (as ``op:`` or a ``defaults:`` key).
+    models that know only the ops ``data`` names as ``op:``, with ``defaults:`` entries
+    for the ops its ``defaults:`` names.
 
     Those validate ``data`` exactly as the full models do: an unknown op is reported from
     the registry, and a ``defaults:`` key that is no op is refused by both. Building a
@@ -306,16 +309,23 @@ def models(data: Any = None) -> dict[str, Any]:
     REGISTRY.load_entry_points()
     if data is None:
         return _build(REGISTRY.version)
-    used = _ops_named(data) & set(REGISTRY.names())
+    known = set(REGISTRY.names())
+    used = (_ops_named(data) | _defaults_named(data)) & known
     # A union needs one member: any op stands in for a document that names none.
-    return _build(REGISTRY.version, tuple(sorted(used)) or (REGISTRY.names()[0],))
+    return _build(REGISTRY.version, tuple(sorted(used)) or (REGISTRY.names()[0],),
+                  tuple(sorted(_defaults_named(data) & known)))
+
+
+def _defaults_named(data: Any) -> set[str]:
+    """The keys of ``data``'s ``defaults:``."""
+    if isinstance(data, dict) and isinstance(data.get("defaults"), dict):
+        return {k for k in data["defaults"] if isinstance(k, str)}
+    return set()
 
 
 def _ops_named(data: Any) -> set[str]:
-    """Every ``op:`` value anywhere in ``data``, and the keys of its ``defaults:``."""
+    """Every ``op:`` value anywhere in ``data``."""
     found: set[str] = set()
-    if isinstance(data, dict) and isinstance(data.get("defaults"), dict):
-        found.update(k for k in data["defaults"] if isinstance(k, str))
     stack = [data]
     while stack:
         v = stack.pop()

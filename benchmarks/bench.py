@@ -283,6 +283,7 @@ def page(sections: list[tuple[str, str, list[list[str]]]], args: argparse.Namesp
               "  concat-bn-relu-conv is recomputed in backward under `torch.utils.checkpoint`, with the",
               "  running statistics updated once, so outputs, gradients and statistics equal the plain model's.",
               "", "## Reproduce", "", "```", "make bench            # this page", "python benchmarks/bench.py --quick",
+              "make bench-cuda       # on a CUDA machine: docs/performance-cuda.md (training and inference img/s)",
               "```", ""]
     return "\n".join(lines)
 

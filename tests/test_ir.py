@@ -98,3 +98,25 @@ def test_graph_fields_are_frozen_and_the_graph_copies() -> None:
               params={"k": [1]})
     assert h.inputs == {"x": (3,)} and h.params == {"k": (1,)} and h.nodes[0].name == "b" and h.outputs == ("b",)
     assert h == h.replace() and hash(h.inputs) == hash(FrozenMap({"x": (3,)}))
+
+
+def test_node_replace_keeps_every_field_and_changes_the_named_ones():
+    import dataclasses
+
+    from archspec.errors import Loc, ShapeError
+    from archspec.ir import Projection
+
+    # Every field away from its default, so a field that replace forgot would come back changed.
+    full = Node("a.b", "conv", {"out": 4, "k": 3}, ("x",), shape=(4, 8, 8), module="a.c", provenance="auto",
+                loc=Loc("f.yaml", 3, 5), path="nodes.b", error=ShapeError("bad"), share="a.c", disabled=True,
+                dense="a", projection=Projection("conv_bn", "add", 1, "1x1 conv", "rule"), output=2)
+    defaults = Node("n", "relu")
+    for f in dataclasses.fields(Node):
+        assert getattr(full, f.name) != getattr(defaults, f.name), f.name
+    same = full.replace()
+    assert [getattr(same, f.name) for f in dataclasses.fields(Node)] == [getattr(full, f.name) for f in dataclasses.fields(Node)]
+    moved = full.replace(name="z", shape=(1,))
+    assert (moved.name, moved.shape, moved.inputs, moved.error) == ("z", (1,), ("x",), full.error)
+    assert full.replace(attrs={"out": 8, "k": 1}).attrs["out"] == 8  # a mapping is validated into the op's model
+    with pytest.raises(TypeError, match="Node has no field 'colour'"):
+        full.replace(colour="red")

@@ -11,12 +11,12 @@ result, ``grad * (result + alpha)``, rounds differently from the one from the in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from ..errors import ShapeError
-from .base import A, Call, Op, OpAttrs, PosInt, Shape, fmt, register_op
+from .base import A, Call, Op, OpAttrs, PosInt, Shape, fmt, register_op, torch_object
 
 
 class _Pointwise(Op[A]):
@@ -29,23 +29,33 @@ class _Pointwise(Op[A]):
         return shapes[0]
 
 
-@register_op
-class ReLU(_Pointwise[OpAttrs]):
-    """``max(x, 0)``. Shape kept."""
+class _Plain(_Pointwise[OpAttrs]):
+    """An activation without attributes: the torch function ``torch_names[0]`` of its input."""
 
-    name = "relu"
-    torch_names = ("torch.relu", "torch.nn.functional.relu")
-    saves_output = True
+    # The function that computes it by overwriting its input (None: there is none); the
+    # op's own function here means that function called with ``inplace=True``.
+    inplace_name: ClassVar[str | None] = None
 
     def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        import torch
-
-        return torch.relu, (args[0],), {}
+        return torch_object(self.torch_names[0]), (args[0],), {}
 
     def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
-        import torch
+        if self.inplace_name is None:
+            return None
+        kwargs = {"inplace": True} if self.inplace_name == self.torch_names[0] else {}
+        return torch_object(self.inplace_name), (args[0],), kwargs
 
-        return torch.relu_, (args[0],), {}
+
+def _plain(name: str, doc: str, *torch_names: str, inplace: str | None = None, saves_output: bool = False) -> None:
+    """Register the attribute-less activation ``name``: ``torch_names[0](x)``, documented by ``doc``.
+
+    Each is declared where its class would stand, so the registry keeps the ops in file order."""
+    register_op(type(name, (_Plain,), {"__doc__": doc, "name": name, "torch_names": torch_names,
+                                       "inplace_name": inplace, "saves_output": saves_output}))
+
+
+_plain("relu", "``max(x, 0)``. Shape kept.", "torch.relu", "torch.nn.functional.relu",
+       inplace="torch.relu_", saves_output=True)
 
 
 class LeakyReLUAttrs(OpAttrs):
@@ -97,100 +107,16 @@ class GELU(_Pointwise[GELUAttrs]):
         return {"approximate": (kwargs or {}).get("approximate", "none")}
 
 
-@register_op
-class SiLU(_Pointwise[OpAttrs]):
-    """``x * sigmoid(x)`` (swish). Shape kept."""
-
-    name = "silu"
-    torch_names = ("torch.nn.functional.silu",)
-
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        import torch.nn.functional as F
-
-        return F.silu, (args[0],), {}
-
-
-@register_op
-class Sigmoid(_Pointwise[OpAttrs]):
-    """``1 / (1 + exp(-x))``. Shape kept."""
-
-    name = "sigmoid"
-    torch_names = ("torch.sigmoid",)
-    saves_output = True
-
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        import torch
-
-        return torch.sigmoid, (args[0],), {}
-
-    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
-        import torch
-
-        return torch.sigmoid_, (args[0],), {}
-
-
-@register_op
-class Tanh(_Pointwise[OpAttrs]):
-    """Hyperbolic tangent. Shape kept."""
-
-    name = "tanh"
-    torch_names = ("torch.tanh",)
-    saves_output = True
-
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        import torch
-
-        return torch.tanh, (args[0],), {}
-
-    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
-        import torch
-
-        return torch.tanh_, (args[0],), {}
-
-
-@register_op
-class Hardswish(_Pointwise[OpAttrs]):
-    """``x * relu6(x + 3) / 6`` (MobileNetV3). Shape kept."""
-
-    name = "hardswish"
-    torch_names = ("torch.nn.functional.hardswish",)
-
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        import torch.nn.functional as F
-
-        return F.hardswish, (args[0],), {}
-
-
-@register_op
-class ReLU6(_Pointwise[OpAttrs]):
-    """``min(max(x, 0), 6)`` (MobileNetV2). Shape kept."""
-
-    name = "relu6"
-    torch_names = ("torch.nn.functional.relu6",)
-
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        import torch.nn.functional as F
-
-        return F.relu6, (args[0],), {}
-
-    def inplace(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any], slot: int) -> Call | None:
-        import torch.nn.functional as F
-
-        # In place its backward reads the result, whose (0, 6) interior is the input's.
-        return F.relu6, (args[0],), {"inplace": True}
-
-
-@register_op
-class Hardsigmoid(_Pointwise[OpAttrs]):
-    """``relu6(x + 3) / 6`` (MobileNetV3's gates). Shape kept."""
-
-    name = "hardsigmoid"
-    torch_names = ("torch.nn.functional.hardsigmoid",)
-
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        import torch.nn.functional as F
-
-        return F.hardsigmoid, (args[0],), {}
+_plain("silu", "``x * sigmoid(x)`` (swish). Shape kept.", "torch.nn.functional.silu")
+_plain("sigmoid", "``1 / (1 + exp(-x))``. Shape kept.", "torch.sigmoid", inplace="torch.sigmoid_",
+       saves_output=True)
+_plain("tanh", "Hyperbolic tangent. Shape kept.", "torch.tanh", inplace="torch.tanh_", saves_output=True)
+_plain("hardswish", "``x * relu6(x + 3) / 6`` (MobileNetV3). Shape kept.", "torch.nn.functional.hardswish")
+# In place its backward reads the result, whose (0, 6) interior is the input's.
+_plain("relu6", "``min(max(x, 0), 6)`` (MobileNetV2). Shape kept.", "torch.nn.functional.relu6",
+       inplace="torch.nn.functional.relu6")
+_plain("hardsigmoid", "``relu6(x + 3) / 6`` (MobileNetV3's gates). Shape kept.",
+       "torch.nn.functional.hardsigmoid")
 
 
 class HardtanhAttrs(OpAttrs):
@@ -254,17 +180,7 @@ class Softplus(_Pointwise[SoftplusAttrs]):
         return {"beta": kw.get("beta", 1.0), "threshold": kw.get("threshold", 20.0)}
 
 
-@register_op
-class Mish(_Pointwise[OpAttrs]):
-    """``x * tanh(softplus(x))``. Shape kept."""
-
-    name = "mish"
-    torch_names = ("torch.nn.functional.mish",)
-
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        import torch.nn.functional as F
-
-        return F.mish, (args[0],), {}
+_plain("mish", "``x * tanh(softplus(x))``. Shape kept.", "torch.nn.functional.mish")
 
 
 class PReLUAttrs(OpAttrs):

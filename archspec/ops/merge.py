@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from ..errors import ShapeError
-from .base import Call, Op, OpAttrs, Shape, Window, broadcast_shapes, fmt, register_op
+from .base import Call, Op, OpAttrs, Shape, Window, broadcast_shapes, fmt, register_op, torch_object
 
 ProjectionKind = Literal["conv", "conv_bn", "avgpool_conv_bn", "zero_pad", "none"]
 # A projection's module name is an identifier: names.IDENT_PATTERN, which ops cannot import
@@ -56,6 +56,9 @@ class _Elementwise(Op[OpAttrs]):
 
     def infer(self, a: OpAttrs, shapes: Sequence[Shape]) -> Shape:
         return broadcast_shapes(self.name, shapes, self.broadcast_fix)
+
+    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
+        return torch_object(self.torch_names[0]), tuple(args), {}  # its function, of all the inputs
 
 
 @register_op
@@ -102,9 +105,6 @@ class Mul(_Elementwise):
     arity = (2, None)
     torch_names = ("operator.mul",)
 
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        return operator.mul, tuple(args), {}
-
 
 @register_op
 class Sub(_Elementwise):
@@ -114,9 +114,6 @@ class Sub(_Elementwise):
     name = "sub"
     arity = (2, 2)
     torch_names = ("operator.sub",)
-
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        return operator.sub, tuple(args), {}
 
 
 @register_op
@@ -130,11 +127,6 @@ class Lerp(_Elementwise):
     name = "lerp"
     arity = (3, 3)
     torch_names = ("torch.lerp",)
-
-    def call(self, a: OpAttrs, shapes: Sequence[Shape], args: list[Any]) -> Call:
-        import torch
-
-        return torch.lerp, tuple(args), {}
 
 
 class ConcatAttrs(OpAttrs):

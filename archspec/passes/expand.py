@@ -9,6 +9,7 @@ order, in spec order wherever the wiring allows.
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import math
 import re
@@ -52,6 +53,7 @@ _SCOPE_INPUT = "$__scope_input__"  # marks "the scope's input" in a node's raw i
 # Stands for an optional block input the call left out (followed by the input's name), and
 # for a node that is then absent: nodes reading it drop it.
 _MISSING = "$__missing__:"
+_WORD = re.compile(r"\w+")
 
 
 def _missing(ref: str) -> bool:
@@ -88,11 +90,24 @@ class _Ctx:
     inferred: int = 0
     reads: dict[str, None] = field(default_factory=dict)  # Graph.reads_shapes, in order
     multi: dict[str, int] = field(default_factory=dict)  # multi-output node -> its number of outputs
+    plans: dict[tuple[Any, ...], _Plan] = field(default_factory=dict)  # each scope definition's, once
+    # Validated op attributes by node definition (when no value is an expression) or by
+    # (op, evaluated values): a block called many times validates each distinct node once.
+    attrs: dict[Any, tuple[Any, OpAttrs]] = field(default_factory=dict)
+    # Block instances that a later call may copy (None: expanded, not copyable), by what
+    # determines an instance's expansion (see _reuse_key); the keys written to `named` and
+    # `calls`, in order, and how many shapes expansion has asked for: what an instance added.
+    reuse: dict[tuple[Any, ...], _Instance | None] = field(default_factory=dict)
+    named_log: list[str] = field(default_factory=list)
+    calls_log: list[str] = field(default_factory=list)
+    shape_reads: int = 0
+    reads_index: dict[str, bool] = field(default_factory=dict)  # block -> its expressions may read i or n
     source: str | None = None
 
     def shape(self, name: str) -> Shape:
         """The per-sample shape of node or input ``name``, already expanded; inference
         catches up with expansion as far as needed, with the infer pass's rules."""
+        self.shape_reads += 1
         while name not in self.shapes and self.inferred < len(self.nodes):
             n = self.nodes[self.inferred]
             self.inferred += 1
@@ -118,6 +133,11 @@ class _Ctx:
             e.message = f"node '{n.name}' ({n.op}): {e.message}"
             self.failed[n.name] = e.located(n.loc, n.path, self.source)
             return None
+
+    def name(self, path: str, ir: str) -> None:
+        """``path`` (a node, group, block call or repeat instance) names ``ir``'s output."""
+        self.named[path] = ir
+        self.named_log.append(path)
 
     def add(self, node: Node) -> None:
         if len(self.nodes) >= self.limits.max_nodes:
@@ -374,8 +394,42 @@ def _collect_blocks(spec: Any, doc: Document, limits: Limits) -> tuple[dict[str,
 def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any] | list[Any], edges: list[str], sub: PathT,
                   default_input: str | None, output: str | None, named: str) -> str:
     """Expand one scope's nodes; returns the IR name of the scope's output."""
+    plan = _plan(ctx, sc, nodes, edges, sub, default_input, output, named)
+    for n in plan.order:
+        k = plan.position[n]
+        before = plan.names[k - 1] if k > 0 else None
+        _expand_node(ctx, sc, n, plan.nodes[n], plan.raw[n], sub + (n,), default_input, before)
+        ctx.name(sc.prefix + n, sc.local[n])
+
+    if plan.output is not None:
+        return _resolve(sc, plan.output, sub[:-1] + ("output",))
+    return sc.local[plan.names[-1]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a scope's definition says about its nodes, whatever the params: their names,
+    each one's raw input references (with where they were written) and the order to
+    expand them in. A block called many times is planned once."""
+
+    source: Any  # the definition planned (kept alive: the cache is keyed by its id)
+    nodes: Mapping[str, Any]
+    names: list[str]
+    position: dict[str, int]
+    raw: dict[str, tuple[Any, PathT]]
+    order: list[str]
+    output: str | None
+
+
+def _plan(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any] | list[Any], edges: list[str], sub: PathT,
+          default_input: str | None, output: str | None, named: str) -> _Plan:
+    key = (id(nodes), id(edges), id(sc.doc), sc.path, sub, default_input is None, output, named)
+    plan = ctx.plans.get(key)
+    if plan is not None:
+        return plan
     if not nodes:
         raise sc.err(SpecValidationError, f"{named}: has no nodes", *sub[:-1] or sub)
+    source = nodes
     if isinstance(nodes, list):
         nodes = _sequential(sc, nodes, edges, sub, default_input, output, named)
         output = None
@@ -406,16 +460,9 @@ def _expand_scope(ctx: _Ctx, sc: _Scope, nodes: Mapping[str, Any] | list[Any], e
                          fix="say where it reads from with in:, or add it to edges:")
 
     order = _local_order(sc, names, nodes, raw, sub)
-    position = {n: k for k, n in enumerate(names)}
-    for n in order:
-        k = position[n]
-        before = names[k - 1] if k > 0 else None
-        _expand_node(ctx, sc, n, nodes[n], raw[n], sub + (n,), default_input, before)
-        ctx.named[sc.prefix + n] = sc.local[n]
-
-    if output is not None:
-        return _resolve(sc, output, sub[:-1] + ("output",))
-    return sc.local[names[-1]]
+    plan = _Plan((source, edges), nodes, names, {n: k for k, n in enumerate(names)}, raw, order, output)
+    ctx.plans[key] = plan
+    return plan
 
 
 def _sequential(sc: _Scope, nodes: list[Any], edges: list[str], sub: PathT, default_input: str | None,
@@ -494,11 +541,13 @@ def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: di
             refs.append(share)
         refs += _group_refs(nodes[n])
         k = index_of[n]
-        if k > 0 and any(re.search(r"\bprev\b", r) for r in refs):
+        if k > 0 and any("prev" in _words(r) for r in refs):
             found.append(names[k - 1])  # `prev` of instance 0 is the node listed before
         for r in refs:
+            if r == _SCOPE_INPUT:
+                continue
             if "$" in r:
-                found += [m for m in local if re.search(rf"\b{re.escape(m)}\b", r) and m != n]
+                found += [m for m in _words(r) if m in local and m != n]
             elif (d := _local_deps(r, local)) is not None:
                 found.append(d)
         deps[n] = found
@@ -538,6 +587,11 @@ def _local_order(sc: _Scope, names: list[str], nodes: Mapping[str, Any], raw: di
     for n in names:
         visit(n)
     return done
+
+
+def _words(ref: str) -> list[str]:
+    """The words of a reference (runs of word characters): a local name it mentions is one."""
+    return _WORD.findall(ref)
 
 
 def _group_refs(nd: Any) -> list[str]:
@@ -734,6 +788,7 @@ def _expand_node(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Path
     elif kind == "block":
         sc.local[name] = _expand_block(ctx, sc, sc.prefix + name, nd, ins, sub, sc.env)
         ctx.calls[sc.prefix + name] = (nd, sc.env, sub, sc.doc)
+        ctx.calls_log.append(sc.prefix + name)
     elif kind == "group":
         if isinstance(ins, dict):
             raise sc.err(GraphError, f"group '{name}' takes a list of inputs, not a mapping", *sub, "in")
@@ -791,16 +846,26 @@ def _expand_op(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | dict[
         for k in range(len(outs or ())):
             out = Node(f"{ir}.{k}", nd.op, attrs, (ir,), loc=node.loc, path=node.path, output=k)
             ctx.add(out)
-            ctx.named[out.name] = out.name
+            ctx.name(out.name, out.name)
     return ir
 
 
 def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
     """Defaults, then the node's own attributes, evaluated and checked strictly."""
+    cached = ctx.attrs.get(id(nd))
+    if cached is not None and cached[0] is nd:
+        return cached[1]
     op = REGISTRY.get(nd.op)
     written = {k: getattr(nd, k) for k in nd.model_fields_set if k in op.Attrs.model_fields}
     values = {**ctx.defaults.get(nd.op, {}), **written}
     evaluated = {k: _eval(sc, v, sub + (k,)) for k, v in values.items()}
+    static = not any(_has_expr(v) for v in values.values())
+    key = (nd.op, _value_key(evaluated))
+    if key in ctx.attrs:
+        model = ctx.attrs[key][1]
+        if static:
+            ctx.attrs[id(nd)] = (nd, model)
+        return model
     for k, v in evaluated.items():
         if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, list) else [v])):
             raise sc.err(SpecValidationError, f"op '{nd.op}', {k}: must be a finite number, got {short_repr(v)}",
@@ -827,7 +892,30 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
             k, value = f"{k}.{item}", value[item]
         raise sc.err(SpecValidationError, f"op '{nd.op}'{f', {k}' if k is not None else ''}: {msg}{src}", *where,
                      got=short_repr(value, 400) if k is not None else None) from None
+    ctx.attrs[key] = (None, model)
+    if static:
+        ctx.attrs[id(nd)] = (nd, model)
     return model
+
+
+def _has_expr(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_has_expr(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_expr(v) for v in value.values())
+    return has_expr(value)
+
+
+def _value_key(value: Any) -> Any:
+    """A hashable key equal only for values of the same types and contents (``1``,
+    ``1.0`` and ``True`` differ: the attribute models are strict)."""
+    if isinstance(value, dict):
+        return (dict, tuple((k, _value_key(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return (type(value), tuple(_value_key(v) for v in value))
+    if isinstance(value, str | int | float | bool) or value is None:
+        return (type(value), value)
+    return (type(value), object())  # anything else: a key equal to no other
 
 
 def _element(loc: tuple[Any, ...]) -> int | None:
@@ -939,17 +1027,124 @@ def _expand_block(ctx: _Ctx, sc: _Scope, path: str, nd: Any, ins: list[str] | di
                              fix=f"make it optional in the block (inputs: [{{{k}: optional}}]), or pass it")
             binding[k] = _MISSING + k
     shapes = _InputShapes(ctx, binding, bname)
+    reads = ctx.shape_reads
     bound = _bind_args(ctx, call_sc, bdef, dict(nd.args), sub, bname, shapes)
+    ctx.scopes.append(Scope(path, "block", block=bname, loc=sc.loc(*sub, key=True)))
+    key = _reuse_key(ctx, bdef, bname, bound, binding, extra_env) if ctx.shape_reads == reads else None
+    earlier = ctx.reuse.get(key) if key is not None else None
+    if earlier is not None:
+        return earlier.copy(ctx, path + ".", binding)
+    start = _Mark(len(ctx.nodes), len(ctx.scopes), len(ctx.named_log), len(ctx.calls_log), ctx.shape_reads)
     benv = ChainMap(bound, shapes, extra_env or {}, ctx.params)  # type: ignore[arg-type]  # the chain is only read: a Mapping suffices
     inner = _Scope(prefix=path + ".", doc=bdef.doc, path=bdef.path, env=benv, outer=binding, roots=(path + ".",),
                    named=ctx.named)
-    ctx.scopes.append(Scope(path, "block", block=bname, loc=sc.loc(*sub, key=True)))
     ctx.stack.append(bname)
     try:
-        return _expand_scope(ctx, inner, bdef.model.nodes, bdef.model.edges, ("nodes",), binding[names[0]],
-                             bdef.model.output, f"blocks.{bname}")
+        out = _expand_scope(ctx, inner, bdef.model.nodes, bdef.model.edges, ("nodes",), binding[names[0]],
+                            bdef.model.output, f"blocks.{bname}")
     finally:
         ctx.stack.pop()
+    if key is not None and key not in ctx.reuse:
+        ctx.reuse[key] = _Instance.record(ctx, start, path + ".", binding, out)
+    return out
+
+
+# -- copying a block instance --------------------------------------------------------------
+
+def _reuse_key(ctx: _Ctx, bdef: _BlockDef, bname: str, bound: dict[str, Any], binding: dict[str, str],
+               extra_env: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """What a block instance's expansion depends on, when nothing else does: the block, its
+    bound params, which inputs the call leaves out, and a repeat's ``i`` and ``n`` where the
+    block's text mentions them. None when the instance must be expanded: it is a shared
+    block's copy, or an input is a multi-output node (an error to report there)."""
+    if ctx.share is not None or any(r in ctx.multi for r in binding.values()):
+        return None
+    if bname not in ctx.reads_index:
+        ctx.reads_index[bname] = any({"i", "n"} & set(_WORD.findall(text))
+                                     for text in _strings(bdef.model.model_dump()) if "$" in text)
+    env = _value_key(extra_env) if extra_env and ctx.reads_index[bname] else None
+    return (bname, _value_key(bound), tuple(_missing(r) for r in binding.values()), env)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in nested data."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """Where the expansion's lists stood when an instance began."""
+
+    nodes: int
+    scopes: int
+    named: int
+    calls: int
+    shape_reads: int
+
+
+@dataclass(frozen=True)
+class _Instance:
+    """A block instance's expansion as a later identical call can copy it: every name under
+    the instance's prefix is renamed, and the instance's inputs become the call's."""
+
+    prefix: str
+    binding: tuple[str, ...]  # the instance's inputs, in the block's order
+    nodes: tuple[Node, ...]
+    scopes: tuple[Scope, ...]
+    named: tuple[tuple[str, str], ...]
+    calls: tuple[tuple[str, Any], ...]
+    output: str
+
+    @staticmethod
+    def record(ctx: _Ctx, start: _Mark, prefix: str, binding: dict[str, str], out: str) -> _Instance | None:
+        """The instance expanded since ``start``, or None when it cannot be copied: it asked
+        for a shape (its expansion then depends on its inputs' shapes), two of its inputs
+        are one node, or a name it holds is neither its own nor an input."""
+        ins = tuple(binding.values())
+        if ctx.shape_reads != start.shape_reads or len(set(ins)) != len(ins) \
+                or any(r.startswith(prefix) for r in ins):
+            return None
+        inst = _Instance(prefix, ins, tuple(ctx.nodes[start.nodes:]), tuple(ctx.scopes[start.scopes:]),
+                         tuple((k, ctx.named[k]) for k in ctx.named_log[start.named:]),
+                         tuple((k, ctx.calls[k]) for k in ctx.calls_log[start.calls:]), out)
+        known = set(ins)
+        refs = [out, *(s.path for s in inst.scopes), *(r for kv in inst.named for r in kv), *(k for k, _ in inst.calls)]
+        for n in inst.nodes:
+            refs += [n.name, *n.inputs, *(r for r in (n.module, n.share, n.dense) if r is not None)]
+        if not all(r.startswith(prefix) or r in known for r in refs):
+            return None
+        return inst
+
+    def copy(self, ctx: _Ctx, prefix: str, binding: dict[str, str]) -> str:
+        """Add this instance again under ``prefix``, reading ``binding``; its output's name."""
+        outside = dict(zip(self.binding, binding.values(), strict=True))
+        cut = len(self.prefix)
+
+        def rename(ref: str) -> str:
+            return prefix + ref[cut:] if ref.startswith(self.prefix) else outside[ref]
+
+        def renamed(ref: str | None) -> str | None:
+            return None if ref is None else rename(ref)
+
+        for n in self.nodes:  # every field, by keyword (a third of the time of Node.replace)
+            ctx.add(Node(name=rename(n.name), op=n.op, attrs=n.attrs, inputs=tuple(map(rename, n.inputs)),
+                         shape=n.shape, module=renamed(n.module), provenance=n.provenance, loc=n.loc, path=n.path,
+                         error=n.error, share=renamed(n.share), disabled=n.disabled, dense=renamed(n.dense),
+                         projection=n.projection, output=n.output))
+        ctx.scopes += [dataclasses.replace(s, path=rename(s.path)) for s in self.scopes]
+        for k, v in self.named:
+            ctx.name(rename(k), rename(v))
+        for k, call in self.calls:
+            ctx.calls[rename(k)] = call
+            ctx.calls_log.append(rename(k))
+        return rename(self.output)
 
 
 def _block_inputs(bdef: _BlockDef, bname: str) -> tuple[list[str], set[str]]:
@@ -1067,7 +1262,7 @@ def _expand_repeat(ctx: _Ctx, sc: _Scope, name: str, nd: Any, raw: tuple[Any, Pa
             continue
         path = f"{base}.{inst_names[i]}"
         outs.append(_expand_block(ctx, isc, path, nd, ins, sub, isc.env, env_i))
-        ctx.named[path] = outs[-1]
+        ctx.name(path, outs[-1])
     if nd.connect == "dense" and enabled:
         assert first_in is not None
         x0 = first_in if isinstance(first_in, list) else list(first_in.values())
@@ -1105,10 +1300,22 @@ def _expand_share(ctx: _Ctx, sc: _Scope, name: str, nd: Any, ins: list[str] | di
     return ir
 
 
+def _in_order(nodes: list[Node], inputs: set[str]) -> bool:
+    """Every node reads only inputs and nodes before it, and no name is used twice."""
+    seen = set(inputs)
+    for n in nodes:
+        if n.name in seen or not all(i in seen for i in n.inputs):
+            return False
+        seen.add(n.name)
+    return True
+
+
 def _toposort(nodes: list[Node], inputs: set[str], doc: Document) -> tuple[Node, ...]:
     """Nodes in dependency order, keeping expansion order wherever the wiring allows."""
     import heapq
 
+    if _in_order(nodes, inputs):
+        return tuple(nodes)  # what the sort below gives for nodes already in dependency order
     index: dict[str, int] = {}
     for k, n in enumerate(nodes):
         if n.name in inputs:

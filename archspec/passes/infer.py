@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..errors import ArchSpecError, Loc, ShapeError
 from ..ir import Graph, Node, Shape
 from ..ops import REGISTRY
-from ..ops.base import fmt
+from ..ops.base import OpAttrs, fmt
 
 
 def infer(graph: Graph) -> Graph:
@@ -50,8 +50,7 @@ _RULES: dict[tuple[object, ...], Shape] = {}
 
 def _rule(n: Node, ins: list[Shape]) -> Shape:
     try:
-        key: tuple[object, ...] | None = (REGISTRY.version, n.op, tuple(ins), n.output,
-                                          tuple((k, _frozen(v)) for k, v in n.attrs))
+        key: tuple[object, ...] | None = (REGISTRY.version, n.op, tuple(ins), n.output, _attrs_key(n.attrs))
         hash(key)
     except TypeError:
         key = None
@@ -75,6 +74,22 @@ def shape_rule(n: Node, ins: list[Shape]) -> Shape:
     """``n``'s output shape from its op's rule (remembered), for the expand pass's inference
     of the shapes a block's expressions read."""
     return _rule(n, ins)
+
+
+# attrs object's id -> (the object, its key): nodes of one block called many times share
+# their validated attrs, whose key is then built once.
+_ATTR_KEYS: dict[int, tuple[object, tuple[object, ...]]] = {}
+
+
+def _attrs_key(attrs: OpAttrs) -> tuple[object, ...]:
+    known = _ATTR_KEYS.get(id(attrs))
+    if known is not None and known[0] is attrs:
+        return known[1]
+    key = tuple((k, _frozen(v)) for k, v in attrs)
+    if len(_ATTR_KEYS) > 100_000:
+        _ATTR_KEYS.clear()
+    _ATTR_KEYS[id(attrs)] = (attrs, key)
+    return key
 
 
 def _frozen(v: object) -> object:

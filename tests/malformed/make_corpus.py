@@ -448,9 +448,10 @@ case("cost_expr_format_width", node("c: {op: conv, out: \"${len('%999999999d' % 
 case("cost_expr_format_list", node("c: {op: conv, out: \"${len('%s' % ([[1]*4096]*4096))}\", k: 3}"))
 case("cost_expr_round_digits", node('c: {op: conv, out: "${round(1, -10**9)}", k: 3}'))
 case("cost_expr_complex_power", node('c: {op: conv, out: "${int((-8) ** 0.5)}", k: 3}'))
+# Each instance reads its i, so each evaluates the expression (identical instances are copied).
 case("cost_expr_work_budget", spec("  s: {block: b, repeat: 1000}\n", before=(
     'params: {p: "${[[1]*64]*64}"}\nblocks:\n  b:\n    nodes:\n'
-    '      r: {op: relu, when: "${' + " and ".join(["p == p"] * 20) + '}"}\n')))
+    '      r: {op: relu, when: "${i >= 0 and ' + " and ".join(["p == p"] * 20) + '}"}\n')))
 case("cost_upsample_scale_overflow", node("u: {op: upsample, scale: 1e308}"))
 case("cost_sizes_past_int_to_str", HEAD + "inputs: {x: [" + ", ".join(["9223372036854775807"] * 600) + "]}\n"
      "nodes:\n  r: {op: relu}\noutputs: [r]\n")
