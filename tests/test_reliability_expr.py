@@ -78,15 +78,25 @@ def test_the_work_of_all_expressions_is_bounded_together() -> None:
     assert evaluate(src, {"p": p}) is True  # one evaluation is well inside the budget
 
 
-def test_a_spec_with_costly_expressions_in_every_node_fails_fast() -> None:
-    eq = " and ".join(["p == p"] * 20)
-    text = ("archspec: 1\nname: t\nparams: {p: \"${[[1]*64]*64}\"}\ninputs: {x: [3, 8, 8]}\n"
+def costly_repeat(when: str) -> str:
+    return ("archspec: 1\nname: t\nparams: {p: \"${[[1]*64]*64}\"}\ninputs: {x: [3, 8, 8]}\n"
             "blocks:\n  b:\n    nodes:\n"
-            f"      r: {{op: relu, when: \"${{{eq}}}\"}}\n"
+            f"      r: {{op: relu, when: \"${{{when}}}\"}}\n"
             "nodes:\n  s: {block: b, in: x, repeat: 1000}\noutputs: [s]\n")
+
+
+def test_a_spec_with_costly_expressions_in_every_node_fails_fast() -> None:
+    # Each instance reads its i, so each evaluates the expression again.
+    eq = " and ".join(["p == p"] * 20)
     with pytest.raises(ExpressionError, match="steps of work") as e:
-        bounded(lambda: check(text), cpu=8)
+        bounded(lambda: check(costly_repeat(f"i >= 0 and {eq}")), cpu=8)
     assert e.value.loc is not None and e.value.loc.line == 8
+
+
+def test_identical_instances_evaluate_a_costly_expression_once() -> None:
+    # Instances that cannot differ are copied from the first: one evaluation in all.
+    eq = " and ".join(["p == p"] * 20)
+    assert len(bounded(lambda: check(costly_repeat(eq)), cpu=8).graph.nodes) == 1000
 
 
 @pytest.mark.parametrize("out", [f"${{3 if {CUBE} == {CUBE} else 4}}", "${[[1]*4096]*4096}",
