@@ -26,13 +26,16 @@ graphviz:
 demo: setup
 	$(VENV)/bin/archspec build specs/unet.yaml --render --force
 
+# The suite runs on WORKERS processes (pytest-xdist); WORKERS=0 runs it in this one.
+WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(WORKERS)
 
 # The fast loop: everything but the tests marked slow (the parity and export sweeps
 # against torchvision and torch, and the mypy run). `make test` runs them all.
 quick: setup
-	$(PY) -m pytest -m "not slow" -p no:cacheprovider
+	$(PY) -m pytest -m "not slow" -p no:cacheprovider -n $(WORKERS)
 
 # Side-by-side timings and memory against torchvision (reported, not asserted): writes
 # docs/performance.md. A few minutes on a quiet machine; `benchmarks/bench.py --quick` is a smoke test.

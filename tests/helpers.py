@@ -74,8 +74,9 @@ def one_thread() -> Iterator[None]:
 
 
 # The type check (tests/test_typing.py) runs mypy in a child process for a minute or more on a
-# cold cache. tests/conftest.py starts it when collection has selected that test, so it runs
-# on a second core while the other tests run; the test then waits for its result.
+# cold cache. In a one-process session tests/conftest.py starts it when collection has
+# selected that test, so it runs on a second core while the other tests run; the test then
+# waits for its result. Under pytest-xdist (make test) the test starts it.
 _MYPY: list[subprocess.Popen[str]] = []
 
 
