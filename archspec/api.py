@@ -8,7 +8,9 @@ a loaded :class:`~archspec.loader.Document`, or an already checked
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,7 +84,23 @@ def analyse(source: Source, params: Mapping[str, Any] | None = None, limits: Lim
             what = "params" if params else "input shapes"
             raise ArchSpecError(f"{what} cannot be applied to an already built graph; pass the spec instead")
         return source
-    return annotate(expand(read(source, limits), params, limits, inputs=inputs))
+    with _cycle_collection_paused():
+        return annotate(expand(read(source, limits), params, limits, inputs=inputs))
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """The passes allocate an object or more per YAML value and per node, and keep them:
+    Python's cyclic collector would walk the whole heap each time a generation fills, most of
+    a large check in a process that holds models. It is paused meanwhile and restored."""
+    if not gc.isenabled():  # paused already (a nested call), or by the caller
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def is_block_library(doc: Document) -> bool:
@@ -112,7 +130,8 @@ def load(source: Source, params: Mapping[str, Any] | None = None, *, limits: Lim
     >>> g.node("fc").shape
     (10,)
     """
-    return check_pass(analyse(source, params, limits), limits)
+    with _cycle_collection_paused():
+        return check_pass(analyse(source, params, limits), limits)
 
 
 # -- drawing: the any-source entry points (the drawing itself is archspec.render's) -------

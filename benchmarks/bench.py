@@ -342,7 +342,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    args.rounds = args.rounds or (3 if args.quick else 5)
+    args.rounds = args.rounds or (3 if args.quick else 9)
     args.size = 64 if args.quick else 224
     start = time.perf_counter()
     batches = {"resnet18": 8, "resnet50": 4, "densenet121": 4}

@@ -471,3 +471,25 @@ def test_receptive_field_follows_a_permute() -> None:
     # a mean over one spatial dim sees all 24 positions of it: 5 + 23, counted past the
     # border as a conv's field is; a mean over both is global
     assert f["m"].size == (3, 28) and f["g"].glob
+
+
+def test_check_pauses_the_cycle_collector_and_restores_it():
+    import gc
+
+    from archspec.api import _cycle_collection_paused
+
+    seen = []
+    with _cycle_collection_paused():
+        seen.append(gc.isenabled())
+    assert seen == [False] and gc.isenabled()
+    archspec.check(ROOT / "specs/resnet18_cifar.yaml")
+    assert gc.isenabled()
+    with pytest.raises(archspec.ArchSpecError):
+        archspec.check("archspec: 1\nname: broken\n")
+    assert gc.isenabled()
+    gc.disable()  # a caller that paused it keeps it paused
+    try:
+        archspec.check(ROOT / "specs/resnet18_cifar.yaml")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
