@@ -318,9 +318,12 @@ WHERE_THE_TIME_GOES = [
     "  ordered and validated again, and expand was 60% of the time. Now a block instance that cannot",
     "  differ from an earlier one (same block, params and left-out inputs, and no read of an input's",
     "  shape) is copied, its names renamed; each scope is planned once and each distinct node's",
-    "  attributes validated once; nodes already in dependency order skip the sort. What remains is about",
-    "  a third YAML (LibYAML's events, PyYAML's composer, archspec's builder recording every value's",
-    "  place), a third expand (copying: one new `Node` per node), infer and check the rest.",
+    "  attributes validated once; nodes already in dependency order skip the sort. Python's cyclic",
+    "  collector is paused while the passes build (in a process that holds models, as this one does, it",
+    "  walked the whole heap several times a check). What remains is about a third YAML (LibYAML's",
+    "  events, PyYAML's composer, archspec's builder recording every value's place), a third expand",
+    "  (copying: one new `Node` per node), infer and check the rest. The same run of the code before",
+    "  these changes took 1.35 s where this one takes 0.61 s, each in a fresh process.",
     "",
 ]
 
