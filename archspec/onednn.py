@@ -25,6 +25,8 @@ class OneDNNConv2d(nn.Conv2d):
     Input ``(N, C, H, W)``, best in ``channels_last``; output ``(N, out_channels, H', W')``
     in the input's memory format."""
 
+    relu: bool = False  # a relu applied to the output in the same pass (fuse_conv_relu)
+
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> OneDNNConv2d | None:
         """The same convolution, sharing ``conv``'s parameters; None where oneDNN cannot run it
@@ -45,7 +47,14 @@ class OneDNNConv2d(nn.Conv2d):
         # oneDNN kernel, and inductor picks its own.
         if not torch.compiler.is_compiling() and input.device.type == "cpu" and input.dim() == 4 and input.dtype in (torch.float32, torch.bfloat16) \
                 and self.weight.dtype == input.dtype:
-            return torch.ops.aten.mkldnn_convolution(
-                input, self.weight, self.bias, [self.padding[0], self.padding[1]],
-                [self.stride[0], self.stride[1]], [self.dilation[0], self.dilation[1]], self.groups)
-        return self._conv_forward(input, self.weight, self.bias)
+            padding, stride = [self.padding[0], self.padding[1]], [self.stride[0], self.stride[1]]
+            dilation = [self.dilation[0], self.dilation[1]]
+            if self.relu and not torch.jit.is_tracing():  # oneDNN's relu post-op: one pass over the output
+                # (TorchScript cannot record the op's empty list of post-op scalars)
+                return torch.ops.mkldnn._convolution_pointwise(
+                    input, self.weight, self.bias, padding, stride, dilation, self.groups, "relu", [], "")
+            out = torch.ops.aten.mkldnn_convolution(input, self.weight, self.bias, padding, stride, dilation,
+                                                    self.groups)
+            return torch.relu_(out) if self.relu else out
+        out = self._conv_forward(input, self.weight, self.bias)
+        return torch.relu_(out) if self.relu else out

@@ -14,7 +14,8 @@ the user, without changing the function the model computes (up to float rounding
 - 4-d (N, C, H, W) models run in ``channels_last`` memory format: the weights are stored
   NHWC, 4-d inputs are converted on entry and 4-d outputs back to contiguous on exit;
 - 2-d convolutions run oneDNN's kernel on the CPU (archspec/onednn.py): PyTorch would send
-  the 1x1 ones of a small batch to a slower GEMM path that copies channels_last tensors.
+  the 1x1 ones of a small batch to a slower GEMM path that copies channels_last tensors;
+  a relu that alone reads a conv's output is applied by oneDNN in the conv's own pass.
 
 The result is in eval mode with frozen parameters; its ``state_dict`` is not the
 spec's (the folded batch norms are gone), so load weights before optimising
@@ -59,6 +60,7 @@ def optimize_for_inference(model: Any) -> Any:
     if _has_4d_conv(model):
         to_channels_last(model)
         use_onednn_convs(model)
+        fuse_conv_relu(model)
     model.graph.lint()
     model.graph.eliminate_dead_code()
     model.recompile()
@@ -156,6 +158,33 @@ def use_onednn_convs(model: Any) -> int:
             _set_submodule(model, path, new)
             swapped += 1
     return swapped
+
+
+def fuse_conv_relu(model: Any) -> int:
+    """A oneDNN conv whose output only a ``relu_`` reads applies the relu itself (oneDNN's
+    post-op, in the same pass over the output); returns how many. Runs after the in-place
+    pass and use_onednn_convs; a module called from two places is left alone."""
+    import torch
+
+    from .onednn import OneDNNConv2d
+
+    calls = _calls(model)
+    fused = 0
+    for relu in list(model.graph.nodes):
+        if relu.op != "call_function" or relu.target is not torch.relu_ or len(relu.args) != 1:
+            continue
+        conv = relu.args[0]
+        if getattr(conv, "op", None) != "call_module" or len(conv.users) != 1 or calls[conv.target] != 1:
+            continue
+        module = model.get_submodule(conv.target)
+        if type(module) is not OneDNNConv2d or module.relu:
+            continue
+        module.relu = True
+        relu.replace_all_uses_with(conv)
+        conv.meta["archspec"] = relu.meta.get("archspec", conv.meta.get("archspec"))
+        model.graph.erase_node(relu)
+        fused += 1
+    return fused
 
 
 def _has_4d_conv(model: Any) -> bool:

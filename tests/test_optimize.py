@@ -151,6 +151,10 @@ def test_residual_add_relu_fused_and_every_conv_on_onednn():
                    for n in opt.graph.nodes if n.op == "call_function")
     convs = [m for m in opt.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 53 and all(type(m) is OneDNNConv2d for m in convs)
+    # The relu after the stem and after each bottleneck's first two convs runs in the conv's pass.
+    assert sum(m.relu for m in convs) == 1 + 16 * 2
+    assert not any(n.target is torch.relu_ and n.args[0].op == "call_module"
+                   for n in opt.graph.nodes if n.op == "call_function")
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert close(opt(x), ref(x))
@@ -173,5 +177,9 @@ def test_onednn_conv_equals_conv2d(kw: dict[str, Any]):
             want = conv.double()(inp) if inp.dtype == torch.float64 else conv.float()(inp)
             got = fast.double()(inp) if inp.dtype == torch.float64 else fast.float()(inp)
             assert got.shape == want.shape and close(got, want)
+        fast.relu = True  # the fused relu, on oneDNN's path and on the plain one
+        for inp in (x.float(), x.contiguous(memory_format=torch.channels_last).float(), x[0].float()):
+            got, want = fast.float()(inp), torch.relu(conv.float()(inp))
+            assert got.shape == want.shape and close(got, want) and (got >= 0).all()
     assert OneDNNConv2d.from_conv(nn.Conv2d(2, 2, 3, padding="same")) is None
     assert OneDNNConv2d.from_conv(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")) is None
