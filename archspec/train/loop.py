@@ -331,9 +331,13 @@ def train(spec: Any, data: str | None = None, *, params: Mapping[str, Any] | Non
     assert out_dir is not None
     dist.init(world, device)
     try:
-        return _run(doc, text, params, task, ds, recipe, device, world, out_dir, force, state,
-                    Path(init_from) if init_from is not None else None, limits, verbose, do_compile,
-                    save_weights)
+        result = _run(doc, text, params, task, ds, recipe, device, world, out_dir, force, state,
+                      Path(init_from) if init_from is not None else None, limits, verbose, do_compile,
+                      save_weights)
+        # Every process done before the group is torn down: gloo may abort a process whose
+        # peer destroys the group while it still sends or receives.
+        dist.barrier(world)
+        return result
     finally:
         dist.shutdown(world)
 
