@@ -97,3 +97,15 @@ def _is_frozen(value: Any) -> bool:
     if isinstance(value, tuple):
         return all(_is_frozen(v) for v in value)
     return not isinstance(value, list | dict | set | Mapping)
+
+
+def value_key(value: Any) -> Any:
+    """A hashable key equal only for values of the same types and contents (``1``,
+    ``1.0`` and ``True`` differ: the attribute models are strict)."""
+    if isinstance(value, dict):
+        return (dict, tuple((k, value_key(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return (type(value), tuple(value_key(v) for v in value))
+    if isinstance(value, str | int | float | bool) or value is None:
+        return (type(value), value)
+    return (type(value), object())  # anything else: a key equal to no other

@@ -35,6 +35,7 @@ from ..errors import (
 )
 from ..expr import evaluate, evaluate_value, has_expr, work_budget
 from ..findings import spec_findings
+from ..frozen import value_key
 from ..ir import Graph, Node, Scope, Shape
 from ..limits import DEFAULT_LIMITS, Limits
 from ..loader import Document
@@ -860,7 +861,7 @@ def _attrs(ctx: _Ctx, sc: _Scope, nd: Any, sub: PathT) -> OpAttrs:
     values = {**ctx.defaults.get(nd.op, {}), **written}
     evaluated = {k: _eval(sc, v, sub + (k,)) for k, v in values.items()}
     static = not any(_has_expr(v) for v in values.values())
-    key = (nd.op, _value_key(evaluated))
+    key = (nd.op, value_key(evaluated))
     if key in ctx.attrs:
         model = ctx.attrs[key][1]
         if static:
@@ -904,18 +905,6 @@ def _has_expr(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_has_expr(v) for v in value.values())
     return has_expr(value)
-
-
-def _value_key(value: Any) -> Any:
-    """A hashable key equal only for values of the same types and contents (``1``,
-    ``1.0`` and ``True`` differ: the attribute models are strict)."""
-    if isinstance(value, dict):
-        return (dict, tuple((k, _value_key(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return (type(value), tuple(_value_key(v) for v in value))
-    if isinstance(value, str | int | float | bool) or value is None:
-        return (type(value), value)
-    return (type(value), object())  # anything else: a key equal to no other
 
 
 def _element(loc: tuple[Any, ...]) -> int | None:
@@ -1062,8 +1051,8 @@ def _reuse_key(ctx: _Ctx, bdef: _BlockDef, bname: str, bound: dict[str, Any], bi
     if bname not in ctx.reads_index:
         ctx.reads_index[bname] = any({"i", "n"} & set(_WORD.findall(text))
                                      for text in _strings(bdef.model.model_dump()) if "$" in text)
-    env = _value_key(extra_env) if extra_env and ctx.reads_index[bname] else None
-    return (bname, _value_key(bound), tuple(_missing(r) for r in binding.values()), env)
+    env = value_key(extra_env) if extra_env and ctx.reads_index[bname] else None
+    return (bname, value_key(bound), tuple(_missing(r) for r in binding.values()), env)
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -11,6 +11,7 @@ broadcast) keeps its error but takes input 0's shape, the shape it will have onc
 from __future__ import annotations
 
 from ..errors import ArchSpecError, Loc, ShapeError
+from ..frozen import value_key
 from ..ir import Graph, Node, Shape
 from ..ops import REGISTRY
 from ..ops.base import OpAttrs, fmt
@@ -85,16 +86,11 @@ def _attrs_key(attrs: OpAttrs) -> tuple[object, ...]:
     known = _ATTR_KEYS.get(id(attrs))
     if known is not None and known[0] is attrs:
         return known[1]
-    key = tuple((k, _frozen(v)) for k, v in attrs)
+    key = tuple((k, value_key(v)) for k, v in attrs)
     if len(_ATTR_KEYS) > 100_000:
         _ATTR_KEYS.clear()
     _ATTR_KEYS[id(attrs)] = (attrs, key)
     return key
-
-
-def _frozen(v: object) -> object:
-    # type(v) too: 1 == 1.0 == True, but strict attribute models tell them apart.
-    return (type(v), tuple(_frozen(x) for x in v)) if isinstance(v, list) else (type(v), v)
 
 
 def _infer_node(n: Node, ins: list[Shape], done: dict[str, Node], shapes: dict[str, Shape | None]) -> Shape:
