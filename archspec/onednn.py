@@ -25,7 +25,11 @@ class OneDNNConv2d(nn.Conv2d):
     Input ``(N, C, H, W)``, best in ``channels_last``; output ``(N, out_channels, H', W')``
     in the input's memory format."""
 
-    relu: bool = False  # a relu applied to the output in the same pass (fuse_conv_relu)
+    # Post-ops oneDNN applies in the conv's own pass over the output (archspec/optimize.py):
+    # forward(input, other) returns conv(input) + other, written into ``other``, which the
+    # caller has proven nothing reads afterwards (fuse_conv_add); ``relu`` then applies a relu
+    # to that result (fuse_conv_relu, or the relu of a fused residual add).
+    relu: bool = False
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> OneDNNConv2d | None:
@@ -42,19 +46,24 @@ class OneDNNConv2d(nn.Conv2d):
         new.train(conv.training)
         return new
 
-    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - nn.Conv2d's own argument name
+    def forward(self, input: Tensor, other: Tensor | None = None) -> Tensor:  # noqa: A002 - nn.Conv2d's name
         # Traced by torch.compile or torch.export, the plain convolution: fake tensors have no
-        # oneDNN kernel, and inductor picks its own.
-        if not torch.compiler.is_compiling() and input.device.type == "cpu" and input.dim() == 4 and input.dtype in (torch.float32, torch.bfloat16) \
-                and self.weight.dtype == input.dtype:
-            padding, stride = [self.padding[0], self.padding[1]], [self.stride[0], self.stride[1]]
-            dilation = [self.dilation[0], self.dilation[1]]
-            if self.relu and not torch.jit.is_tracing():  # oneDNN's relu post-op: one pass over the output
-                # (TorchScript cannot record the op's empty list of post-op scalars)
-                return torch.ops.mkldnn._convolution_pointwise(
-                    input, self.weight, self.bias, padding, stride, dilation, self.groups, "relu", [], "")
-            out = torch.ops.aten.mkldnn_convolution(input, self.weight, self.bias, padding, stride, dilation,
-                                                    self.groups)
-            return torch.relu_(out) if self.relu else out
-        out = self._conv_forward(input, self.weight, self.bias)
+        # oneDNN kernel, and inductor picks its own. TorchScript tracing cannot record the
+        # fused op's empty list of post-op scalars.
+        if not torch.compiler.is_compiling() and input.device.type == "cpu" and input.dim() == 4 \
+                and input.dtype in (torch.float32, torch.bfloat16) and self.weight.dtype == input.dtype:
+            args = (input, self.weight, self.bias, [self.padding[0], self.padding[1]],
+                    [self.stride[0], self.stride[1]], [self.dilation[0], self.dilation[1]], self.groups)
+            fused = not torch.jit.is_tracing()
+            if other is not None and fused and other.dtype == input.dtype and other.device == input.device:
+                # oneDNN's sum post-op: the conv accumulates into ``other``'s memory
+                return torch.ops.mkldnn._convolution_pointwise_.binary(
+                    other, *args, "add", 1.0, "relu" if self.relu else None, [], "")
+            if other is None and self.relu and fused:
+                return torch.ops.mkldnn._convolution_pointwise(*args, "relu", [], "")
+            out = torch.ops.aten.mkldnn_convolution(*args)
+        else:
+            out = self._conv_forward(input, self.weight, self.bias)
+        if other is not None:
+            out = out.add_(other)
         return torch.relu_(out) if self.relu else out

@@ -15,7 +15,10 @@ the user, without changing the function the model computes (up to float rounding
   NHWC, 4-d inputs are converted on entry and 4-d outputs back to contiguous on exit;
 - 2-d convolutions run oneDNN's kernel on the CPU (archspec/onednn.py): PyTorch would send
   the 1x1 ones of a small batch to a slower GEMM path that copies channels_last tensors;
-  a relu that alone reads a conv's output is applied by oneDNN in the conv's own pass.
+  a relu that alone reads a conv's output is applied by oneDNN in the conv's own pass, and
+  a residual add (with its relu) that alone reads a conv's output becomes oneDNN's sum
+  post-op: the conv accumulates into the other operand's memory, where that operand is a
+  fresh tensor the add reads last.
 
 The result is in eval mode with frozen parameters; its ``state_dict`` is not the
 spec's (the folded batch norms are gone), so load weights before optimising
@@ -28,7 +31,7 @@ import operator
 from typing import Any
 
 from .errors import ArchSpecError
-from .passes.inplace import make_inplace
+from .passes.inplace import OVERWRITES, last_reader_may_overwrite, make_inplace, meta_shape
 
 LEVELS = ("none", "inference")
 
@@ -61,6 +64,7 @@ def optimize_for_inference(model: Any) -> Any:
         to_channels_last(model)
         use_onednn_convs(model)
         fuse_conv_relu(model)
+        fuse_conv_add(model)
     model.graph.lint()
     model.graph.eliminate_dead_code()
     model.recompile()
@@ -184,6 +188,47 @@ def fuse_conv_relu(model: Any) -> int:
         conv.meta["archspec"] = relu.meta.get("archspec", conv.meta.get("archspec"))
         model.graph.erase_node(relu)
         fused += 1
+    return fused
+
+
+def fuse_conv_add(model: Any) -> int:
+    """A residual add ``a += b`` or ``_add_relu_(a, b)`` where one operand is a oneDNN conv's
+    output that nothing else reads, and the other a tensor the add may overwrite (its last
+    reader, see ``last_reader_may_overwrite``), becomes the conv called with that operand:
+    oneDNN writes ``conv(x) + other`` (and the relu) into ``other``'s memory in the conv's
+    own pass. Returns how many. Runs after fuse_add_relu and fuse_conv_relu; a module called
+    from two places is left alone."""
+    import torch
+
+    from .onednn import OneDNNConv2d
+
+    calls = _calls(model)
+    g = model.graph
+    order = {n: i for i, n in enumerate(g.nodes)}
+    fused = 0
+    for add in list(g.nodes):
+        relu = add.target is torch.ops.aten._add_relu_.Tensor
+        if add.op != "call_function" or not (relu or add.target is operator.iadd) or len(add.args) != 2 \
+                or add.kwargs or meta_shape(add.args[0]) is None or meta_shape(add.args[0]) != meta_shape(add.args[1]):
+            continue
+        for conv, other in (add.args, reversed(add.args)):
+            if getattr(conv, "op", None) != "call_module" or len(conv.users) != 1 or len(conv.args) != 1 \
+                    or conv.args[0] is other or calls[conv.target] != 1 or not last_reader_may_overwrite(other, add, order):
+                continue
+            module = model.get_submodule(conv.target)
+            if type(module) is not OneDNNConv2d or module.relu:
+                continue
+            module.relu = relu
+            with g.inserting_before(add):
+                call = g.call_module(conv.target, (conv.args[0], other))
+            call.meta = dict(add.meta)
+            call.meta[OVERWRITES] = 1
+            order[call] = order[add]
+            add.replace_all_uses_with(call)
+            g.erase_node(add)
+            g.erase_node(conv)
+            fused += 1
+            break
     return fused
 
 

@@ -4,6 +4,7 @@ unoptimised eval model computes, within 1e-5 relative, on every kind of zoo grap
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -146,13 +147,15 @@ def test_residual_add_relu_fused_and_every_conv_on_onednn():
     opt.load_state_dict(ref.state_dict())
     archspec.optimize.optimize_for_inference(opt)
     targets = Counter(n.target for n in opt.graph.nodes if n.op == "call_function")
-    assert targets[torch.ops.aten._add_relu_.Tensor] == 16  # one per bottleneck
-    assert not any(n.target is torch.relu_ and n.args[0].target is torch.ops.aten._add_relu_.Tensor
-                   for n in opt.graph.nodes if n.op == "call_function")
+    # Each bottleneck's residual add and relu run in its last conv's pass, into the identity.
+    assert not targets[torch.ops.aten._add_relu_.Tensor] and not targets[operator.iadd]
+    into = [n for n in opt.graph.nodes if n.op == "call_module" and len(n.args) == 2]
+    assert len(into) == 16 and all(n.target.endswith("conv3") for n in into)
     convs = [m for m in opt.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 53 and all(type(m) is OneDNNConv2d for m in convs)
-    # The relu after the stem and after each bottleneck's first two convs runs in the conv's pass.
-    assert sum(m.relu for m in convs) == 1 + 16 * 2
+    # The relu after the stem, after each bottleneck's first two convs and after its residual
+    # add runs in a conv's pass.
+    assert sum(m.relu for m in convs) == 1 + 16 * 3
     assert not any(n.target is torch.relu_ and n.args[0].op == "call_module"
                    for n in opt.graph.nodes if n.op == "call_function")
     x = torch.randn(2, 3, 32, 32)
@@ -183,3 +186,80 @@ def test_onednn_conv_equals_conv2d(kw: dict[str, Any]):
             assert got.shape == want.shape and close(got, want) and (got >= 0).all()
     assert OneDNNConv2d.from_conv(nn.Conv2d(2, 2, 3, padding="same")) is None
     assert OneDNNConv2d.from_conv(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")) is None
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_onednn_conv_accumulates_into_the_other_operand(relu: bool):
+    from archspec.onednn import OneDNNConv2d
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 12, 3, padding=1).eval()
+    fast = OneDNNConv2d.from_conv(conv)
+    assert fast is not None
+    fast.relu = relu
+    x, other = torch.randn(2, 8, 9, 9), torch.randn(2, 12, 9, 9)
+    with torch.no_grad():
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            o = other.contiguous(memory_format=fmt)
+            want = conv(x) + other
+            want = torch.relu(want) if relu else want
+            got = fast(x.contiguous(memory_format=fmt), o)
+            assert close(got, want) and got.data_ptr() == o.data_ptr()  # oneDNN's sum post-op, in place
+        # the plain path (another dtype, an unbatched input) computes the same
+        got = fast.double()(x.double(), other.double())
+        assert close(got, (torch.relu(want) if relu else want).double())
+        fast.float()
+        assert close(fast(x[0], other[0]), want[0])
+
+
+FUSE_INTO = """
+archspec: 1
+name: t
+inputs: {x: [3, 8, 8]}
+nodes:
+  stem: {op: conv, out: 4, k: 3}
+  r:    {op: relu}
+  c1:   {op: conv, out: 4, k: 3}
+  c2:   {op: conv, out: 4, k: 3}
+{early}  sum:  {op: add, in: [c2, r]}
+  out:  {op: relu}
+"""
+
+
+@pytest.mark.parametrize(("early", "tail", "into"), [
+    ("", "outputs: [out]", "r"),                                 # the add reads r last: written into r
+    ("  early: {op: conv, in: r, out: 4, k: 1}\n", "outputs: [out, early]", "r"),  # a fresh tensor read before
+    ("", "  late: {op: conv, in: r, out: 4, k: 1}\noutputs: [out, late]", None),  # r read after the add
+    ("  flat: {op: flatten, in: r}\n", "outputs: [out, flat]", None),  # a view of r, read before, is an output
+    ("", "outputs: [out, r]", None),                              # r itself is an output
+], ids=["last-reader", "fresh-reader-before", "read-later", "view", "output"])
+def test_conv_add_fused_only_into_a_tensor_nothing_reads_afterwards(early: str, tail: str, into: str | None):
+    text = FUSE_INTO.replace("{early}", early) + tail + "\n"
+    ref = archspec.compile(text).eval()
+    ref.load_state_dict(random_state(ref))
+    opt = archspec.compile(text)
+    opt.load_state_dict(ref.state_dict())
+    archspec.optimize.optimize_for_inference(opt)
+    fused = [n for n in opt.graph.nodes if n.op == "call_module" and len(n.args) == 2]
+    assert [n.args[1].meta["archspec"]["node"] for n in fused] == ([into] if into else [])
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        want, got = ref(x), opt(x)
+    for a, b in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,),
+                    strict=True):
+        assert close(a, b)
+
+
+def test_conv_add_not_fused_into_the_convs_own_input():
+    # conv(r) + r: oneDNN would overwrite r while the conv still reads it
+    text = FUSE_INTO.replace("{early}", "").replace("c2:   {op: conv, out: 4, k: 3}", "c2:   {op: conv, in: r, out: 4, k: 3}") \
+        .replace("  c1:   {op: conv, out: 4, k: 3}\n", "") + "outputs: [out]\n"
+    ref = archspec.compile(text).eval()
+    ref.load_state_dict(random_state(ref))
+    opt = archspec.compile(text)
+    opt.load_state_dict(ref.state_dict())
+    archspec.optimize.optimize_for_inference(opt)
+    assert not [n for n in opt.graph.nodes if n.op == "call_module" and len(n.args) == 2]
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert close(opt(x), ref(x))

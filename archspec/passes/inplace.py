@@ -17,7 +17,11 @@ of place. The pass works on the emitted ``torch.fx`` graph, where identities hav
 already disappeared, and imports no torch itself.
 
 With ``autograd=False`` (models that only run under ``torch.no_grad``, see
-archspec/optimize.py) the saved-for-backward rule is dropped.
+archspec/optimize.py) the saved-for-backward rule is dropped, and ``last_reader_may_overwrite``
+lets a tensor's last reader overwrite it once every earlier reader is done with it.
+
+A rewritten node records which of its arguments it overwrites in
+``node.meta["archspec_overwrites"]`` (the argument's position).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..ops import REGISTRY, Op
+
+OVERWRITES = "archspec_overwrites"
 
 
 def _op(node: Any) -> tuple[Op, dict[str, Any]] | None:
@@ -37,7 +43,8 @@ def _op(node: Any) -> tuple[Op, dict[str, Any]] | None:
     return REGISTRY.get(info["op"]), info.get("attrs") or {}
 
 
-def _shape(node: Any) -> Any:
+def meta_shape(node: Any) -> Any:
+    """The archspec shape (without the batch) recorded on an fx node, if any."""
     info = node.meta.get("archspec") if hasattr(node, "meta") else None
     return None if not info else info.get("shape")
 
@@ -56,10 +63,10 @@ def make_inplace(graph: Any, *, autograd: bool = True) -> list[str]:
         if node.op != "call_function" or node.kwargs.get("inplace"):
             continue
         args = list(node.args)
-        if not args or not all(_shape(a) is not None for a in args):
+        if not args or not all(meta_shape(a) is not None for a in args):
             continue
         attrs = raw if isinstance(raw, op.Attrs) else op.Attrs.model_validate(dict(raw))
-        shapes = [tuple(_shape(a)) for a in args]
+        shapes = [tuple(meta_shape(a)) for a in args]
         out_shape = tuple(node.meta["archspec"]["shape"])
         for slot, t in enumerate(args):
             if not _overwritable(t, node, args, saves, autograd) or shapes[slot] != out_shape:
@@ -68,6 +75,7 @@ def make_inplace(graph: Any, *, autograd: bool = True) -> list[str]:
             if call is None:
                 continue
             node.target, node.args, node.kwargs = call[0], tuple(call[1]), dict(call[2])
+            node.meta[OVERWRITES] = slot
             saves[node] = op.inplace_saves_output
             done.append(node.meta["archspec"]["node"])
             break
@@ -81,3 +89,25 @@ def _overwritable(t: Any, user: Any, args: list[Any], saves: dict[Any, bool], au
     if len(t.users) != 1 or sum(a is t for a in args) != 1:
         return False
     return not (autograd and saves.get(t, True))
+
+
+def last_reader_may_overwrite(t: Any, reader: Any, order: dict[Any, int]) -> bool:
+    """Without autograd, may ``reader`` overwrite the fresh tensor ``t``? Yes when it reads
+    ``t`` once and last (``order``: each node's position in the graph, which a GraphModule
+    runs in order), and each earlier reader made a fresh tensor without overwriting ``t``,
+    so nothing that aliases ``t`` is read after ``reader``: a graph output, a view
+    (flatten, identity) or an in-place result would be a reader that is not fresh or not
+    earlier."""
+    found = _op(t)
+    if found is None or not found[0].fresh_output or sum(a is t for a in reader.args) != 1 or reader.kwargs:
+        return False
+    for user in t.users:
+        if user is reader:
+            continue
+        made = _op(user)
+        if made is None or not made[0].fresh_output or order[user] >= order[reader]:
+            return False
+        slot = user.meta.get(OVERWRITES)
+        if slot is not None and user.args[slot] is t:
+            return False
+    return True
