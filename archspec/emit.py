@@ -63,7 +63,7 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
                 if redraw and op.init_kind == "fan_out":
                     with torch.device("meta"):
                         module = op.module(attrs, in_shapes)
-                    module = module.to_empty(device="cpu")
+                    module = _uninitialised(module)
                 else:
                     module = op.module(attrs, in_shapes)
                 _install(root, n, module)
@@ -112,6 +112,19 @@ def _graph_module(root: nn.Module, g: fx.Graph, class_name: str) -> fx.GraphModu
     return gm
 
 
+def _uninitialised(module: nn.Module) -> nn.Module:
+    """A module built on the meta device, given uninitialised CPU storage for its
+    parameters and buffers (``to_empty`` without its per-tensor ``_apply`` machinery)."""
+    for m in module.modules():
+        for key, p in m._parameters.items():
+            if p is not None:
+                m._parameters[key] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device="cpu"), p.requires_grad)
+        for key, b in m._buffers.items():
+            if b is not None:
+                m._buffers[key] = torch.empty(b.shape, dtype=b.dtype, device="cpu")
+    return module
+
+
 def _install(root: nn.Module, n: Node, module: nn.Module) -> None:
     """Put ``module`` at the dotted path ``n.module``, creating containers on the way."""
     assert n.module is not None
@@ -151,16 +164,21 @@ def _initialise(gm: fx.GraphModule, graph: Graph) -> None:
     Each op says what the policy does to its module (``Op.init_kind``); modules are
     visited in registration order, so the random draws are those of a hand-written model.
     """
-    if graph.init.get("scheme", "default") == "kaiming_normal":
+    kaiming = graph.init.get("scheme", "default") == "kaiming_normal"
+    zero_bias = graph.init.get("zero_linear_bias", False)
+    if kaiming or zero_bias:
+        mode = graph.init.get("mode", "fan_out")
         kinds = {n.module: REGISTRY.get(n.op).init_kind for n in graph.nodes if n.module is not None}
         for path, m in gm.named_modules():
             kind = kinds.get(path)
-            if kind == "fan_out":
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if kind == "fan_out" and kaiming:
+                nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif kind == "norm" and getattr(m, "weight", None) is not None:
+            elif kind == "norm" and kaiming and getattr(m, "weight", None) is not None:
                 nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif kind == "linear" and zero_bias and m.bias is not None:
                 nn.init.zeros_(m.bias)
     if graph.init.get("zero_init_residual"):
         for norm in residual_norms(graph):

@@ -95,15 +95,21 @@ class InitPolicy(Strict):
     """Weight initialisation after construction.
 
     ``scheme: default`` keeps PyTorch's constructors; ``kaiming_normal`` draws conv
-    weights from N(0, 2/fan_out) and sets norms to weight 1, bias 0 (torchvision's ResNet).
-    ``zero_init_residual`` zeroes the last norm of every residual branch.
+    weights from N(0, 2/fan) (``mode``: the fan out, torchvision's ResNet, or in, its
+    DenseNet) and sets norms to weight 1, bias 0. ``zero_init_residual`` zeroes the last
+    norm of every residual branch; ``zero_linear_bias`` every linear layer's bias.
     """
 
     scheme: Literal["default", "kaiming_normal"] = Field(
-        default="default", description="default: PyTorch's constructors; kaiming_normal: conv weights from N(0, 2/fan_out), "
-                               "norms weight 1 and bias 0 (torchvision's ResNet).")
+        default="default", description="default: PyTorch's constructors; kaiming_normal: conv weights from N(0, 2/fan), "
+                               "norms weight 1 and bias 0 (torchvision's ResNet and DenseNet).")
+    mode: Literal["fan_out", "fan_in"] = Field(
+        default="fan_out", description="The fan kaiming_normal divides by: fan_out (torchvision's ResNet) or fan_in "
+                                       "(its DenseNet).")
     zero_init_residual: bool = Field(default=False, description="Zero the weight of the norm feeding input 0 of every "
                                                         "residual add, so each block starts as the identity.")
+    zero_linear_bias: bool = Field(default=False, description="Zero the bias of every linear layer (torchvision's "
+                                                              "DenseNet).")
 
 
 class Assertion(Strict):

@@ -166,6 +166,21 @@ def test_init_policies():
     assert torch.all(model.get_submodule("layer1.0.bn1").weight == 1)
     w = model.get_submodule("layer3.1.conv1").weight
     assert abs(w.std().item() - (2 / (256 * 9)) ** 0.5) < 0.003  # kaiming fan_out
+    assert model.get_submodule("fc").bias.count_nonzero() > 0  # zero_linear_bias is off
+
+
+def test_densenet_has_torchvisions_init():
+    # torchvision's DenseNet: kaiming_normal_(conv.weight) (fan_in), norms 1 and 0, linear bias 0
+    torch.manual_seed(0)
+    model = archspec.compile(ROOT / "specs/densenet.yaml", {"H": 32, "W": 32})
+    w = model.get_submodule("features.denseblock3.denselayer5.conv2").weight  # 128 in, 32 out, 3x3
+    assert abs(w.std().item() - (2 / (128 * 9)) ** 0.5) < 0.002 and abs(w.mean().item()) < 0.002
+    w = model.get_submodule("features.conv0").weight
+    assert abs(w.std().item() - (2 / (3 * 49)) ** 0.5) < 0.01
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 121 and all(torch.all(m.weight == 1) and not m.bias.any() for m in norms)
+    fc = model.get_submodule("classifier")
+    assert not fc.bias.any() and fc.weight.abs().max() <= 1 / fc.in_features ** 0.5  # bias zeroed, weight default
 
 
 def test_check_is_fast_and_leaves_torch_out():

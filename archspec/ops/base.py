@@ -126,7 +126,7 @@ class Window:
 
 DrawRole = Literal["merge", "pointwise", "weighted", "plain"]
 SkipKind = Literal["residual", "concat"]
-InitKind = Literal["default", "fan_out", "norm"]
+InitKind = Literal["default", "fan_out", "norm", "linear"]
 CtorArgs = tuple[tuple[str, ...], Mapping[str, Any]]  # (positional attributes, keyword attributes: defaults)
 
 # Keys a spec node uses for itself: an op attribute of one of these names could never be written.
@@ -148,7 +148,8 @@ class Op(Generic[A]):
       ``fold``), ``weighted`` or ``plain``; by default from ``family``;
     - ``init_kind`` — what the ``init:`` policy does to its module: ``fan_out``
       (kaiming normal, zero bias), ``norm`` (weight 1, bias 0; the residual norm that
-      ``zero_init_residual`` zeroes) or ``default`` (left as built);
+      ``zero_init_residual`` zeroes), ``linear`` (the bias ``zero_linear_bias`` zeroes) or
+      ``default`` (left as built);
     - ``label`` — the drawn summary (``conv 3×3/2 64→128``);
     - ``module``/``call``/``emit`` — how emit builds it; ``ctor`` — how export writes the
       constructor of its module;

@@ -27,6 +27,7 @@ class Linear(Op[LinearAttrs]):
     name = "linear"
     family = "linear"
     fresh_output = True
+    init_kind = "linear"
     Attrs = LinearAttrs
     stateless = False
     ctor = (("in_features", "out_features"), {"bias": True})
