@@ -19,6 +19,8 @@ the user, without changing the function the model computes (up to float rounding
   a residual add (with its relu) that alone reads a conv's output becomes oneDNN's sum
   post-op: the conv accumulates into the other operand's memory, where that operand is a
   fresh tensor the add reads last.
+  Each conv keeps its weight reordered into oneDNN's own layout, made on the first call
+  rather than on every call.
 
 The result is in eval mode with frozen parameters; its ``state_dict`` is not the
 spec's (the folded batch norms are gone), so load weights before optimising

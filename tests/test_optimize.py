@@ -263,3 +263,34 @@ def test_conv_add_not_fused_into_the_convs_own_input():
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         assert close(opt(x), ref(x))
+
+
+def test_onednn_conv_keeps_its_reordered_weight_current():
+    import copy
+    import pickle
+
+    from archspec.onednn import OneDNNConv2d
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 12, 3, padding=1).eval().requires_grad_(False)
+    fast = OneDNNConv2d.from_conv(conv)
+    assert fast is not None
+    x = torch.randn(2, 8, 9, 9)
+    with torch.no_grad():
+        assert close(fast(x), conv(x)) and fast._packed is not None
+        packed = fast._packed[1]
+        assert close(fast(x), conv(x)) and fast._packed[1] is packed  # made once
+        assert close(fast(x[:1, :, :5]), conv(x[:1, :, :5]))  # another input shape
+        conv.weight.mul_(-2)  # the shared parameter changes in place: made again
+        assert close(fast(x), conv(x))
+        state = {k: v * 3 for k, v in conv.state_dict().items()}
+        fast.load_state_dict(state)  # copied into the parameters in place
+        assert close(fast(x), nn.functional.conv2d(x, state["weight"], state["bias"], padding=1))
+        for twin in (copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
+            assert twin._packed is None and close(twin(x), fast(x))
+    # Under autograd the plain oneDNN convolution runs, and gradients flow to the input.
+    xg = x.clone().requires_grad_(True)
+    fast(xg).sum().backward()
+    xr = x.clone().requires_grad_(True)
+    nn.functional.conv2d(xr, state["weight"], state["bias"], padding=1).sum().backward()
+    assert xg.grad is not None and xr.grad is not None and close(xg.grad, xr.grad)
