@@ -46,6 +46,16 @@ def close(a: Any, b: Any, rel: float = 1e-5) -> bool:
     return bool((a - b).abs().max() <= rel * b.abs().max())
 
 
+def eval_and_optimised(source: Any, params: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """The eval model of a spec with random weights, and its optimize="inference" twin
+    holding the same weights."""
+    ref = archspec.compile(source, params).eval()
+    ref.load_state_dict(random_state(ref))
+    opt = archspec.compile(source, params)
+    opt.load_state_dict(ref.state_dict())
+    return ref, archspec.optimize.optimize_for_inference(opt)
+
+
 @pytest.mark.parametrize(("spec", "params"), NARROW, ids=[f"{s}-{i}" for i, (s, _) in enumerate(NARROW)])
 def test_inference_model_equals_the_eval_model(spec: str, params: dict[str, Any], tmp_path: Path):
     from safetensors.torch import save_file
@@ -97,11 +107,7 @@ outputs: [out]
     model = archspec.compile(text, optimize="inference")
     assert sorted(k for k in model.state_dict() if k.endswith("running_mean")) == ["bn.running_mean"]
     assert not any(isinstance(m, nn.Dropout) for m in model.modules())
-    ref = archspec.compile(text).eval()
-    ref.load_state_dict(random_state(ref))
-    opt = archspec.compile(text)
-    opt.load_state_dict(ref.state_dict())
-    archspec.optimize.optimize_for_inference(opt)
+    ref, opt = eval_and_optimised(text)
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         assert close(opt(x), ref(x))
@@ -141,11 +147,7 @@ def test_residual_add_relu_fused_and_every_conv_on_onednn():
 
     spec = SPECS / "resnet.yaml"
     params = {"depth": 50, "width": 8, "num_classes": 10, "H": 32, "W": 32}
-    ref = archspec.compile(spec, params).eval()
-    ref.load_state_dict(random_state(ref))
-    opt = archspec.compile(spec, params)
-    opt.load_state_dict(ref.state_dict())
-    archspec.optimize.optimize_for_inference(opt)
+    ref, opt = eval_and_optimised(spec, params)
     targets = Counter(n.target for n in opt.graph.nodes if n.op == "call_function")
     # Each bottleneck's residual add and relu run in its last conv's pass, into the identity.
     assert not targets[torch.ops.aten._add_relu_.Tensor] and not targets[operator.iadd]
@@ -235,11 +237,7 @@ nodes:
 ], ids=["last-reader", "fresh-reader-before", "read-later", "view", "output"])
 def test_conv_add_fused_only_into_a_tensor_nothing_reads_afterwards(early: str, tail: str, into: str | None):
     text = FUSE_INTO.replace("{early}", early) + tail + "\n"
-    ref = archspec.compile(text).eval()
-    ref.load_state_dict(random_state(ref))
-    opt = archspec.compile(text)
-    opt.load_state_dict(ref.state_dict())
-    archspec.optimize.optimize_for_inference(opt)
+    ref, opt = eval_and_optimised(text)
     fused = [n for n in opt.graph.nodes if n.op == "call_module" and len(n.args) == 2]
     assert [n.args[1].meta["archspec"]["node"] for n in fused] == ([into] if into else [])
     x = torch.randn(2, 3, 8, 8)
@@ -254,11 +252,7 @@ def test_conv_add_not_fused_into_the_convs_own_input():
     # conv(r) + r: oneDNN would overwrite r while the conv still reads it
     text = FUSE_INTO.replace("{early}", "").replace("c2:   {op: conv, out: 4, k: 3}", "c2:   {op: conv, in: r, out: 4, k: 3}") \
         .replace("  c1:   {op: conv, out: 4, k: 3}\n", "") + "outputs: [out]\n"
-    ref = archspec.compile(text).eval()
-    ref.load_state_dict(random_state(ref))
-    opt = archspec.compile(text)
-    opt.load_state_dict(ref.state_dict())
-    archspec.optimize.optimize_for_inference(opt)
+    ref, opt = eval_and_optimised(text)
     assert not [n for n in opt.graph.nodes if n.op == "call_module" and len(n.args) == 2]
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
