@@ -30,6 +30,8 @@ NARROW = [
     ("unet.yaml", {"base": 8, "H": 32, "W": 32, "residual": True, "upsampling": "bilinear"}),
     ("highway.yaml", {}),
     ("siamese.yaml", {}),
+    ("mobilenet_v2.yaml", {"num_classes": 10, "H": 32, "W": 32}),  # residual adds with no relu after
+    ("se_resnet18.yaml", {"width": 16, "num_classes": 10, "H": 32, "W": 32}),  # an SE product meets the identity
 ]
 
 
