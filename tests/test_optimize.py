@@ -284,6 +284,8 @@ def test_onednn_conv_keeps_its_reordered_weight_current():
         assert close(fast(x), nn.functional.conv2d(x, state["weight"], state["bias"], padding=1))
         for twin in (copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
             assert twin._packed is None and close(twin(x), fast(x))
+        fast.double()  # moved: the copy is dropped, not kept beside the new weight
+        assert fast._packed is None and close(fast(x.double()), fast.float()(x).double())
     # Under autograd the plain oneDNN convolution runs, and gradients flow to the input.
     xg = x.clone().requires_grad_(True)
     fast(xg).sum().backward()
