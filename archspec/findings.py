@@ -27,6 +27,15 @@ def spec_findings(graph: Graph, loc: Callable[[PathT], Loc | None]) -> list[Find
             "init.zero_init_residual is true, but no residual add has a norm as its input 0, so nothing is zeroed",
             loc(("init", "zero_init_residual")), "init.zero_init_residual",
             fix="list the branch's last norm first in the add (in: [bn2, input]), or drop zero_init_residual"))
+    if graph.init.get("mode", "fan_out") != "fan_out" and graph.init.get("scheme", "default") != "kaiming_normal":
+        out.append(Finding(
+            f"init.mode is {graph.init['mode']}, but init.scheme is default: only kaiming_normal draws from the "
+            "fan, so mode changes nothing", loc(("init", "mode")), "init.mode",
+            fix="add scheme: kaiming_normal to init, or drop mode"))
+    if graph.init.get("zero_linear_bias") and not any(REGISTRY.get(n.op).init_kind == "linear" for n in graph.nodes):
+        out.append(Finding(
+            "init.zero_linear_bias is true, but the graph has no linear layer, so nothing is zeroed",
+            loc(("init", "zero_linear_bias")), "init.zero_linear_bias", fix="drop zero_linear_bias"))
     return out
 
 

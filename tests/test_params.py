@@ -361,6 +361,24 @@ def test_zero_init_residual_that_finds_nothing_to_zero_is_a_warning() -> None:
     assert torch.count_nonzero(archspec.compile(fixed).get_submodule("bn").weight) == 0
 
 
+def test_init_options_that_change_nothing_are_warnings() -> None:
+    text = ZERO_INIT.replace("init: {zero_init_residual: true}", "init: {mode: fan_in, zero_linear_bias: true}") \
+        .replace("[x, bn]", "[bn, x]")
+    mode, bias = archspec.check(text).warnings
+    assert str(mode) == ("warning: <string>:3:14: init.mode is fan_in, but init.scheme is default: only kaiming_normal "
+                         "draws from the fan, so mode changes nothing")
+    assert mode.fix == "add scheme: kaiming_normal to init, or drop mode"
+    assert str(bias) == ("warning: <string>:3:40: init.zero_linear_bias is true, but the graph has no linear layer, so "
+                         "nothing is zeroed")
+    assert bias.fix == "drop zero_linear_bias"
+    # with the scheme, and a linear layer to zero, neither is said
+    fixed = text.replace("init: {mode: fan_in,", "init: {scheme: kaiming_normal, mode: fan_in,") \
+        .replace("outputs: add", "  pool: {op: adaptive_avgpool, size: 1}\n  flat: {op: flatten}\n"
+                                 "  fc: {op: linear, out: 4}\noutputs: fc")
+    assert archspec.check(fixed).warnings == []
+    assert not archspec.compile(fixed).get_submodule("fc").bias.any()
+
+
 UNKNOWN = """\
 archspec: 1
 name: u
