@@ -9,8 +9,6 @@ the user, without changing the function the model computes (up to float rounding
 - dropout dropped (it is the identity in eval mode);
 - every activation and add whose input has no other reader runs in place (without
   autograd, nothing is saved for backward);
-- a residual add followed by a relu becomes one pass over memory (``relu(a + b)`` written
-  into ``a``, ``torch.ops.aten._add_relu_``), where the sum has no other reader;
 - 4-d (N, C, H, W) models run in ``channels_last`` memory format: the weights are stored
   NHWC, 4-d inputs are converted on entry and 4-d outputs back to contiguous on exit;
 - 2-d convolutions run oneDNN's kernel on the CPU (archspec/onednn.py): PyTorch would send
@@ -61,7 +59,6 @@ def optimize_for_inference(model: Any) -> Any:
     fold_batch_norms(model)
     drop_dropouts(model)
     make_inplace(model.graph, autograd=False)
-    fuse_add_relu(model)
     if _has_4d_conv(model):
         to_channels_last(model)
         use_onednn_convs(model)
@@ -129,28 +126,6 @@ def drop_dropouts(model: Any) -> int:
     return dropped
 
 
-def fuse_add_relu(model: Any) -> int:
-    """``a += b; relu_(a)`` becomes ``_add_relu_(a, b)`` (one pass over ``a``) where the relu
-    is the sum's only reader; returns how many. Runs after the in-place pass, which has
-    already proven that ``a`` may be overwritten."""
-    import torch
-
-    fused = 0
-    for relu in list(model.graph.nodes):
-        if relu.op != "call_function" or relu.target is not torch.relu_ or len(relu.args) != 1:
-            continue
-        add = relu.args[0]
-        if getattr(add, "op", None) != "call_function" or add.target is not operator.iadd \
-                or len(add.users) != 1 or len(add.args) != 2 or add.kwargs:
-            continue
-        add.target = torch.ops.aten._add_relu_.Tensor
-        relu.replace_all_uses_with(add)
-        add.meta["archspec"] = relu.meta.get("archspec", add.meta.get("archspec"))
-        model.graph.erase_node(relu)
-        fused += 1
-    return fused
-
-
 def use_onednn_convs(model: Any) -> int:
     """Replace each ``nn.Conv2d`` by an :class:`~archspec.onednn.OneDNNConv2d` sharing its
     parameters (same module path); returns how many."""
@@ -194,12 +169,12 @@ def fuse_conv_relu(model: Any) -> int:
 
 
 def fuse_conv_add(model: Any) -> int:
-    """A residual add ``a += b`` or ``_add_relu_(a, b)`` where one operand is a oneDNN conv's
-    output that nothing else reads, and the other a tensor the add may overwrite (its last
-    reader, see ``last_reader_may_overwrite``), becomes the conv called with that operand:
-    oneDNN writes ``conv(x) + other`` (and the relu) into ``other``'s memory in the conv's
-    own pass. Returns how many. Runs after fuse_add_relu and fuse_conv_relu; a module called
-    from two places is left alone."""
+    """A residual add ``a += b`` (with the ``relu_`` that alone reads its sum, if any) where
+    one operand is a oneDNN conv's output that nothing else reads, and the other a tensor
+    the add may overwrite (its last reader, see ``last_reader_may_overwrite``), becomes the
+    conv called with that operand: oneDNN writes ``conv(x) + other`` (and the relu) into
+    ``other``'s memory in the conv's own pass. Returns how many. Runs after the in-place
+    pass and fuse_conv_relu; a module called from two places is left alone."""
     import torch
 
     from .onednn import OneDNNConv2d
@@ -209,10 +184,12 @@ def fuse_conv_add(model: Any) -> int:
     order = {n: i for i, n in enumerate(g.nodes)}
     fused = 0
     for add in list(g.nodes):
-        relu = add.target is torch.ops.aten._add_relu_.Tensor
-        if add.op != "call_function" or not (relu or add.target is operator.iadd) or len(add.args) != 2 \
-                or add.kwargs or meta_shape(add.args[0]) is None or meta_shape(add.args[0]) != meta_shape(add.args[1]):
+        if add.op != "call_function" or add.target is not operator.iadd or len(add.args) != 2 or add.kwargs \
+                or meta_shape(add.args[0]) is None or meta_shape(add.args[0]) != meta_shape(add.args[1]):
             continue
+        users = list(add.users)
+        relu = users[0] if len(users) == 1 and users[0].op == "call_function" and users[0].target is torch.relu_ \
+            and users[0].args == (add,) and not users[0].kwargs else None
         for conv, other in (add.args, reversed(add.args)):
             if getattr(conv, "op", None) != "call_module" or len(conv.users) != 1 or len(conv.args) != 1 \
                     or conv.args[0] is other or calls[conv.target] != 1 or not last_reader_may_overwrite(other, add, order):
@@ -220,13 +197,16 @@ def fuse_conv_add(model: Any) -> int:
             module = model.get_submodule(conv.target)
             if type(module) is not OneDNNConv2d or module.relu:
                 continue
-            module.relu = relu
+            module.relu = relu is not None
+            last = relu or add
             with g.inserting_before(add):
                 call = g.call_module(conv.target, (conv.args[0], other))
-            call.meta = dict(add.meta)
+            call.meta = dict(last.meta)
             call.meta[OVERWRITES] = 1
             order[call] = order[add]
-            add.replace_all_uses_with(call)
+            last.replace_all_uses_with(call)
+            if relu is not None:
+                g.erase_node(relu)
             g.erase_node(add)
             g.erase_node(conv)
             fused += 1

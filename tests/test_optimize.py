@@ -152,7 +152,7 @@ def test_residual_add_relu_fused_and_every_conv_on_onednn():
     ref, opt = eval_and_optimised(spec, params)
     targets = Counter(n.target for n in opt.graph.nodes if n.op == "call_function")
     # Each bottleneck's residual add and relu run in its last conv's pass, into the identity.
-    assert not targets[torch.ops.aten._add_relu_.Tensor] and not targets[operator.iadd]
+    assert not targets[operator.iadd] and not targets[torch.relu_]
     into = [n for n in opt.graph.nodes if n.op == "call_module" and len(n.args) == 2]
     assert len(into) == 16 and all(n.target.endswith("conv3") for n in into)
     convs = [m for m in opt.modules() if isinstance(m, nn.Conv2d)]
@@ -292,3 +292,17 @@ def test_onednn_conv_keeps_its_reordered_weight_current():
     xr = x.clone().requires_grad_(True)
     nn.functional.conv2d(xr, state["weight"], state["bias"], padding=1).sum().backward()
     assert xg.grad is not None and xr.grad is not None and close(xg.grad, xr.grad)
+
+
+def test_residual_add_left_unfused_runs_anywhere_and_pickles(tmp_path: Path):
+    # SE-ResNet: the SE product, not a conv, meets the identity, so 5 adds stay an in-place
+    # add and relu (no CPU-only op such as aten._add_relu_, which has no CUDA kernel)
+    params = {"width": 16, "num_classes": 10, "H": 32, "W": 32}
+    ref, opt = eval_and_optimised(SPECS / "se_resnet18.yaml", params)
+    pairs = [n for n in opt.graph.nodes if n.target is torch.relu_ and n.args[0].target is operator.iadd]
+    assert len(pairs) == 5
+    x = torch.randn(2, 3, 32, 32)
+    torch.save(opt, tmp_path / "m.pt")  # a pickled GraphModule is traced again on load
+    loaded = torch.load(tmp_path / "m.pt", weights_only=False)
+    with torch.no_grad():
+        assert close(opt(x), ref(x)) and close(loaded(x), ref(x))
