@@ -4,6 +4,7 @@ unoptimised eval model computes, within 1e-5 relative, on every kind of zoo grap
 
 from __future__ import annotations
 
+import copy
 import operator
 import warnings
 from collections import Counter
@@ -167,6 +168,10 @@ def test_residual_add_relu_fused_and_every_conv_on_onednn():
         assert close(opt(x), ref(x))
         # torch.compile traces the plain convolution (fake tensors have no oneDNN kernel)
         assert close(torch.compile(opt, backend="eager", fullgraph=True)(x), ref(x))
+        # off the CPU (the meta device stands in for a GPU here) every fused conv takes the plain
+        # path: conv, then the add into the identity and the relu
+        away = copy.deepcopy(opt).to("meta")
+        assert away(x.to("meta")).shape == (2, 10)
 
 
 @pytest.mark.parametrize("kw", [{}, {"stride": 2, "padding": 1}, {"groups": 4, "padding": 2, "dilation": 2},
@@ -262,7 +267,6 @@ def test_conv_add_not_fused_into_the_convs_own_input():
 
 
 def test_onednn_conv_keeps_its_reordered_weight_current():
-    import copy
     import pickle
 
     from archspec.onednn import OneDNNConv2d
