@@ -18,7 +18,8 @@ the user, without changing the function the model computes (up to float rounding
   post-op: the conv accumulates into the other operand's memory, where that operand is a
   fresh tensor the add reads last.
   Each conv keeps its weight reordered into oneDNN's own layout, made on the first call
-  rather than on every call.
+  rather than on every call. Moved off the CPU, the same graph runs plain convolutions
+  followed by the add and the relu: no op in it is CPU-only.
 
 The result is in eval mode with frozen parameters; its ``state_dict`` is not the
 spec's (the folded batch norms are gone), so load weights before optimising
