@@ -15,6 +15,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 from helpers import one_thread  # noqa: F401 - an autouse fixture
+from hypothesis import HealthCheck, given, settings
+from strategies import GenSpec, specs
 from test_zoo import SPECS
 from torch import nn
 
@@ -310,3 +312,17 @@ def test_residual_add_left_unfused_runs_anywhere_and_pickles(tmp_path: Path):
     loaded = torch.load(tmp_path / "m.pt", weights_only=False)
     with torch.no_grad():
         assert close(opt(x), ref(x)) and close(loaded(x), ref(x))
+
+
+@pytest.mark.slow  # `make test` runs it, `make quick` does not
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], database=None,
+          max_examples=60)
+@given(specs())
+def test_generated_specs_optimise_to_the_same_function(g: GenSpec) -> None:
+    # Residual adds whose skip is read by the branch too, chains, dense repeats, concats that
+    # reread their input, projections: whatever is fused or overwritten, the function stays.
+    ref, opt = eval_and_optimised(g.text)
+    x = torch.randn(2, *g.data["inputs"]["x"], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want, got = ref(x), opt(x)
+    assert got.shape == want.shape and close(got, want)
