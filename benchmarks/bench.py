@@ -347,6 +347,17 @@ WHERE_THE_TIME_GOES = [
 ]
 
 
+def publish(text: str, path: Path | None) -> None:
+    """Write the page to ``path`` (atomically, as archspec writes files), or print it."""
+    if path is None:
+        print(text)
+        return
+    from archspec.io import write_text
+
+    write_text(path, text, force=True)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", type=Path, help="write the Markdown page here")
@@ -378,13 +389,7 @@ def main() -> None:
         ("Checking without torch", "`check` never imports torch.", check_time(args.rounds)),
     ]
     text = page(sections, args, time.perf_counter() - start)
-    if args.write:
-        from archspec.io import write_text
-
-        write_text(args.write, text, force=True)
-        print(f"wrote {args.write}")
-    else:
-        print(text)
+    publish(text, args.write)
 
 
 if __name__ == "__main__":

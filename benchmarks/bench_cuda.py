@@ -33,6 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench import publish  # noqa: E402 - after the path it is found on
 
 SPECS = {"resnet18": ("resnet.yaml", {"depth": 18}), "resnet50": ("resnet.yaml", {"depth": 50}),
          "densenet121": ("densenet.yaml", {"depth": 121})}
@@ -211,13 +213,7 @@ def main() -> None:
              "| what | archspec img/s | torchvision img/s | ratio |", "|---|---:|---:|---:|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     text = "\n".join(lines) + "\n"
-    if args.write:
-        from archspec.io import write_text
-
-        write_text(args.write, text, force=True)
-        print(f"wrote {args.write}")
-    else:
-        print(text)
+    publish(text, args.write)
 
 
 if __name__ == "__main__":
