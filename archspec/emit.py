@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .errors import GraphError
 from .findings import residual_norms
@@ -40,8 +41,8 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
     values: dict[str, Any] = {}
     shapes = {k: tuple(v) for k, v in graph.inputs.items()}
     lines = re.split(r"\r\n|\r|\n", graph.source or "")  # YAML line breaks: no U+2028 or U+0085
-    # Weights that the init policy overwrites are not drawn twice: such modules are
-    # built on the meta device and given uninitialised storage, then _initialise fills them.
+    # Weights that the init policy overwrites are not drawn twice: such modules are built
+    # with torch.nn.init's initialisers skipped, then _initialise fills them.
     redraw = graph.init.get("scheme", "default") == "kaiming_normal"
 
     for name, shape in graph.inputs.items():
@@ -61,9 +62,8 @@ def emit(graph: Graph, *, inplace: bool = True) -> fx.GraphModule:
         elif n.module is not None:
             if n.owns_module or n.module == n.name:
                 if redraw and op.init_kind == "fan_out":
-                    with torch.device("meta"):
+                    with _NoDefaultInit():
                         module = op.module(attrs, in_shapes)
-                    module = _uninitialised(module)
                 else:
                     module = op.module(attrs, in_shapes)
                 _install(root, n, module)
@@ -112,17 +112,17 @@ def _graph_module(root: nn.Module, g: fx.Graph, class_name: str) -> fx.GraphModu
     return gm
 
 
-def _uninitialised(module: nn.Module) -> nn.Module:
-    """A module built on the meta device, given uninitialised CPU storage for its
-    parameters and buffers (``to_empty`` without its per-tensor ``_apply`` machinery)."""
-    for m in module.modules():
-        for key, p in m._parameters.items():
-            if p is not None:
-                m._parameters[key] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device="cpu"), p.requires_grad)
-        for key, b in m._buffers.items():
-            if b is not None:
-                m._buffers[key] = torch.empty(b.shape, dtype=b.dtype, device="cpu")
-    return module
+class _NoDefaultInit(TorchFunctionMode):
+    """While active, ``torch.nn.init``'s initialisers (``kaiming_uniform_``, ``uniform_``,
+    ...) leave their tensor as allocated: a module whose weights the ``init:`` policy draws
+    afterwards is built without drawing them first. Everything else runs as usual."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if getattr(func, "__module__", None) == "torch.nn.init" and name.endswith("_") and not name.startswith("_"):
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
 
 
 def _install(root: nn.Module, n: Node, module: nn.Module) -> None:

@@ -199,3 +199,16 @@ def test_check_is_fast_and_leaves_torch_out():
     elapsed = float(r.stdout.split("elapsed")[1])
     assert elapsed < 0.5, f"check took {elapsed:.3f} s of CPU"
     assert wall < 3.0
+
+
+def test_convs_the_policy_redraws_are_built_without_a_draw():
+    from archspec.emit import _NoDefaultInit
+
+    torch.manual_seed(0)
+    want = torch.rand(3)
+    torch.manual_seed(0)
+    with _NoDefaultInit():
+        conv = torch.nn.Conv2d(3, 8, 3)  # kaiming_uniform_ and uniform_ skipped: no random draw
+        assert torch.nn.init.zeros_(conv.bias) is conv.bias
+        assert torch.nn.init._calculate_fan_in_and_fan_out(conv.weight) == (27, 72)  # helpers still run
+    assert torch.equal(torch.rand(3), want) and conv.weight.shape == (8, 3, 3, 3)
