@@ -19,6 +19,7 @@ Every file goes through :mod:`archspec.io` (atomic, never over an existing file 
 
 from __future__ import annotations
 
+import copy
 import inspect
 import io
 import keyword
@@ -400,6 +401,13 @@ def fake_inputs(graph: Graph, batch: int = 2) -> tuple[Any, ...]:
 def _torch_export(graph: Graph, model: Any) -> bytes:
     import torch
 
+    if not all(t.is_contiguous() for t in (*model.parameters(), *model.buffers())):
+        # channels_last weights (optimize="inference"): torch.export.save and load warn that
+        # such a tensor is "not complete". The program gets contiguous copies; its convs still
+        # run channels_last, since the program converts its input on entry.
+        model = copy.deepcopy(model)
+        for t in (*model.parameters(), *model.buffers()):
+            t.data = t.data.contiguous()
     program = torch.export.export(model, fake_inputs(graph), dynamic_shapes=_dynamic_batch(graph))
     program.example_inputs = None  # fake tensors hold no data to save; the program takes any batch
     buf = io.BytesIO()

@@ -141,6 +141,13 @@ def test_export_optimize_inference(tmp_path: Path):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert close(loaded(x), ref(x))
+    # torch.export: traced with every fused conv on its plain path (conv, add into the identity, relu)
+    r = CliRunner().invoke(main, ["export", str(spec), "--to", "export", "--optimize", "inference", "-p", "width=8",
+                                  "--weights", str(tmp_path / "w.safetensors"), "-o", str(tmp_path / "m.pt2")])
+    assert r.exit_code == 0, r.output
+    program = torch.export.load(tmp_path / "m.pt2").module()  # and no warning about its weights
+    with torch.no_grad():
+        assert close(program(x), ref(x))
     r = CliRunner().invoke(main, ["export", str(spec), "--optimize", "inference", "-o", str(tmp_path / "m.py")])
     assert r.exit_code == 2
     assert "--to python writes the spec's own modules" in r.output and "--to torchscript" in r.output
