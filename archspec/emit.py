@@ -113,9 +113,11 @@ def _graph_module(root: nn.Module, g: fx.Graph, class_name: str) -> fx.GraphModu
 
 
 class _NoDefaultInit(TorchFunctionMode):
-    """While active, ``torch.nn.init``'s initialisers (``kaiming_uniform_``, ``uniform_``,
-    ...) leave their tensor as allocated: a module whose weights the ``init:`` policy draws
-    afterwards is built without drawing them first. Everything else runs as usual."""
+    """While active, the ``torch.nn.init`` initialisers that PyTorch lets a mode override
+    (``kaiming_uniform_``, ``uniform_``, ``normal_``, ``constant_``: what ``nn.Conv*``
+    resets with) leave their tensor as allocated, so a module whose weights the ``init:``
+    policy draws afterwards is built without drawing them first. Everything else runs as
+    usual (``zeros_`` or ``xavier_uniform_`` have no such hook: at worst a draw is spent)."""
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}

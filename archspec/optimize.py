@@ -228,7 +228,7 @@ def to_channels_last(model: Any) -> None:
     model.to(memory_format=torch.channels_last)
     g = model.graph
     for ph in [n for n in g.nodes if n.op == "placeholder"]:
-        if len(ph.meta.get("archspec", {}).get("shape") or ()) != 3:
+        if len(meta_shape(ph) or ()) != 3:
             continue
         with g.inserting_after(ph):
             cl = g.call_method("contiguous", (ph,), {"memory_format": torch.channels_last})
@@ -239,7 +239,7 @@ def to_channels_last(model: Any) -> None:
         else (result,)
     fixed = []
     for r in results:
-        shape = r.meta.get("archspec", {}).get("shape") if hasattr(r, "meta") else None
+        shape = meta_shape(r)
         if shape is not None and len(shape) == 3:
             with g.inserting_before(out):
                 r = g.call_method("contiguous", (r,))

@@ -209,6 +209,8 @@ def test_convs_the_policy_redraws_are_built_without_a_draw():
     torch.manual_seed(0)
     with _NoDefaultInit():
         conv = torch.nn.Conv2d(3, 8, 3)  # kaiming_uniform_ and uniform_ skipped: no random draw
-        assert torch.nn.init.zeros_(conv.bias) is conv.bias
+        conv.bias.data.fill_(1)  # a tensor method: runs as usual
+        torch.nn.init.uniform_(conv.bias, 2, 3)  # an initialiser a mode can override: skipped
+        assert torch.all(conv.bias == 1)
         assert torch.nn.init._calculate_fan_in_and_fan_out(conv.weight) == (27, 72)  # helpers still run
     assert torch.equal(torch.rand(3), want) and conv.weight.shape == (8, 3, 3, 3)
