@@ -22,6 +22,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,6 +121,75 @@ def runtime(rounds: int, size: int, batches: dict[str, int]) -> list[list[str]]:
         rows.append([f"eval forward, {LABEL[name]} b{batch}", *ratio_cells(t["archspec"], t["torchvision"])])
         rows.append([f'`optimize="inference"`, {LABEL[name]} b{batch}', *ratio_cells(t["optimized"], t["torchvision"])])
     return rows
+
+
+def inductor(rounds: int, size: int) -> list[list[str]]:
+    """Both models under ``torch.compile(fullgraph=True)`` with inductor, which on the CPU
+    generates C++ and needs a compiler: a row says so when it cannot run."""
+    import torch
+    from torch._dynamo.utils import counters
+    from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
+
+    from archspec.optimize import optimize
+
+    name, batch = "resnet18", 8
+    ref = torchvision_model(name)
+    ours = archspec_model(name, size)
+    ours.load_state_dict(ref.state_dict())
+    opt = archspec_model(name, size)
+    opt.load_state_dict(ref.state_dict())
+    opt = optimize(opt, "inference")
+    x = torch.randn(batch, 3, size, size)
+    fast_ref, fast_ours = torch.compile(ref, fullgraph=True), torch.compile(ours, fullgraph=True)
+
+    def step(m: Any) -> Callable[[], None]:
+        def run() -> None:
+            m.zero_grad(set_to_none=True)
+            m(x).sum().backward()
+        return run
+
+    def infer(m: Any) -> Callable[[], None]:
+        def run() -> None:
+            with torch.no_grad():
+                m(x)
+        return run
+
+    label = LABEL[name]
+
+    def compiled(fns: list[Callable[[], None]]) -> tuple[int, int]:
+        """Run each (compiling it): inductor's graph cache hits and misses meanwhile."""
+        hits, misses = counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"]
+        for fn in fns:
+            fn()
+        return counters["inductor"]["fxgraph_cache_hit"] - hits, counters["inductor"]["fxgraph_cache_miss"] - misses
+
+    # A cache of its own, empty: each graph is compiled for torchvision first, then for archspec,
+    # and a hit on archspec's says inductor was handed a graph it had already compiled.
+    with tempfile.TemporaryDirectory() as cache, temporary_cache_dir(cache):
+        try:
+            compiled([step(fast_ref)])
+        except Exception as e:  # noqa: BLE001 - any failure of inductor's toolchain is reported, not raised
+            return [[f"`torch.compile` (inductor) not measured: {type(e).__name__}: "
+                     f"{str(e).splitlines()[0][:120]}", "", "", ""]]
+        hits, misses = compiled([step(fast_ours)])
+        train = interleaved({"archspec": step(fast_ours), "torchvision": step(fast_ref), "eager": step(ref)}, rounds)
+        ref.eval()
+        ours.eval()
+        compiled([infer(fast_ref)])
+        more = compiled([infer(fast_ours)])
+        hits, misses = hits + more[0], misses + more[1]
+        evals = interleaved({"archspec": infer(fast_ours), "torchvision": infer(fast_ref), "eager": infer(ref),
+                             "optimized": infer(opt)}, rounds)
+    return [
+        [f"forward+backward, {label} b{batch}, both compiled (compiled torchvision / eager: "
+         f"{train['torchvision'] / train['eager']:.2f})", *ratio_cells(train["archspec"], train["torchvision"])],
+        [f"eval forward, {label} b{batch}, both compiled (compiled torchvision / eager: "
+         f"{evals['torchvision'] / evals['eager']:.2f})", *ratio_cells(evals["archspec"], evals["torchvision"])],
+        [f'`optimize="inference"` (eager) / compiled torchvision, {label} b{batch}',
+         *ratio_cells(evals["optimized"], evals["torchvision"])],
+        [f"archspec's graphs (forward, backward, eval forward) that inductor found already compiled for "
+         f"torchvision's: {hits} of {hits + misses}", "", "", ""],
+    ]
 
 
 def compile_time(rounds: int) -> list[list[str]]:
@@ -391,6 +461,9 @@ def main() -> None:
          "mode, torchvision's weights loaded into archspec's model.", runtime(args.rounds, args.size, batches)),
         ("Memory", "Peak resident memory one training step adds (activations, gradients, workspace), each model "
          "in a fresh process.", memory(args.size, 4)),
+        ("`torch.compile` with inductor", "Both models compiled with `torch.compile(fullgraph=True)` (inductor's "
+         "C++ kernels on the CPU), torchvision's weights in both; the eager `optimize=\"inference\"` model against "
+         "compiled torchvision.", inductor(args.rounds, args.size)),
         ("Compile time", "`archspec.compile(spec)` (YAML to an initialised GraphModule) against torchvision's "
          "constructor.", compile_time(args.rounds)),
         ("Checking without torch", "`check` never imports torch.", check_time(args.rounds)),
