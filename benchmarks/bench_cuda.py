@@ -4,7 +4,8 @@ Run on a machine with a CUDA GPU (one call, a few minutes):
 
     .venv/bin/python benchmarks/bench_cuda.py --write docs/performance-cuda.md
 
-and on the CPU as a smoke test of the script itself (tiny images, no torch.compile):
+and on the CPU as a smoke test of the script itself (tiny images, one round; ``--no-compile``
+leaves out the torch.compile rows, most of its minute):
 
     .venv/bin/python benchmarks/bench_cuda.py --device cpu --smoke
 
