@@ -59,9 +59,11 @@ class OneDNNConv2d(nn.Conv2d):
 
     def forward(self, input: Tensor, other: Tensor | None = None) -> Tensor:  # noqa: A002 - nn.Conv2d's name
         # Traced by torch.compile or torch.export, the plain convolution: fake tensors have no
-        # oneDNN kernel, and inductor picks its own.
+        # oneDNN kernel, and inductor picks its own. Under autocast too, which casts the plain
+        # convolution's operands (as it does nn.Conv2d's) and would pass the fused ops by.
         if torch.compiler.is_compiling() or input.device.type != "cpu" or input.dim() != 4 \
-                or input.dtype not in (torch.float32, torch.bfloat16) or self.weight.dtype != input.dtype:
+                or input.dtype not in (torch.float32, torch.bfloat16) or self.weight.dtype != input.dtype \
+                or torch.is_autocast_enabled("cpu"):
             return self._post(self._conv_forward(input, self.weight, self.bias), other)
         geometry = (list(_pair(self.padding)), [self.stride[0], self.stride[1]],
                     [self.dilation[0], self.dilation[1]], self.groups)

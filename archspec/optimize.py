@@ -19,7 +19,8 @@ the user, without changing the function the model computes (up to float rounding
   fresh tensor the add reads last.
   Each conv keeps its weight reordered into oneDNN's own layout, made on the first call
   rather than on every call. Moved off the CPU, the same graph runs plain convolutions
-  followed by the add and the relu: no op in it is CPU-only.
+  followed by the add and the relu: no op in it is CPU-only. Under ``torch.autocast``
+  the convs run plainly too, so autocast casts them as it does ``nn.Conv2d``.
 
 The result is in eval mode with frozen parameters; its ``state_dict`` is not the
 spec's (the folded batch norms are gone), so load weights before optimising

@@ -230,6 +230,20 @@ def test_onednn_conv_accumulates_into_the_other_operand(relu: bool):
         assert close(fast(x[0], other[0]), want[0])
 
 
+@pytest.mark.parametrize(("spec", "params"), [NARROW[0], NARROW[4]], ids=["resnet", "unet"])
+def test_inference_model_follows_autocast(spec: str, params: dict[str, Any]):
+    """Under CPU autocast the fused convs give way to the plain one, which autocast casts:
+    every output has the eval model's dtype (a U-Net ends in a conv) and bf16's accuracy."""
+    ref, opt = eval_and_optimised(SPECS / spec, params)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want, got = ref(x), opt(x)
+    assert want.dtype == got.dtype == torch.bfloat16
+    assert close(got.float(), want.float(), rel=0.05)
+    with torch.no_grad():  # and outside autocast, oneDNN's fp32 path again
+        assert opt(x).dtype == torch.float32 and close(opt(x), ref(x))
+
+
 FUSE_INTO = """
 archspec: 1
 name: t
