@@ -240,7 +240,7 @@ def test_inference_model_follows_autocast(spec: str, params: dict[str, Any]):
         want, got = ref(x), opt(x)
     assert want.dtype == got.dtype == torch.bfloat16
     assert close(got.float(), want.float(), rel=0.05)
-    with torch.no_grad():  # and outside autocast, oneDNN's fp32 path again
+    with torch.no_grad():  # and outside autocast, float32 and the eval model's outputs again
         assert opt(x).dtype == torch.float32 and close(opt(x), ref(x))
 
 
